@@ -1,0 +1,1 @@
+"""The command line, evaluation and benchmark scripts, and committed results."""

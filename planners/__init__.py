@@ -1,0 +1,1 @@
+"""LTLf engine, LTL-constrained and grounded plan decoding, and the Planner API."""

@@ -1,0 +1,9 @@
+"""Commands of ``planners`` for the ``robodecode`` CLI (see experiments/cli.py)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    """Add this package's commands to the top-level app and the ``bench`` group."""
