@@ -17,6 +17,9 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[bench,dist,dev]'
+	# openpi-client declares numpy<2 but works with numpy 2: install it without its pins.
+	$(BIN)/pip install -q --no-deps openpi-client==0.1.2
+	$(BIN)/pip install -q dm-tree msgpack pillow websockets
 	@touch $(STAMP)
 
 # MONA is the independent oracle of the LTLf engine's tests; install it when we can (root + apt).

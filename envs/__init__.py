@@ -1,6 +1,17 @@
-"""Gymnasium + MuJoCo tasks with language instructions, scripted experts, demo datasets,
-third-party adapters and symbolic planning domains.
+"""Simulated tasks, scripted experts, demo datasets and symbolic planning domains.
 
-``import envs`` registers the gymnasium ids in the ``robodecode`` namespace. This package
-imports nothing else of robodecode.
+Gymnasium + MuJoCo tasks with language instructions, third-party adapters (MetaWorld) and
+symbolic planning domains.
+
+``import envs`` registers the gymnasium ids in the ``robodecode`` namespace (registration only
+records entry points; nothing heavy is imported). This package imports nothing else of
+robodecode.
 """
+
+from envs import metaworld_tasks, tabletop
+from envs.experts import make_expert, register_expert
+
+tabletop.register_envs()
+metaworld_tasks.register_envs()
+
+__all__ = ["make_expert", "register_expert"]

@@ -1,3 +1,4 @@
-"""The Policy contract (openpi's ``infer(obs) -> {"actions": (H, D)}``), the chunk broker,
-rollouts and the policy server.
+"""Policies: the openpi contract, the chunk broker, rollouts and the policy server.
+
+A policy is ``infer(obs) -> {"actions": ndarray (H, D), ...}`` plus ``reset()``.
 """

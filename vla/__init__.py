@@ -1,3 +1,4 @@
-"""The VLA model: encoders, normalization, action tokenizer, backbone, four action heads,
-training and consistency distillation.
+"""The VLA model: one backbone, four action heads, training and consistency distillation.
+
+Encoders, normalization and the action tokenizer live here too.
 """

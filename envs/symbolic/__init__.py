@@ -1,0 +1,1 @@
+"""Symbolic planning domains (DroneNav, BlocksWorld): states, actions, task generators."""
