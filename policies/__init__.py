@@ -1,4 +1,16 @@
 """Policies: the openpi contract, the chunk broker, rollouts and the policy server.
 
-A policy is ``infer(obs) -> {"actions": ndarray (H, D), ...}`` plus ``reset()``.
+A policy is ``infer(obs) -> {"actions": ndarray (H, D), ...}`` plus ``reset()``;
+:class:`ChunkBroker` executes the first ``k`` actions of each chunk, :func:`rollout` runs one
+episode and returns an :class:`EpisodeRecord`.
 """
+
+from policies.base import ExpertPolicy, Policy, PolicyOutputError, RandomPolicy
+from policies.broker import ChunkBroker, ChunkStats
+from policies.decoder_spec import DecoderSpec, parse_decoder_spec
+from policies.rollout import EpisodeRecord, rollout
+
+__all__ = [
+    "ChunkBroker", "ChunkStats", "DecoderSpec", "EpisodeRecord", "ExpertPolicy", "Policy",
+    "PolicyOutputError", "RandomPolicy", "parse_decoder_spec", "rollout",
+]
