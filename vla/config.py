@@ -1,0 +1,168 @@
+"""`VLAConfig`: every hyperparameter of the VLA model, one documented dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+HEADS: tuple[str, ...] = ("ar", "diffusion", "flow", "oft")
+"""Action heads sharing one backbone: AR tokens, masked diffusion, flow matching, one-pass L1."""
+
+LANG_DIM = 384
+"""Width of the frozen MiniLM sentence embedding (all-MiniLM-L6-v2)."""
+
+
+@dataclass
+class VLAConfig:
+    """Hyperparameters of the VLA model; one instance is stored as ``config.json``.
+
+    The default size (d_model 128, 4 layers, ~1M parameters) trains to a useful policy on a
+    2-core CPU in minutes; see :func:`preset` for the larger ``gpu`` size.
+
+    Attributes:
+        head: Action head, one of ``ar``, ``diffusion``, ``flow``, ``oft``.
+        image_size: Side in pixels the camera images are resized to before the CNN.
+        cameras: Observation keys of the cameras, in token order (``image``, ``wrist_image``).
+        cnn_channels: Output channels of the CNN's stride-2 conv stages.
+        image_grid: Side of the pooled feature grid; each camera gives image_grid**2 tokens.
+        lang_tokens: Tokens the projected MiniLM embedding is split into.
+        d_model: Transformer width.
+        n_layers: Transformer blocks.
+        n_heads: Attention heads per block (must divide d_model).
+        mlp_ratio: Hidden width of each block's MLP as a multiple of d_model.
+        dropout: Dropout inside the blocks (0 keeps training exactly reproducible).
+        horizon: Actions per chunk (H).
+        action_dim: Action dimensions (D); taken from the data at training time.
+        state_dim: Proprioceptive state dimensions (S); taken from the data.
+        n_bins: Uniform bins per action dimension on [-1, 1] for the token heads (OpenVLA: 256).
+        flow_time_dist: Flow-matching training time law: ``beta`` (pi0's Beta(1.5, 1) on the
+            noise level, i.e. more weight near pure noise) or ``uniform``.
+        param_dtype: Storage dtype of ``model.safetensors`` weights (``float16`` or ``float32``).
+    """
+
+    head: str = "ar"
+    image_size: int = 64
+    cameras: tuple[str, ...] = ("image",)
+    cnn_channels: tuple[int, ...] = (32, 64, 96, 128)
+    image_grid: int = 4
+    lang_tokens: int = 1
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    mlp_ratio: int = 4
+    dropout: float = 0.0
+    horizon: int = 8
+    action_dim: int = 4
+    state_dim: int = 7
+    n_bins: int = 256
+    flow_time_dist: str = "beta"
+    param_dtype: str = "float16"
+
+    def __post_init__(self) -> None:
+        self.cameras = tuple(self.cameras)
+        self.cnn_channels = tuple(int(c) for c in self.cnn_channels)
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        positive = ("image_size", "image_grid", "lang_tokens", "d_model", "n_layers", "n_heads",
+                    "mlp_ratio", "horizon", "action_dim", "state_dim")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not self.cameras:
+            raise ValueError("cameras must name at least one camera key")
+        if not self.cnn_channels or min(self.cnn_channels) <= 0:
+            raise ValueError(f"cnn_channels must be positive ints, got {self.cnn_channels}")
+        if self.image_size % (2 ** len(self.cnn_channels)) != 0:
+            raise ValueError(f"image_size={self.image_size} must be divisible by "
+                             f"2**len(cnn_channels)={2 ** len(self.cnn_channels)}")
+        if self.image_size // 2 ** len(self.cnn_channels) < self.image_grid:
+            raise ValueError(f"image_grid={self.image_grid} exceeds the CNN's feature map")
+        if self.d_model % self.n_heads != 0:
+            raise ValueError(f"n_heads={self.n_heads} must divide d_model={self.d_model}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 2 <= self.n_bins <= 65536:
+            raise ValueError(f"n_bins must be in [2, 65536], got {self.n_bins}")
+        if self.flow_time_dist not in ("beta", "uniform"):
+            raise ValueError(f"flow_time_dist must be 'beta' or 'uniform', got "
+                             f"{self.flow_time_dist!r}")
+        if self.param_dtype not in ("float16", "float32"):
+            raise ValueError(f"param_dtype must be 'float16' or 'float32', got "
+                             f"{self.param_dtype!r}")
+
+    @property
+    def n_image_tokens(self) -> int:
+        """Image tokens over all cameras."""
+        return len(self.cameras) * self.image_grid ** 2
+
+    @property
+    def prefix_len(self) -> int:
+        """Observation prefix length: image tokens, language tokens, one state token."""
+        return self.n_image_tokens + self.lang_tokens + 1
+
+    @property
+    def n_action_tokens(self) -> int:
+        """Action tokens of one chunk for the token heads (H x D)."""
+        return self.horizon * self.action_dim
+
+    @property
+    def bos_id(self) -> int:
+        """Input id of the AR head's begin-of-chunk token (one past the bins)."""
+        return self.n_bins
+
+    @property
+    def mask_id(self) -> int:
+        """Input id of the diffusion head's ``[MASK]`` token (one past the bins)."""
+        return self.n_bins
+
+    @property
+    def max_positions(self) -> int:
+        """Length of the learned position table: prefix plus the longest action sequence."""
+        return self.prefix_len + self.n_action_tokens + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict of the fields."""
+        out = dataclasses.asdict(self)
+        out["cameras"] = list(self.cameras)
+        out["cnn_channels"] = list(self.cnn_channels)
+        return out
+
+    def to_json(self) -> str:
+        """The config as indented JSON text."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VLAConfig:
+        """Build a config from a dict, rejecting unknown keys by name.
+
+        Raises:
+            ValueError: If a key is not a field of ``VLAConfig`` or a value is invalid.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown VLAConfig fields {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": {},
+    "tiny": {"image_size": 32, "cnn_channels": (8, 16), "image_grid": 2, "d_model": 32,
+             "n_layers": 2, "n_heads": 2, "mlp_ratio": 2, "horizon": 4},
+    "gpu": {"image_size": 128, "cnn_channels": (32, 64, 128, 192, 256), "image_grid": 4,
+            "lang_tokens": 2, "d_model": 384, "n_layers": 8, "n_heads": 6, "horizon": 8},
+}
+
+
+def preset(name: str, **overrides: Any) -> VLAConfig:
+    """A named size (``cpu`` default, ``tiny`` for tests, ``gpu``) with field overrides.
+
+    Raises:
+        ValueError: If ``name`` is not a known preset.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known: {sorted(PRESETS)}")
+    return VLAConfig(**{**PRESETS[name], **overrides})
