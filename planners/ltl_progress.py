@@ -1,0 +1,302 @@
+"""LTLf formula progression over letters, with obligations kept in a canonical DNF.
+
+Usage: ``p = Progressor(["a", "b"]); p.step(initial_state(nnf(parse("a U b")))[0], 0b10)``
+
+A *state* is a pair ``(dnf, may_end)``: the rest of the trace (if any) must satisfy the
+positive Boolean combination ``dnf`` of elementary subformulas, and ``may_end`` says
+whether the trace may stop now. This is exact because every progressed formula is a
+Boolean combination of ``X psi`` and ``WX psi``, and those collapse into one such pair
+(``X a & WX b == X(a & b)``, ``X a | WX b == WX(a | b)``). ``dnf`` is a frozenset of
+terms, each a frozenset of elementary nodes (atoms, negated atoms, X, WX, F, G, U, R),
+with subsumed terms removed and terms holding ``p`` and ``!p`` dropped, so syntactically
+different but equal obligations usually coincide; minimization merges the rest.
+Letters are bit masks over the progressor's atom order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from planners.ltl_syntax import Node, make
+
+DNF = frozenset  # frozenset[frozenset[Node]]
+State = tuple  # (DNF, bool)
+
+TRUE, FALSE = make("true"), make("false")
+DNF_TRUE: DNF = frozenset((frozenset(),))
+DNF_FALSE: DNF = frozenset()
+ACCEPT_ALL: State = (DNF_TRUE, True)  # WX true: anything, including stopping
+REJECT_ALL: State = (DNF_FALSE, False)  # X false: nothing
+
+
+def mk_and(args: Iterable[Node]) -> Node:
+    """Flattened, deduplicated, sorted conjunction with constants and ``p & !p`` folded."""
+    return _mk_junction("&", args, unit=TRUE, zero=FALSE)
+
+
+def mk_or(args: Iterable[Node]) -> Node:
+    """Flattened, deduplicated, sorted disjunction with constants and ``p | !p`` folded."""
+    return _mk_junction("|", args, unit=FALSE, zero=TRUE)
+
+
+def _mk_junction(op: str, args: Iterable[Node], unit: Node, zero: Node) -> Node:
+    flat: set[Node] = set()
+    for a in args:
+        if a is zero:
+            return zero
+        if a.op == op:
+            flat.update(a.args)
+        elif a is not unit:
+            flat.add(a)
+    pos = {a.name for a in flat if a.op == "atom"}
+    if any(a.op == "natom" and a.name in pos for a in flat):
+        return zero
+    if not flat:
+        return unit
+    if len(flat) == 1:
+        return next(iter(flat))
+    return make(op, *sorted(flat, key=lambda n: n.uid))
+
+
+def _mk_temporal(op: str, *args: Node) -> Node:
+    """Build a temporal node, folding the constant cases that are exact on finite traces."""
+    a = args[0]
+    if op in ("F", "G") and (a.op in ("true", "false") or a.op == op):
+        return a  # F true = true, G false = false, F F a = F a, ...
+    if (op, a.op) in (("X", "false"), ("WX", "true")):
+        return a
+    if op in ("U", "R"):
+        left, right = args
+        if right.op in ("true", "false"):
+            return right  # a U true = true, a U false = false, a R true/false likewise
+        if (op, left.op) in (("U", "false"), ("R", "true")):
+            return right
+    return make(op, *args)
+
+
+def nnf(node: Node, negate: bool = False) -> Node:
+    """Negation normal form of ``node`` (negated if ``negate``): ``!`` only on atoms.
+
+    ``->``, ``<->`` and ``W`` are rewritten (``a W b == b R (a | b)``); ``&``/``|`` become
+    n-ary and canonical via :func:`mk_and`/:func:`mk_or`.
+    """
+    key = ("nnf", negate)
+    done = node.cache.get(key)
+    if done is not None:
+        return done
+    op, args = node.op, node.args
+    if op in ("true", "false"):
+        out = make("false" if (op == "true") == negate else "true")
+    elif op == "atom":
+        out = make("natom" if negate else "atom", name=node.name)
+    elif op == "!":
+        out = nnf(args[0], not negate)
+    elif op in ("&", "|"):
+        conj = (op == "&") != negate
+        out = (mk_and if conj else mk_or)(nnf(a, negate) for a in args)
+    elif op == "->":
+        out = nnf(make("|", make("!", args[0]), args[1]), negate)
+    elif op == "<->":
+        a, b = args
+        same = mk_or([mk_and([nnf(a), nnf(b)]), mk_and([nnf(a, True), nnf(b, True)])])
+        diff = mk_or([mk_and([nnf(a), nnf(b, True)]), mk_and([nnf(a, True), nnf(b)])])
+        out = diff if negate else same
+    elif op in ("X", "WX", "F", "G"):
+        dual = {"X": "WX", "WX": "X", "F": "G", "G": "F"}[op]
+        out = _mk_temporal(dual if negate else op, nnf(args[0], negate))
+    elif op in ("U", "R"):
+        dual = "R" if op == "U" else "U"
+        out = _mk_temporal(dual if negate else op, nnf(args[0], negate), nnf(args[1], negate))
+    elif op == "W":
+        a, b = args
+        if negate:  # !(a W b) == !b U (!a & !b)
+            out = _mk_temporal("U", nnf(b, True), mk_and([nnf(a, True), nnf(b, True)]))
+        else:
+            out = _mk_temporal("R", nnf(b), mk_or([nnf(a), nnf(b)]))
+    else:
+        raise ValueError(f"unknown operator {op!r}")
+    node.cache[key] = out
+    return out
+
+
+def dnf_or(a: DNF, b: DNF) -> DNF:
+    """Disjunction of two DNFs with subsumed terms removed."""
+    if not a:
+        return b
+    if not b or a == b:
+        return a
+    return _absorb(a | b)
+
+
+def dnf_and(a: DNF, b: DNF) -> DNF:
+    """Conjunction of two DNFs (distributed), contradictory and subsumed terms removed."""
+    if not a or not b:
+        return DNF_FALSE
+    if a == DNF_TRUE:
+        return b
+    if b == DNF_TRUE:
+        return a
+    terms = {s | t for s in a for t in b}
+    return _absorb(t for t in terms if not _contradictory(t))
+
+
+def _contradictory(term: frozenset[Node]) -> bool:
+    pos = neg = None
+    for e in term:
+        if e.op == "atom":
+            pos = {e.name} if pos is None else pos | {e.name}
+        elif e.op == "natom":
+            neg = {e.name} if neg is None else neg | {e.name}
+    return pos is not None and neg is not None and not pos.isdisjoint(neg)
+
+
+def _absorb(terms: Iterable[frozenset[Node]]) -> DNF:
+    kept: list[frozenset[Node]] = []
+    for t in sorted(set(terms), key=len):
+        if not any(k <= t for k in kept):
+            kept.append(t)
+    return frozenset(kept)
+
+
+def dnf(node: Node) -> DNF:
+    """DNF of an NNF node over its elementary subformulas (cached on the node)."""
+    done = node.cache.get("dnf")
+    if done is not None:
+        return done
+    if node.op == "true":
+        out = DNF_TRUE
+    elif node.op == "false":
+        out = DNF_FALSE
+    elif node.op in ("&", "|"):
+        join = dnf_and if node.op == "&" else dnf_or
+        out = DNF_TRUE if node.op == "&" else DNF_FALSE
+        for a in node.args:
+            out = join(out, dnf(a))
+    else:
+        out = frozenset((frozenset((node,)),))
+    node.cache["dnf"] = out
+    return out
+
+
+def from_dnf(terms: DNF) -> Node:
+    """The NNF node of a DNF (terms and elements in canonical order)."""
+    return mk_or(mk_and(t) for t in terms)
+
+
+def initial_state(root: Node) -> State:
+    """The state before any letter: ``X root`` (the trace must have a first letter)."""
+    return (dnf(root), False)
+
+
+def _and(x: State, y: State) -> State:
+    return (dnf_and(x[0], y[0]), x[1] and y[1])
+
+
+def _or(x: State, y: State) -> State:
+    return (dnf_or(x[0], y[0]), x[1] or y[1])
+
+
+class Progressor:
+    """Progress states over letters given as bit masks, memoizing per (node, relevant bits).
+
+    Args:
+        atoms: Atom order; bit ``i`` of a letter mask is ``atoms[i]``. Atoms of a formula
+            missing from this list are false in every letter.
+    """
+
+    def __init__(self, atoms: Sequence[str]):
+        self.atoms = tuple(atoms)
+        self.bit = {a: 1 << i for i, a in enumerate(self.atoms)}
+        self._masks: dict[Node, int] = {}
+        self._memo: dict[tuple[Node, int], State] = {}
+        self._term_masks: dict[frozenset[Node], int] = {}
+        self._term_memo: dict[tuple[frozenset[Node], int], State] = {}
+        self._join_memo: dict[tuple[bool, State, State], State] = {}
+
+    def letter_mask(self, letter: Iterable[str]) -> int:
+        """Bit mask of a letter (atoms unknown to this progressor are ignored)."""
+        bit = self.bit
+        return sum(bit[a] for a in letter if a in bit)
+
+    def mask(self, node: Node) -> int:
+        """Bits of the atoms occurring in ``node``."""
+        m = self._masks.get(node)
+        if m is None:
+            m = self._masks[node] = self.letter_mask(node.atoms)
+        return m
+
+    def state_mask(self, terms: DNF) -> int:
+        """Bits a state's successor depends on."""
+        m = 0
+        for t in terms:
+            for e in t:
+                m |= self.mask(e)
+        return m
+
+    def step(self, terms: DNF, letter: int) -> State:
+        """The state after reading ``letter`` when the rest must satisfy ``terms``."""
+        out = REJECT_ALL
+        for t in terms:
+            out = self.join(False, out, self.term(t, letter))
+            if out == ACCEPT_ALL:
+                break
+        return out
+
+    def term(self, term: frozenset[Node], letter: int) -> State:
+        """Progress one conjunction of elementary nodes (memoized on its relevant bits)."""
+        m = self._term_masks.get(term)
+        if m is None:
+            m = self._term_masks[term] = self.state_mask(frozenset((term,)))
+        key = (term, letter & m)
+        out = self._term_memo.get(key)
+        if out is None:
+            out = ACCEPT_ALL
+            for e in sorted(term, key=lambda n: n.uid):
+                out = self.join(True, out, self.node(e, letter))
+                if out == REJECT_ALL:
+                    break
+            self._term_memo[key] = out
+        return out
+
+    def join(self, conj: bool, x: State, y: State) -> State:
+        """Memoized conjunction (``conj``) or disjunction of two states."""
+        key = (conj, x, y)
+        out = self._join_memo.get(key)
+        if out is None:
+            out = self._join_memo[key] = (_and if conj else _or)(x, y)
+        return out
+
+    def node(self, node: Node, letter: int) -> State:
+        """Progress an NNF node over ``letter`` (memoized on the letter's relevant bits)."""
+        key = (node, letter & self.mask(node))
+        done = self._memo.get(key)
+        if done is not None:
+            return done
+        op, args = node.op, node.args
+        me = frozenset((frozenset((node,)),))
+        if op in ("true", "false"):
+            out = ACCEPT_ALL if op == "true" else REJECT_ALL
+        elif op in ("atom", "natom"):
+            out = ACCEPT_ALL if bool(letter & self.bit.get(node.name, 0)) == (op == "atom") \
+                else REJECT_ALL
+        elif op == "&" or op == "|":
+            join = _and if op == "&" else _or
+            out = ACCEPT_ALL if op == "&" else REJECT_ALL
+            for a in args:
+                out = join(out, self.node(a, letter))
+        elif op in ("X", "WX"):
+            out = (dnf(args[0]), op == "WX")
+        elif op == "F":
+            out = _or(self.node(args[0], letter), (me, False))
+        elif op == "G":
+            out = _and(self.node(args[0], letter), (me, True))
+        elif op == "U":
+            out = _or(self.node(args[1], letter),
+                      _and(self.node(args[0], letter), (me, False)))
+        elif op == "R":
+            out = _and(self.node(args[1], letter),
+                       _or(self.node(args[0], letter), (me, True)))
+        else:
+            raise ValueError(f"not in negation normal form: {op!r}")
+        self._memo[key] = out
+        return out
