@@ -2,8 +2,85 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+DEFAULT_ENV = "robodecode/TabletopPickPlace-v0"
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Add the evaluation and comparison commands to the top-level app."""
+
+    @app.command("eval")
+    def eval_command(
+        policy: Annotated[str, typer.Option(help="expert, random, a VLA checkpoint folder (or "
+                                            "checkpoint set), or module:factory.")],
+        decoder: Annotated[str | None, typer.Option(
+            help="Decoder spec for checkpoints: ar, jacobi, jacobi+ee, cjacobi+ee, diffusion@T, "
+                 "flow@K[:heun], oft.")] = None,
+        env: Annotated[str, typer.Option(help="Gymnasium env id.")] = DEFAULT_ENV,
+        episodes: Annotated[int, typer.Option(help="Number of episodes N.")] = 50,
+        seed: Annotated[int, typer.Option(help="First seed S; episode i uses S+i.")] = 0,
+        split: Annotated[str, typer.Option(help="Instructions: train or heldout.")] = "train",
+        workers: Annotated[int, typer.Option(help="Env worker processes (spawn).")] = 1,
+        threads: Annotated[int, typer.Option(help="Torch threads per worker.")] = 1,
+        videos: Annotated[int, typer.Option(help="mp4 videos of the first K episodes.")] = 0,
+        latency: Annotated[str | None, typer.Option(
+            help="Latency-aware mode: 'measured' or a fixed latency in ms.")] = None,
+        k: Annotated[int | None, typer.Option(
+            help="Actions executed per chunk (default: the whole chunk).")] = None,
+        ensemble: Annotated[float | None, typer.Option(
+            help="ACT temporal-ensembling rate m (off by default; use with --k 1).")] = None,
+        max_steps: Annotated[int | None, typer.Option(
+            help="Step cap per episode (default: the env's time limit).")] = None,
+        out: Annotated[Path | None, typer.Option(
+            help="Output folder (default: scratch/eval/<env>/<policy>[-<decoder>]...).")] = None,
+        resume: Annotated[bool, typer.Option(
+            help="Skip episodes already recorded in --out.")] = False,
+        progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    ) -> None:
+        """Evaluate a policy's success rate on seeded episodes.
+
+        Writes episodes.jsonl (one line per finished episode), eval_info.json (LeRobot's keys,
+        the 95% Wilson interval, passes and ms per chunk, Hz, provenance) and videos/.
+        """
+        from experiments.evaluate import EvalConfig, evaluate
+
+        if out is None:
+            tag = Path(policy).name if policy not in ("expert", "random") else policy
+            tag += f"-{decoder}" if decoder else ""
+            tag += f"-{split}" if split != "train" else ""
+            tag += f"-latency{latency}" if latency else ""
+            out = Path("scratch") / "eval" / env.split("/")[-1].split(":")[-1] / tag
+        try:
+            config = EvalConfig(policy=policy, env_id=env, decoder=decoder, episodes=episodes,
+                                seed=seed, split=split, workers=workers, threads=threads,
+                                videos=videos, latency=latency, k=k, ensemble_decay=ensemble,
+                                max_steps=max_steps)
+            summary = evaluate(config, out, resume=resume, progress=progress)
+        except ValueError as err:
+            _fail(str(err).replace("\n", " "))
+            return
+        typer.echo(format_summary(summary))
+        typer.echo(f"wrote {out / 'eval_info.json'}")
+
+
+def format_summary(summary: dict) -> str:
+    """One line: success with its Wilson interval, passes, ms and Hz per chunk."""
+
+    def num(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    name = summary["policy"] + (f" {summary['decoder']}" if summary["decoder"] else "")
+    return (f"{summary['env_id']} {name}: success {summary['pc_success']:.1f}% "
+            f"[{summary['ci_low']:.1f}, {summary['ci_high']:.1f}] over {summary['episodes']} "
+            f"episodes; passes/chunk {num(summary['nfe_per_chunk'], '.2f')}; "
+            f"ms/chunk {num(summary['ms_per_chunk'], '.2f')}; Hz {num(summary['hz'], '.1f')}; "
+            f"k {summary['k']}; {summary['eval_s']:.1f} s")

@@ -8,6 +8,8 @@ workers.
 
 from __future__ import annotations
 
+import os
+
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -81,3 +83,33 @@ class FakeReachExpert:
 if ENV_ID not in gym.registry:
     gym.register(ENV_ID, entry_point=FakeReachEnv, max_episode_steps=MAX_STEPS)
 register_expert(FakeReachEnv, FakeReachExpert)
+
+
+class _NaNPolicy:
+    def infer(self, obs: dict) -> dict:
+        return {"actions": np.full((2, 4), np.nan, np.float32)}
+
+    def reset(self, *, seed: int | None = None) -> None:
+        """Nothing to forget."""
+
+
+def nan_policy(env: gym.Env) -> _NaNPolicy:
+    """Policy factory (``fake_reach_env:nan_policy``) whose chunks are all NaN."""
+    return _NaNPolicy()
+
+
+class _CrashingExpert:
+    def __init__(self, env: gym.Env) -> None:
+        self.expert = FakeReachExpert(env.unwrapped)
+
+    def infer(self, obs: dict) -> dict:
+        return {"actions": self.expert.act(obs)[None]}
+
+    def reset(self, *, seed: int | None = None) -> None:
+        if str(seed) == os.environ.get("FAKE_REACH_CRASH_SEED"):
+            raise RuntimeError(f"simulated crash at seed {seed}")
+
+
+def crashing_expert(env: gym.Env) -> _CrashingExpert:
+    """The expert, but ``reset`` raises at the seed in ``$FAKE_REACH_CRASH_SEED`` (a crash)."""
+    return _CrashingExpert(env)

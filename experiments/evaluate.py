@@ -1,0 +1,344 @@
+"""Success-rate evaluation: N seeded episodes in parallel workers, resumable, with a summary.
+
+Usage: robodecode eval --policy expert --env robodecode/TabletopPickPlace-v0 --episodes 50
+
+Episode ``i`` uses seed ``seed + i``. Every finished episode is appended as one JSON line to
+``episodes.jsonl`` (a single ``write`` + ``fsync``), so a crash loses at most the episodes in
+flight and ``resume=True`` skips every episode already recorded. The summary ``eval_info.json``
+carries LeRobot's keys (``pc_success``, ``avg_sum_reward``, ``avg_max_reward``, ``eval_s``,
+``per_episode``) plus the 95% Wilson interval, passes and ms per chunk, Hz and provenance.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import json
+import multiprocessing
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from experiments.eval_summary import summarize, write_video
+
+EPISODES_FILE = "episodes.jsonl"
+CONFIG_FILE = "config.json"
+SUMMARY_FILE = "eval_info.json"
+DEFAULT_ENV = "robodecode/TabletopPickPlace-v0"
+BUILTIN_POLICIES = ("expert", "random")
+# Fields that must match for --resume to continue a run (the rest may change between calls).
+_RUN_IDENTITY = ("policy", "decoder", "env_id", "seed", "split", "latency", "k",
+                 "ensemble_decay", "max_steps", "expert_noise")
+
+
+@dataclass
+class EvalConfig:
+    """What to evaluate and how.
+
+    Attributes:
+        policy: ``expert``, ``random``, a VLA checkpoint folder, or ``module:factory`` where
+            ``factory(env)`` returns a :class:`~policies.base.Policy`.
+        env_id: A registered gymnasium id (``module:id`` imports ``module`` first).
+        decoder: Decoder spec (``ar``, ``cjacobi+ee``, ``flow@10``, ...); checkpoints only.
+        episodes: Number of episodes N; episode ``i`` uses seed ``seed + i``.
+        seed: First seed S.
+        split: Instruction split, ``train`` or ``heldout``.
+        workers: Env worker processes (spawn); 1 runs in this process.
+        threads: Torch threads per worker.
+        videos: Record mp4 videos of the first ``videos`` episodes.
+        latency: ``None``, ``"measured"`` or fixed milliseconds (latency-aware mode).
+        k: Actions executed per chunk; ``None`` executes whole chunks.
+        ensemble_decay: ACT temporal-ensembling rate; ``None`` disables ensembling.
+        max_steps: Step cap per episode; ``None`` uses the env's time limit.
+        expert_noise: Action noise of the expert policy.
+    """
+
+    policy: str
+    env_id: str = DEFAULT_ENV
+    decoder: str | None = None
+    episodes: int = 50
+    seed: int = 0
+    split: str = "train"
+    workers: int = 1
+    threads: int = 1
+    videos: int = 0
+    latency: str | float | None = None
+    k: int | None = None
+    ensemble_decay: float | None = None
+    max_steps: int | None = None
+    expert_noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("episodes", "workers", "threads"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        if self.videos < 0:
+            raise ValueError(f"videos must be >= 0, got {self.videos}")
+        if self.split not in ("train", "heldout"):
+            raise ValueError(f"split must be 'train' or 'heldout', got {self.split!r}")
+        self.latency = parse_latency(self.latency)
+        if self.k is not None and self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+
+
+def parse_latency(value: str | float | None) -> str | float | None:
+    """``None``/``"none"`` -> None, ``"measured"`` -> ``"measured"``, ``"120"`` -> 120.0 (ms).
+
+    Raises:
+        ValueError: For anything else.
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    if isinstance(value, str) and value.strip().lower() == "measured":
+        return "measured"
+    try:
+        ms = float(value)
+    except (TypeError, ValueError):
+        ms = float("nan")
+    if not ms >= 0:
+        raise ValueError(f"latency must be 'measured' or milliseconds >= 0, got {value!r}")
+    return ms
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise a one-line ``ValueError`` naming the valid ids if ``env_id`` is not registered."""
+    import gymnasium as gym
+
+    import envs  # noqa: F401 - registers the robodecode ids
+
+    name = env_id
+    if ":" in env_id:
+        module, name = env_id.split(":", 1)
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ValueError(f"env id {env_id!r}: cannot import {module!r} ({err})") from None
+    if name not in gym.registry:
+        known = sorted(i for i in gym.registry if i.startswith("robodecode/"))
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown env id {env_id!r}{hint}; valid ids: {', '.join(known)}")
+
+
+def check_policy(config: EvalConfig) -> None:
+    """Validate ``config.policy`` and ``config.decoder`` before any worker starts.
+
+    Raises:
+        ValueError: One line naming the valid choices.
+    """
+    from policies.decoder_spec import parse_decoder_spec
+
+    choices = "'expert', 'random', a checkpoint folder or module:factory"
+    if config.policy in BUILTIN_POLICIES:
+        if config.decoder is not None:
+            raise ValueError(f"--decoder applies to checkpoints, not to the {config.policy} policy")
+        return
+    if Path(config.policy).exists():
+        if config.decoder is None:
+            raise ValueError("--decoder is required with a checkpoint (ar, cjacobi+ee, flow@10...)")
+        parse_decoder_spec(config.decoder)
+        from policies.vla_policy import resolve_checkpoint
+
+        resolve_checkpoint(config.policy, config.decoder)
+        return
+    if ":" in config.policy:
+        _load_factory(config.policy)
+        return
+    raise ValueError(f"policy {config.policy!r}: no such checkpoint path; use {choices}")
+
+
+def _load_factory(text: str) -> Any:
+    module, _, attr = text.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"policy factory {text!r} cannot be loaded: {err}") from None
+    if not callable(factory):
+        raise ValueError(f"policy factory {text!r} is not callable")
+    return factory
+
+
+def make_policy(config: EvalConfig, env: Any) -> Any:
+    """Build the policy named by ``config.policy`` for ``env``."""
+    from policies.base import ExpertPolicy, RandomPolicy
+
+    if config.policy == "expert":
+        return ExpertPolicy(env, noise=config.expert_noise)
+    if config.policy == "random":
+        return RandomPolicy(env.action_space, horizon=config.k or 1, seed=config.seed)
+    if ":" in config.policy and not Path(config.policy).exists():
+        return _load_factory(config.policy)(env)
+    from policies.vla_policy import VLAPolicy
+
+    return VLAPolicy(config.policy, config.decoder)
+
+
+# ---------------------------------------------------------------------------- worker side
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(config: dict[str, Any], out: str) -> None:
+    """Per-process setup: headless MuJoCo, fixed torch threads, one env and one policy."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    cfg = EvalConfig(**config)
+    _set_threads(cfg)
+    import gymnasium as gym
+
+    import envs  # noqa: F401 - registers the robodecode ids
+
+    env = gym.make(cfg.env_id, split=cfg.split,
+                   render_mode="rgb_array" if cfg.videos > 0 else None)
+    _WORKER.clear()
+    _WORKER.update(config=cfg, out=Path(out), env=env, policy=make_policy(cfg, env), warm=False)
+
+
+def _set_threads(cfg: EvalConfig) -> None:
+    if "torch" in sys.modules or cfg.policy not in BUILTIN_POLICIES:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+
+
+def _run_episode(index: int) -> dict[str, Any]:
+    """Run episode ``index`` in this worker; returns its JSON record."""
+    from policies.rollout import rollout
+
+    cfg, env, policy = _WORKER["config"], _WORKER["env"], _WORKER["policy"]
+    seed = cfg.seed + index
+    if not _WORKER["warm"]:  # one untimed call so lazy initialisation is not counted
+        obs, _ = env.reset(seed=seed)
+        policy.reset(seed=seed)
+        policy.infer(obs)
+        _WORKER["warm"] = True
+    tic = time.perf_counter()
+    record = rollout(env, policy, seed, k=cfg.k, ensemble_decay=cfg.ensemble_decay,
+                     latency=cfg.latency, max_steps=cfg.max_steps, video=index < cfg.videos)
+    data = {"episode": index, **record.to_dict(), "episode_s": time.perf_counter() - tic,
+            "pid": os.getpid()}
+    if record.frames:
+        fps = env.metadata.get("render_fps") or 1.0 / _control_dt_or(env, 0.1)
+        data["video"] = str(write_video(_WORKER["out"] / "videos" / f"episode_{index:04d}.mp4",
+                                        record.frames, fps=fps))
+    return data
+
+
+def _control_dt_or(env: Any, default: float) -> float:
+    from policies.rollout import control_dt
+
+    try:
+        return control_dt(env)
+    except ValueError:
+        return default
+
+
+# ------------------------------------------------------------------------------ main side
+def load_records(out: str | Path) -> dict[int, dict[str, Any]]:
+    """Finished episodes recorded in ``out/episodes.jsonl`` by index (unreadable lines skipped)."""
+    path = Path(out) / EPISODES_FILE
+    records: dict[int, dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+                records[int(record["episode"])] = record
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+    return records
+
+
+def _repair_tail(path: Path) -> None:
+    """Cut a torn last line (no trailing newline) so the next append starts a fresh line."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
+def _prepare_out(config: EvalConfig, out: Path, resume: bool) -> dict[int, dict[str, Any]]:
+    from experiments.provenance import write_json_atomic
+
+    _repair_tail(out / EPISODES_FILE)
+    done = load_records(out)
+    saved = out / CONFIG_FILE
+    if done and not resume:
+        raise ValueError(f"{out} already holds {len(done)} episodes; pass --resume to continue "
+                         "that run or choose another --out")
+    if resume and saved.exists():
+        old = json.loads(saved.read_text())
+        diff = [f for f in _RUN_IDENTITY if old.get(f) != asdict(config).get(f)]
+        if diff:
+            raise ValueError(f"cannot resume {out}: it was run with different {', '.join(diff)}")
+    write_json_atomic(saved, asdict(config))
+    return done
+
+
+def evaluate(config: EvalConfig, out: str | Path, *, resume: bool = False,
+             progress: bool = True) -> dict[str, Any]:
+    """Run (or finish) an evaluation and write ``episodes.jsonl`` and ``eval_info.json``.
+
+    Args:
+        config: What to evaluate.
+        out: Output folder.
+        resume: Skip episodes already recorded in ``out`` (the run's identity must match).
+        progress: Show a tqdm progress bar on stderr.
+
+    Returns:
+        The summary dict (also written to ``out/eval_info.json``).
+
+    Raises:
+        ValueError: Unknown env id, decoder spec, checkpoint or policy, or a non-resumable
+            output folder.
+    """
+    from tqdm import tqdm
+
+    from experiments.provenance import append_jsonl_atomic, write_json_atomic
+
+    check_env_id(config.env_id)
+    check_policy(config)
+    out = Path(out)
+    done = _prepare_out(config, out, resume)
+    todo = [i for i in range(config.episodes) if i not in done]
+    tic = time.perf_counter()
+    bar = tqdm(total=config.episodes, initial=config.episodes - len(todo), disable=not progress,
+               desc=f"eval {config.policy if config.decoder is None else config.decoder}",
+               unit="ep", file=sys.stderr)
+    successes = sum(bool(done[i]["success"]) for i in range(config.episodes) if i in done)
+    for record in _run_all(config, out, todo):
+        append_jsonl_atomic(out / EPISODES_FILE, record)
+        done[record["episode"]] = record
+        successes += bool(record["success"])
+        bar.update(1)
+        bar.set_postfix(success=f"{successes}/{bar.n}")
+    bar.close()
+    summary = summarize(config, [done[i] for i in range(config.episodes)],
+                        eval_s=time.perf_counter() - tic, resumed=config.episodes - len(todo))
+    write_json_atomic(out / SUMMARY_FILE, summary)
+    return summary
+
+
+def _run_all(config: EvalConfig, out: Path, todo: list[int]):
+    """Yield episode records as they finish, in this process or in spawned workers."""
+    if not todo:
+        return
+    cfg = asdict(config)
+    if config.workers == 1:
+        _init_worker(cfg, str(out))
+        try:
+            for index in todo:
+                yield _run_episode(index)
+        finally:
+            _WORKER["env"].close()
+            _WORKER.clear()
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(min(config.workers, len(todo)), initializer=_init_worker,
+                  initargs=(cfg, str(out))) as pool:
+        yield from pool.imap_unordered(_run_episode, todo, chunksize=1)

@@ -1,0 +1,107 @@
+"""The VLA behind the policy contract: one checkpoint, one decoder spec.
+
+Usage: ``VLAPolicy("scratch/ckpt/ar", "jacobi+ee").infer(obs)["actions"]`` -> (H, D)
+
+``checkpoint`` is either one model folder (``config.json`` + ``model.safetensors``, as written
+by ``robodecode train``) or a *checkpoint set*: a folder holding one model folder per head,
+named ``ar``, ``diffusion``, ``flow``, ``oft``, plus ``cjacobi`` for the consistency-distilled
+AR head. With a set, the spec picks the folder (``cjacobi+ee`` -> ``<set>/cjacobi``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policies.base import Policy
+from policies.decoder_spec import DecoderSpec, parse_decoder_spec
+
+CONFIG_FILE = "config.json"
+
+
+def _set_folder(spec: DecoderSpec) -> str:
+    """Folder name inside a checkpoint set for ``spec``."""
+    return "cjacobi" if spec.distilled else spec.head
+
+
+def resolve_checkpoint(checkpoint: str | Path, decoder: str | DecoderSpec) -> Path:
+    """Find the model folder that serves ``decoder`` in ``checkpoint``.
+
+    Raises:
+        ValueError: One line naming what exists, if no suitable folder is there.
+    """
+    spec = parse_decoder_spec(decoder) if isinstance(decoder, str) else decoder
+    root = Path(checkpoint)
+    if not root.is_dir():
+        raise ValueError(f"checkpoint {str(root)!r} is not a folder; pass a model folder or a "
+                         "checkpoint set (ar/, diffusion/, flow/, oft/, cjacobi/)")
+    if (root / CONFIG_FILE).is_file():
+        return root
+    folder = root / _set_folder(spec)
+    if (folder / CONFIG_FILE).is_file():
+        return folder
+    found = sorted(p.name for p in root.iterdir() if (p / CONFIG_FILE).is_file())
+    raise ValueError(f"checkpoint {str(root)!r} has no {_set_folder(spec)}/ model for decoder "
+                     f"{str(spec)!r}; model folders found: {found or 'none'}")
+
+
+def decoder_kwargs(spec: DecoderSpec) -> dict[str, Any]:
+    """Arguments of ``VLAModel.predict_chunk`` for ``spec`` (decoder name and settings)."""
+    if spec.family == "ar":
+        return {"decoder": "ar"}
+    if spec.family in ("jacobi", "cjacobi"):
+        if not spec.early_exit:
+            return {"decoder": "jacobi"}
+        from decoding import EarlyExit
+
+        return {"decoder": "jacobi", "early_exit": EarlyExit()}
+    if spec.family == "diffusion":
+        return {"decoder": "diffusion", "steps": spec.steps}
+    if spec.family == "flow":
+        return {"decoder": "flow", "steps": spec.steps, "solver": spec.solver}
+    return {"decoder": "oft"}
+
+
+class VLAPolicy(Policy):
+    """A VLA checkpoint decoded with one decoder spec.
+
+    ``infer`` returns ``actions`` (H, D) in env units, ``nfe`` (decoder passes after the prefix)
+    and ``policy_timing`` (the model's prefix/decode split in ms).
+
+    Args:
+        checkpoint: A model folder or a checkpoint set (see the module docstring).
+        decoder: A decoder spec string or :class:`~policies.decoder_spec.DecoderSpec`.
+        device: Torch device for the model.
+
+    Raises:
+        ValueError: If the spec is invalid, the folder is missing or holds another head.
+    """
+
+    def __init__(self, checkpoint: str | Path, decoder: str | DecoderSpec,
+                 device: str = "cpu") -> None:
+        from vla.checkpoint import from_pretrained
+
+        self.spec = parse_decoder_spec(decoder) if isinstance(decoder, str) else decoder
+        self.path = resolve_checkpoint(checkpoint, self.spec)
+        self.model = from_pretrained(self.path, device=device)
+        head = self.model.config.head
+        if head != self.spec.head:
+            raise ValueError(f"decoder {str(self.spec)!r} needs the {self.spec.head} head, but "
+                             f"{str(self.path)!r} holds the {head} head")
+        self._kwargs = decoder_kwargs(self.spec)
+
+    def infer(self, obs: dict[str, Any]) -> dict[str, Any]:
+        """Predict one chunk for one observation."""
+        tic = time.perf_counter()
+        actions, stats = self.model.predict_chunk(obs, **self._kwargs)
+        return {
+            "actions": np.asarray(actions[0], dtype=np.float32),
+            "nfe": int(stats["nfe"]),
+            "decoder": str(self.spec),
+            "policy_timing": {"prefix_ms": stats.get("prefix_ms"),
+                              "decode_ms": stats.get("decode_ms"),
+                              "infer_ms": (time.perf_counter() - tic) * 1000.0},
+        }

@@ -1,0 +1,110 @@
+import json
+
+import fake_reach_env
+import pytest
+from typer.testing import CliRunner
+
+from experiments.cli import build_app
+from experiments.evaluate import EPISODES_FILE, SUMMARY_FILE, EvalConfig, evaluate, load_records
+
+ENV = f"fake_reach_env:{fake_reach_env.ENV_ID}"
+
+
+def config(**kwargs):
+    return EvalConfig(**{"policy": "expert", "env_id": ENV, "episodes": 6, "seed": 100,
+                         **kwargs})
+
+
+def lines(out):
+    return [json.loads(line) for line in (out / EPISODES_FILE).read_text().splitlines()]
+
+
+def test_expert_summary_has_lerobot_keys_and_ci(tmp_path):
+    summary = evaluate(config(), tmp_path, progress=False)
+    assert summary["pc_success"] == 100.0 and summary["n_success"] == 6
+    assert summary["ci_high"] == 100.0 and 50 < summary["ci_low"] < 70  # Wilson 6/6: 61.0
+    assert summary["seeds"] == list(range(100, 106))
+    assert [e["seed"] for e in summary["per_episode"]] == summary["seeds"]
+    for key in ("avg_sum_reward", "avg_max_reward", "eval_s", "ms_per_chunk", "hz",
+                "nfe_per_chunk", "provenance"):
+        assert key in summary
+    assert summary["k"] == 1 and summary["hz"] == pytest.approx(1000 / summary["ms_per_chunk"])
+    assert summary["provenance"]["torch_threads"] == 1
+    assert json.loads((tmp_path / SUMMARY_FILE).read_text())["pc_success"] == 100.0
+
+
+def test_resume_after_a_crash_loses_nothing(tmp_path, monkeypatch):
+    cfg = config(policy="fake_reach_env:crashing_expert")
+    monkeypatch.setenv("FAKE_REACH_CRASH_SEED", "103")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        evaluate(cfg, tmp_path, progress=False)
+    assert sorted(load_records(tmp_path)) == [0, 1, 2]
+    # A crash mid-write would leave a torn line; resuming must cope with it too.
+    with (tmp_path / EPISODES_FILE).open("a") as f:
+        f.write('{"episode": 3, "seed": 1')
+    monkeypatch.delenv("FAKE_REACH_CRASH_SEED")
+    with pytest.raises(ValueError, match="pass --resume"):
+        evaluate(cfg, tmp_path, progress=False)
+    summary = evaluate(cfg, tmp_path, resume=True, progress=False)
+    episodes = [r["episode"] for r in lines(tmp_path)]
+    assert sorted(episodes) == list(range(6)) and len(episodes) == 6
+    assert summary["episodes"] == 6 and summary["resumed_episodes"] == 3
+    assert summary["pc_success"] == 100.0
+    fresh = evaluate(cfg, tmp_path / "fresh", progress=False)
+    assert [e["sum_reward"] for e in fresh["per_episode"]] == \
+        [e["sum_reward"] for e in summary["per_episode"]]
+
+
+def test_resume_refuses_a_different_run(tmp_path):
+    evaluate(config(episodes=2), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="different seed"):
+        evaluate(config(episodes=2, seed=5), tmp_path, resume=True, progress=False)
+    more = evaluate(config(episodes=4), tmp_path, resume=True, progress=False)
+    assert more["episodes"] == 4 and more["resumed_episodes"] == 2
+
+
+def test_nan_policy_fails_every_episode_and_the_run_completes(tmp_path):
+    summary = evaluate(config(policy="fake_reach_env:nan_policy", episodes=3), tmp_path,
+                       progress=False)
+    assert summary["pc_success"] == 0.0 and summary["failures"] == {"policy output": 3}
+    assert all("non-finite" in e["failure"] for e in summary["per_episode"])
+
+
+def test_latency_aware_eval_records_delays(tmp_path):
+    summary = evaluate(config(policy="random", k=2, latency="250", episodes=2, max_steps=12),
+                       tmp_path, progress=False)
+    assert summary["latency"] == 250.0 and summary["avg_delay_steps"] > 2
+    assert summary["k"] == 2 and summary["pc_success"] == 0.0
+
+
+def test_spawned_workers_match_one_process(tmp_path):
+    one = evaluate(config(episodes=4), tmp_path / "one", progress=False)
+    two = evaluate(config(episodes=4, workers=2, videos=1), tmp_path / "two", progress=False)
+    key = [(e["seed"], e["success"], e["steps"], e["sum_reward"]) for e in one["per_episode"]]
+    assert key == [(e["seed"], e["success"], e["steps"], e["sum_reward"])
+                   for e in two["per_episode"]]
+    assert two["videos"] == [str(tmp_path / "two" / "videos" / "episode_0000.mp4")]
+    assert (tmp_path / "two" / "videos" / "episode_0000.mp4").stat().st_size > 0
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--policy", "expert", "--env", "robodecode/NoSuchTask-v0"], "valid ids: robodecode/"),
+    (["--policy", "nowhere/ckpt", "--env", ENV], "no such checkpoint path"),
+    (["--policy", "{tmp}", "--decoder", "beam@4", "--env", ENV], "valid forms: ar, jacobi"),
+    (["--policy", "{tmp}", "--decoder", "ar", "--env", ENV], "model folders found: none"),
+    (["--policy", "expert", "--env", ENV, "--latency", "soon"], "latency must be"),
+    (["--policy", "expert", "--env", ENV, "--split", "test"], "split must be"),
+])
+def test_cli_bad_input_is_one_line(tmp_path, args, message):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    result = CliRunner().invoke(build_app(), ["eval", *args, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and result.output.count("\n") == 1, result.output
+
+
+def test_cli_runs_and_prints_the_summary(tmp_path):
+    result = CliRunner().invoke(build_app(), [
+        "eval", "--policy", "expert", "--env", ENV, "--episodes", "2", "--out",
+        str(tmp_path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "success 100.0% [" in result.output and "k 1" in result.output
