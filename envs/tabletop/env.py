@@ -204,7 +204,7 @@ class TabletopEnv(gym.Env):
         if self.render_mode != "rgb_array":
             return None
         if self._frame is None:
-            self._frame = self._render_camera("main")
+            self._frame = self.render_camera("main")
         return self._frame.copy()
 
     def close(self):
@@ -240,20 +240,17 @@ class TabletopEnv(gym.Env):
 
     def is_grasped(self, colour: str) -> bool:
         """Whether both finger pads touch the ``colour`` block."""
-        d, g = self.data, self._block_geom[colour]
-        pairs = set()
-        for g1, g2 in zip(d.contact.geom1[:d.ncon], d.contact.geom2[:d.ncon], strict=True):
-            if g1 == g or g2 == g:
-                pairs.add(g2 if g1 == g else g1)
-        return all(p in pairs for p in self._pads)
+        return len(self._pads_touching(colour)) == 2
 
     def touches_gripper(self, colour: str) -> bool:
         """Whether either finger pad touches the ``colour`` block."""
+        return bool(self._pads_touching(colour))
+
+    def _pads_touching(self, colour: str) -> set[int]:
         d, g = self.data, self._block_geom[colour]
-        for g1, g2 in zip(d.contact.geom1[:d.ncon], d.contact.geom2[:d.ncon], strict=True):
-            if (g1 == g and g2 in self._pads) or (g2 == g and g1 in self._pads):
-                return True
-        return False
+        g1, g2 = d.contact.geom1[:d.ncon], d.contact.geom2[:d.ncon]
+        other = np.concatenate([g2[g1 == g], g1[g2 == g]])
+        return set(other.tolist()) & set(self._pads)
 
     def in_zone(self, block: str, zone: str) -> bool:
         """Whether the ``block`` block rests on the table inside the ``zone`` zone."""
@@ -305,13 +302,14 @@ class TabletopEnv(gym.Env):
         obs: dict[str, Any] = {"state": state, "instruction": self.task_spec.instruction}
         self._frame = None
         if self.images:
-            self._frame = self._render_camera("main")
+            self._frame = self.render_camera("main")
             obs["image"] = self._frame.copy()
             if self.wrist_camera:
-                obs["wrist_image"] = self._render_camera("wrist")
+                obs["wrist_image"] = self.render_camera("wrist")
         return obs
 
-    def _render_camera(self, camera: str) -> np.ndarray:
+    def render_camera(self, camera: str) -> np.ndarray:
+        """Render ``"main"`` or ``"wrist"`` at ``image_size`` (uint8 H x W x 3)."""
         if self._renderer is None:
             self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
             # Close before interpreter teardown even if the user never calls close().
