@@ -282,14 +282,14 @@ def _evaluate(root: Node, trace: list[Letter]) -> bool:
         b = val[node.args[1]] if len(node.args) > 1 else None
         if op in ("true", "false"):
             v = [op == "true"] * n
-        elif op == "atom":
-            v = [node.name in s for s in trace]
+        elif op in ("atom", "natom"):
+            v = [(node.name in s) == (op == "atom") for s in trace]
         elif op == "!":
             v = [not x for x in a]
-        elif op == "&":
-            v = [x and y for x, y in zip(a, b, strict=True)]
+        elif op == "&":  # n-ary in formulas built from negation normal form
+            v = [all(col) for col in zip(*(val[x] for x in node.args), strict=True)]
         elif op == "|":
-            v = [x or y for x, y in zip(a, b, strict=True)]
+            v = [any(col) for col in zip(*(val[x] for x in node.args), strict=True)]
         elif op == "->":
             v = [(not x) or y for x, y in zip(a, b, strict=True)]
         elif op == "<->":

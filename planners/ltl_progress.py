@@ -87,8 +87,9 @@ def nnf(node: Node, negate: bool = False) -> Node:
     op, args = node.op, node.args
     if op in ("true", "false"):
         out = make("false" if (op == "true") == negate else "true")
-    elif op == "atom":
-        out = make("natom" if negate else "atom", name=node.name)
+    elif op in ("atom", "natom"):
+        out = make(("natom" if negate else "atom") if op == "atom"
+                   else ("atom" if negate else "natom"), name=node.name)
     elif op == "!":
         out = nnf(args[0], not negate)
     elif op in ("&", "|"):

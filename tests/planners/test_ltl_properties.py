@@ -1,0 +1,89 @@
+"""Property tests (hypothesis): DFAs agree with direct evaluation, minimization keeps languages."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ltl_random import formulas, traces
+
+from planners.dfa import difference, minimize
+from planners.ltl import LTLf, alphabet_of, equivalent, progress
+from planners.ltl_progress import nnf
+
+ALL = alphabet_of(frozenset({"a", "b", "c"}), None)
+
+
+@settings(max_examples=150)
+@given(formulas(), st.lists(traces(), min_size=1, max_size=5))
+def test_dfa_acceptance_equals_direct_evaluation(text, trace_list):
+    spec = LTLf(text)
+    dfa, raw = spec.to_dfa(ALL), spec.to_dfa(ALL, minimal=False)
+    for trace in trace_list:
+        want = spec.accepts(trace)
+        assert dfa.accepts(trace) == want
+        assert raw.accepts(trace) == want
+
+
+@given(formulas())
+def test_minimized_language_equals_unminimized(text):
+    spec = LTLf(text)
+    raw = spec.to_dfa(ALL, minimal=False)
+    small = minimize(raw)
+    assert small.n_states <= raw.n_states
+    assert difference(small, raw) is None
+    assert minimize(small).n_states == small.n_states  # already minimal
+    assert small.live == frozenset(
+        s for s in range(small.n_states) if _reaches(small, s))
+
+
+def _reaches(dfa, state):
+    seen, todo = {state}, [state]
+    while todo:
+        s = todo.pop()
+        if s in dfa.accepting:
+            return True
+        for t in dfa.successors(s).values():
+            if t not in seen:
+                seen.add(t)
+                todo.append(t)
+    return False
+
+
+@given(formulas(), traces())
+def test_negation_complements(text, trace):
+    spec = LTLf(text)
+    assert (~spec).accepts(trace) == (not spec.accepts(trace))
+    assert (~spec).to_dfa(ALL).accepts(trace) == (not spec.to_dfa(ALL).accepts(trace))
+
+
+@given(formulas(), traces(max_len=6))
+def test_progress_matches_the_suffix(text, trace):
+    spec = LTLf(text)
+    rest, may_end = progress(spec, trace[0])
+    if len(trace) == 1:
+        assert may_end == spec.accepts(trace)
+    else:
+        assert rest.accepts(trace[1:]) == spec.accepts(trace)
+
+
+@given(formulas(), traces())
+def test_negation_normal_form_preserves_meaning(text, trace):
+    spec = LTLf(text)
+    normal = LTLf.from_node(nnf(spec.node))
+    assert LTLf(normal.text).accepts(trace) == spec.accepts(trace)
+
+
+@settings(max_examples=60)
+@given(formulas(max_leaves=4), formulas(max_leaves=4))
+def test_operator_identities_on_random_operands(p, q):
+    p, q = f"({p})", f"({q})"
+    for left, right in [
+        (f"F {p}", f"true U {p}"),
+        (f"G {p}", f"!F !{p}"),
+        (f"{p} W {q}", f"({p} U {q}) | G {p}"),
+        (f"WX {p}", f"!X !{p}"),
+        (f"{p} R {q}", f"!(!{p} U !{q})"),
+        (f"{p} U {q}", f"{q} | ({p} & X({p} U {q}))"),
+        (f"{p} R {q}", f"{q} & ({p} | WX({p} R {q}))"),
+    ]:
+        assert equivalent(LTLf(left), LTLf(right), alphabet=ALL), (left, right)
