@@ -8,9 +8,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import DynamicCache
 
@@ -63,6 +65,7 @@ class ARHead:
 
     def __init__(self, model: VLAModel) -> None:
         self.model = model
+        self.config = SimpleNamespace(vocab_size=model.config.n_bins)
 
     def __call__(self, input_ids: torch.Tensor | None = None, cache: DynamicCache | None = None,
                  past_key_values: DynamicCache | None = None, use_cache: bool = True,
@@ -184,11 +187,16 @@ class VLAModel(nn.Module):
         return torch.full((batch, 1), self.config.bos_id, dtype=torch.long, device=self.device)
 
     def denoise_logits(self, tokens: torch.Tensor, cache: DynamicCache) -> torch.Tensor:
-        """Diffusion head: tokens (B, L) with ``[MASK]`` ids -> logits (B, L, n_bins)."""
+        """Diffusion head: tokens (B, L) with ``[MASK]`` ids -> logits (B, L, n_bins + 1).
+
+        The last column is the ``[MASK]`` id's logit, fixed at ``-inf`` (never predicted);
+        it is there because the decoder requires ``mask_id`` inside the vocabulary.
+        """
         self._require("diffusion")
         cache = _expand_cache(cache, tokens.shape[0])
         h = self.backbone.run(self.tok_embed(tokens), cache, append=False, causal=False)
-        return self.lm_head(h)
+        logits = self.lm_head(h)
+        return F.pad(logits, (0, 1), value=float("-inf"))
 
     def _time_embed(self, t: torch.Tensor, batch: int) -> torch.Tensor:
         t = torch.as_tensor(t, dtype=self.dtype, device=self.device).reshape(-1).expand(batch)

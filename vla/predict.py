@@ -49,13 +49,14 @@ def _decode_normalized(model: VLAModel, obs, cache, decoder: str, kwargs: dict[s
         kwargs = {"steps": 8, **kwargs}
         res = decoding.masked_diffusion(
             lambda tokens: model.denoise_logits(tokens, cache), n, mask_id=cfg.mask_id,
-            batch_size=b, **kwargs)
+            batch_size=b, device=model.device, **kwargs)
         z = model.tokenizer.bin_centers(res.tokens[:, :n]).unflatten(-1, (cfg.horizon, -1))
         return z, int(res.nfe), dict(res.stats)
     if decoder == "flow":
         kwargs = {"steps": 10, "solver": "euler", **kwargs}
         res = decoding.flow_sample(lambda x, t: model.velocity(x, t, cache),
-                                   (b, cfg.horizon, cfg.action_dim), **kwargs)
+                                   (b, cfg.horizon, cfg.action_dim), dtype=model.dtype,
+                                   device=model.device, **kwargs)
         return res.samples.clamp(-1, 1), int(res.nfe), dict(getattr(res, "stats", {}) or {})
     return model.oft_chunk(cache, b).clamp(-1, 1), 1, {}
 
