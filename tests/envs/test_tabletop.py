@@ -207,3 +207,31 @@ def test_physics_stays_stable_under_bang_bang_actions():
             p = base.block_pos(colour)
             assert np.all(np.isfinite(p)) and 0.0 < p[2] < 0.3
             assert abs(p[0]) < 0.34 and abs(p[1]) < 0.32  # inside the rim
+
+
+def test_push_expert_lines_up_again_after_the_block_is_knocked_aside():
+    env = gym.make("robodecode/TabletopPush-v0", images=False)
+    expert = envs.make_expert(env)
+    base = env.unwrapped
+    obs, _ = env.reset(seed=4)
+    expert.reset()
+    while expert.phase != "push":
+        obs, *_ = env.step(expert.act(obs))
+    q = base._block_q[base.task_spec.block]
+    base.data.qpos[q:q + 2] += (0.03, 0.03)  # a knock the expert did not cause
+    base.data.qvel[:] = 0
+    phases = []
+    for _ in range(120):
+        obs, _, terminated, truncated, info = env.step(expert.act(obs))
+        phases.append(expert.phase)
+        if terminated or truncated:
+            break
+    assert info["is_success"] and "reposition" in phases
+
+
+def test_time_limit_truncates_without_terminating():
+    env = gym.make(PICK, images=False, max_episode_steps=5)
+    env.reset(seed=0)
+    for _ in range(5):
+        _, _, terminated, truncated, info = env.step(np.zeros(4, np.float32))
+    assert truncated and not terminated and not info["is_success"]
