@@ -91,6 +91,9 @@ def test_reads_a_foreign_layout_with_several_files(tmp_path):
     last = ds[9]
     assert last["action_is_pad"].tolist() == [False, True, True, True]
     np.testing.assert_array_equal(last["actions"].numpy(), np.repeat(truth["actions"][9:], 4, 0))
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
+    assert batch["image"].shape == (4, 8, 8, 3) and batch["actions"].shape == (4, 4, 2)
+    assert batch["action_is_pad"].dtype == torch.bool and len(batch["instruction"]) == 4
     # No stats.json: every statistic is computed from the data.
     np.testing.assert_allclose(ds.stats["action"]["q99"],
                                np.quantile(truth["actions"], 0.99, axis=0), rtol=1e-5)
