@@ -151,7 +151,8 @@ def tasks_table(tasks: list[str]) -> pa.Table:
     """
     pandas_meta = {
         "index_columns": ["task"],
-        "column_indexes": [],
+        "column_indexes": [{"name": None, "field_name": None, "pandas_type": "unicode",
+                            "numpy_type": "object", "metadata": {"encoding": "UTF-8"}}],
         "columns": [
             {"name": "task_index", "field_name": "task_index", "pandas_type": "int64",
              "numpy_type": "int64", "metadata": None},

@@ -218,3 +218,26 @@ def test_cli_collect_and_one_line_errors(tmp_path):
     first = pq.read_table(tmp_path / "ok/data/chunk-000/file-000.parquet").column(
         "observation.images.image")[0].as_py()["bytes"]
     assert decode_image(first).shape == (8, 8, 3)
+
+
+def test_large_datasets_span_several_files_and_stale_files_go(tmp_path, monkeypatch):
+    from envs import lerobot_consolidate
+
+    monkeypatch.setattr(lerobot_consolidate, "DATA_FILES_SIZE_IN_MB", 1e-6)  # one episode a file
+    collect(QUALIFIED_ID, 3, tmp_path, video=True, env_kwargs={"size": 16}, progress=False)
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("data/*/*"))
+    assert files == [f"data/chunk-000/file-00{i}.parquet" for i in range(3)]
+    assert len(list(tmp_path.glob("videos/observation.images.image/chunk-000/*.mp4"))) == 3
+    ds = ActionChunkDataset(tmp_path, horizon=2)
+    eps = ds.episode_info()
+    assert [e["data/file_index"] for e in eps] == [0, 1, 2]
+    assert all(e["videos/observation.images.image/from_timestamp"] == 0.0 for e in eps)
+    assert [ds[i]["frame_index"] for i in range(len(ds))] == [
+        f for e in eps for f in range(e["length"])]
+    ds[len(ds) - 1]["image"]  # decodes the last episode's own mp4
+
+    monkeypatch.undo()
+    collect(QUALIFIED_ID, 3, tmp_path, env_kwargs={"size": 16}, progress=False)
+    assert [p.name for p in tmp_path.glob("data/*/*")] == ["file-000.parquet"]
+    assert not list(tmp_path.glob("videos/*/*/*.mp4"))
+    assert len(ActionChunkDataset(tmp_path, horizon=2)) == len(ds)
