@@ -69,7 +69,9 @@ class VLAPolicy(Policy):
     """A VLA checkpoint decoded with one decoder spec.
 
     ``infer`` returns ``actions`` (H, D) in env units, ``nfe`` (decoder passes after the prefix)
-    and ``policy_timing`` (the model's prefix/decode split in ms).
+    and ``policy_timing`` (the model's prefix/decode split in ms). The sampling decoders
+    (``diffusion``, ``flow``) draw from a generator re-seeded by ``reset(seed=...)``, so an
+    episode's actions depend only on its seed.
 
     Args:
         checkpoint: A model folder or a checkpoint set (see the module docstring).
@@ -92,6 +94,15 @@ class VLAPolicy(Policy):
             raise ValueError(f"decoder {str(self.spec)!r} needs the {self.spec.head} head, but "
                              f"{str(self.path)!r} holds the {head} head")
         self._kwargs = decoder_kwargs(self.spec)
+        self._stochastic = self.spec.family in ("diffusion", "flow")
+        self.reset(seed=0)
+
+    def reset(self, *, seed: int | None = None) -> None:
+        """Re-seed the sampling generator of the diffusion and flow decoders."""
+        if self._stochastic and seed is not None:
+            import torch
+
+            self._kwargs["generator"] = torch.Generator(self.model.device).manual_seed(seed)
 
     def infer(self, obs: dict[str, Any]) -> dict[str, Any]:
         """Predict one chunk for one observation."""
