@@ -118,10 +118,11 @@ class DFA:
         Raises:
             ValueError: If ``letter`` (restricted to :attr:`atoms`) is not in the alphabet.
         """
-        try:
-            return self._index[letter]  # type: ignore[index]
-        except (KeyError, TypeError):
-            pass
+        if type(letter) is set:
+            letter = frozenset(letter)
+        col = self._index.get(letter) if type(letter) is frozenset else None
+        if col is not None:
+            return col
         key = as_letter(letter) & self.atoms
         col = self._restricted.get(key)
         if col is None:
