@@ -126,7 +126,6 @@ class TabletopEnv(gym.Env):
         self._block_geom = {c: m.geom(f"block_{c}").id for c in ins.BLOCK_COLOURS}
         self._zone_body = {c: m.body(f"zone_{c}").id for c in ins.ZONE_COLOURS}
         self._pads = (m.geom("pad_l").id, m.geom("pad_r").id)
-        self._grip_site = m.site("grip").id
         self._renderer: mujoco.Renderer | None = None
         self._frame: np.ndarray | None = None
         self._target = np.zeros(3)
@@ -216,8 +215,12 @@ class TabletopEnv(gym.Env):
     # ------------------------------------------------------------------ privileged state
     @property
     def grip_pos(self) -> np.ndarray:
-        """Position of the grip point between the finger pads (m)."""
-        return self.data.site_xpos[self._grip_site].copy()
+        """Position of the grip point between the finger pads (m).
+
+        The hand body's frame is the grip point, so this is the hand's joint position (exact
+        after a step, unlike ``site_xpos`` which is computed before the last integration).
+        """
+        return self.data.qpos[self._hand_q].copy()
 
     @property
     def hand_target(self) -> np.ndarray:

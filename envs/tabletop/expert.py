@@ -19,7 +19,7 @@ HOVER_Z = 0.09  # grip height for travelling above blocks (pads clear 4 cm block
 CARRY_Z = 0.11  # grip height while carrying a block
 GRASP_Z = 0.02  # grip height that centres the pads on a block
 PUSH_Z = 0.02  # grip height while pushing
-PUSH_BACKOFF = 0.045  # where the closed jaw stands behind a block before pushing (m)
+PUSH_BACKOFF = 0.05  # where the closed jaw stands behind a block before pushing (m)
 OPEN, CLOSED = 1.0, -1.0
 
 
@@ -150,8 +150,8 @@ class TabletopExpert:
         elif phase == "reposition":
             if np.linalg.norm(g[:2] - behind) < 0.008:
                 phase = "lower"
-        elif phase == "lower":
-            if np.linalg.norm(g[:2] - behind) > 0.015:
+        elif phase == "lower":  # give up and line up again if blocked on the way down
+            if np.linalg.norm(g[:2] - behind) > 0.015 or self._phase_steps > 15:
                 phase = "reposition"
             elif g[2] < PUSH_Z + 0.006:
                 phase = "push"
