@@ -136,8 +136,10 @@ def register_bench_envs(bench: typer.Typer) -> None:
         """Benchmark the tabletop envs: steps/s, ms per frame, expert episodes/s and success.
 
         Prints a table and writes JSON with provenance (default scratch/bench/envs.json).
-        Timings share the CPU with whatever else runs: compare rows of one run; the JSON also
-        has rates per CPU second of this process, which other jobs disturb less.
+
+        Timings share the CPU with other jobs: compare rows of one run.
+
+        The JSON also has rates per CPU second of this process (less disturbed by others).
         """
         from rich.console import Console
         from rich.table import Table

@@ -235,3 +235,19 @@ def test_time_limit_truncates_without_terminating():
     for _ in range(5):
         _, _, terminated, truncated, info = env.step(np.zeros(4, np.float32))
     assert truncated and not terminated and not info["is_success"]
+
+
+def test_held_block_survives_full_speed_shaking():
+    env = gym.make(PICK, images=False, max_episode_steps=1000)
+    base = env.unwrapped
+    expert = envs.make_expert(env)
+    obs, _ = env.reset(seed=6)
+    while expert.phase != "carry":
+        obs, *_ = env.step(expert.act(obs))
+    rng = np.random.default_rng(6)
+    for k in range(120):
+        if k % 3 == 0:  # bang-bang moves, reversing every 3 steps, jaw kept closed
+            action = np.append(rng.choice([-1.0, 1.0], size=3), -1.0)
+            action[2] = 1.0 if base.grip_pos[2] < 0.1 else action[2]
+        env.step(action)
+        assert base.is_grasped(base.task_spec.block), k
