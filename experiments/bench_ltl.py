@@ -71,9 +71,12 @@ def family(name: str, k: int) -> str:
 
 
 def _timed(fn: Callable[[], object], repeats: int) -> tuple[float, float, object]:
-    """(first-call ms, median ms over ``repeats`` calls, last result)."""
+    """(first-call ms, median ms over ``repeats`` calls, last result); DFA cache cleared."""
+    from planners.ltl import clear_dfa_cache
+
     times, out = [], None
     for _ in range(repeats):
+        clear_dfa_cache()
         start = time.perf_counter()
         out = fn()
         times.append((time.perf_counter() - start) * 1e3)

@@ -13,6 +13,7 @@ it ends in an accepting state. The grammar is documented in :mod:`planners.ltl_s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from planners import ltl_progress as lp
@@ -20,7 +21,8 @@ from planners.dfa import DFA, Letter, as_letter, difference, minimize
 from planners.ltl_syntax import LTLSyntaxError, Node, make, parse, to_text
 
 __all__ = ["LTLf", "LTLSyntaxError", "LTLCapacityError", "DFA", "equivalent",
-           "counterexample", "progress", "MAX_DEFAULT_ATOMS", "DEFAULT_MAX_STATES"]
+           "counterexample", "progress", "clear_dfa_cache", "MAX_DEFAULT_ATOMS",
+           "DEFAULT_MAX_STATES"]
 
 MAX_DEFAULT_ATOMS = 16
 """Most atoms for the default alphabet (every subset of the atoms: 2**16 letters)."""
@@ -110,6 +112,9 @@ class LTLf:
             minimal: Minimize with Hopcroft's algorithm (default) or return the raw
                 progression automaton.
 
+        The result is cached per (formula, alphabet, max_states, minimal) and shared: treat
+        it as read-only.
+
         Returns:
             A DFA accepting exactly the traces over ``alphabet`` that satisfy the formula.
 
@@ -117,15 +122,25 @@ class LTLf:
             LTLCapacityError: If the default alphabet or the state count exceeds its cap.
             ValueError: If ``alphabet`` is empty or malformed.
         """
-        letters = alphabet_of(self.atoms, alphabet)
-        dfa = _explore(self, letters, max_states)
-        return minimize(dfa) if minimal else dfa
+        return _compile(self, alphabet_of(self.atoms, alphabet), max_states, minimal)
 
     def is_satisfiable(self, alphabet: Iterable[Iterable[str]] | None = None,
                        max_states: int = DEFAULT_MAX_STATES) -> bool:
         """Whether some trace over ``alphabet`` satisfies the formula (search stops early)."""
         letters = alphabet_of(self.atoms, alphabet)
         return _explore(self, letters, max_states, stop_at_accepting=True) is None
+
+
+@functools.lru_cache(maxsize=256)
+def _compile(formula: LTLf, letters: tuple[Letter, ...], max_states: int, minimal: bool) -> DFA:
+    """Memoized compilation (voting over sampled formulas compares each one many times)."""
+    dfa = _explore(formula, letters, max_states)
+    return minimize(dfa) if minimal else dfa
+
+
+def clear_dfa_cache() -> None:
+    """Forget memoized DFAs (for benchmarks timing cold compilations)."""
+    _compile.cache_clear()
 
 
 def _check(formula: object, name: str) -> LTLf:

@@ -10,19 +10,9 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
-UNARY = ("!", "X", "WX", "F", "G")
-BINARY = ("&", "|", "->", "<->", "U", "R", "W")
+from experiments.bench_ltl import BINARY, UNARY, random_formula
 
-
-def random_formula(rng: random.Random, atoms: Sequence[str], depth: int) -> str:
-    """A random formula text using every operator, fully parenthesized, depth <= ``depth``."""
-    if depth == 0 or rng.random() < 0.2:
-        return rng.choice(("true", "false")) if rng.random() < 0.08 else rng.choice(atoms)
-    if rng.random() < 0.4:
-        return f"{rng.choice(UNARY)}({random_formula(rng, atoms, depth - 1)})"
-    left = random_formula(rng, atoms, depth - 1)
-    right = random_formula(rng, atoms, depth - 1)
-    return f"({left}) {rng.choice(BINARY)} ({right})"
+__all__ = ["formulas", "random_formula", "random_trace", "traces"]
 
 
 def random_trace(rng: random.Random, atoms: Sequence[str], max_len: int) -> list[frozenset[str]]:
