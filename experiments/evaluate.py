@@ -18,6 +18,8 @@ import multiprocessing
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -187,22 +189,17 @@ def _init_worker(config: dict[str, Any], out: str) -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     cfg = EvalConfig(**config)
-    _set_threads(cfg)
     import gymnasium as gym
 
     import envs  # noqa: F401 - registers the robodecode ids
 
     env = gym.make(cfg.env_id, split=cfg.split,
                    render_mode="rgb_array" if cfg.videos > 0 else None)
+    policy = make_policy(cfg, env)
+    if "torch" in sys.modules:  # the policy uses torch: fix its thread count
+        sys.modules["torch"].set_num_threads(cfg.threads)
     _WORKER.clear()
-    _WORKER.update(config=cfg, out=Path(out), env=env, policy=make_policy(cfg, env), warm=False)
-
-
-def _set_threads(cfg: EvalConfig) -> None:
-    if "torch" in sys.modules or cfg.policy not in BUILTIN_POLICIES:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
+    _WORKER.update(config=cfg, out=Path(out), env=env, policy=policy, warm=False)
 
 
 def _run_episode(index: int) -> dict[str, Any]:
@@ -338,7 +335,18 @@ def _run_all(config: EvalConfig, out: Path, todo: list[int]):
             _WORKER["env"].close()
             _WORKER.clear()
         return
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(min(config.workers, len(todo)), initializer=_init_worker,
-                  initargs=(cfg, str(out))) as pool:
-        yield from pool.imap_unordered(_run_episode, todo, chunksize=1)
+    # A process pool that notices dead workers (an EGL or MuJoCo crash): the run then stops
+    # with an error instead of waiting forever, and --resume picks up what was recorded.
+    with ProcessPoolExecutor(min(config.workers, len(todo)),
+                             mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_init_worker, initargs=(cfg, str(out))) as pool:
+        futures = [pool.submit(_run_episode, index) for index in todo]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BrokenProcessPool as err:
+            raise RuntimeError(f"an eval worker died ({err}); finished episodes are saved in "
+                               f"{out}, rerun with --resume") from None
+        finally:
+            for future in futures:
+                future.cancel()

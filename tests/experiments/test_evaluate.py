@@ -55,6 +55,18 @@ def test_resume_after_a_crash_loses_nothing(tmp_path, monkeypatch):
         [e["sum_reward"] for e in summary["per_episode"]]
 
 
+def test_a_dead_worker_stops_the_run_and_resume_finishes_it(tmp_path, monkeypatch):
+    cfg = config(policy="fake_reach_env:dying_expert", workers=2)
+    monkeypatch.setenv("FAKE_REACH_CRASH_SEED", "104")
+    with pytest.raises(RuntimeError, match="worker died"):
+        evaluate(cfg, tmp_path, progress=False)
+    assert 4 not in load_records(tmp_path)
+    monkeypatch.delenv("FAKE_REACH_CRASH_SEED")
+    summary = evaluate(cfg, tmp_path, resume=True, progress=False)
+    assert sorted(r["episode"] for r in lines(tmp_path)) == list(range(6))
+    assert summary["pc_success"] == 100.0
+
+
 def test_resume_refuses_a_different_run(tmp_path):
     evaluate(config(episodes=2), tmp_path, progress=False)
     with pytest.raises(ValueError, match="different seed"):

@@ -113,3 +113,14 @@ class _CrashingExpert:
 def crashing_expert(env: gym.Env) -> _CrashingExpert:
     """The expert, but ``reset`` raises at the seed in ``$FAKE_REACH_CRASH_SEED`` (a crash)."""
     return _CrashingExpert(env)
+
+
+class _DyingExpert(_CrashingExpert):
+    def reset(self, *, seed: int | None = None) -> None:
+        if str(seed) == os.environ.get("FAKE_REACH_CRASH_SEED"):
+            os._exit(3)  # the worker process dies, as on a segfault
+
+
+def dying_expert(env: gym.Env) -> _DyingExpert:
+    """The expert, but its worker process exits at the seed in ``$FAKE_REACH_CRASH_SEED``."""
+    return _DyingExpert(env)
