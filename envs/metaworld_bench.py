@@ -26,7 +26,7 @@ def metaworld_expert_success(
     *,
     noise: float = 0.0,
     split: str = "train",
-    image_size: int = 128,
+    images: bool = False,
 ) -> dict[str, Any]:
     """Run MetaWorld's scripted expert on one seed per episode and count successes.
 
@@ -35,12 +35,14 @@ def metaworld_expert_success(
         seeds: Episode seeds passed to ``reset(seed=...)``.
         noise: Action-noise standard deviation of the expert (its noise RNG is seeded too).
         split: Instruction split of the env.
-        image_size: Image side in pixels (images are rendered on every step).
+        images: Render the 128x128 image every step, as demo collection does (the expert
+            does not look at it, so success is the same; only the speed changes).
 
     Returns:
         ``task``, ``env_id``, ``episodes``, ``successes``, ``success_rate``, ``failed_seeds``,
         ``mean_steps`` (over successful episodes), ``max_episode_steps``, ``env_steps``,
-        ``seconds`` and ``steps_per_s`` (env steps with rendering and expert, per second).
+        ``images``, ``seconds`` and ``steps_per_s`` (env steps including the expert, per
+        second).
 
     Raises:
         ValueError: If ``seeds`` is empty or an argument is invalid.
@@ -53,7 +55,7 @@ def metaworld_expert_success(
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("seeds must not be empty")
-    env = gymnasium.make(env_id(task), split=split, image_size=image_size)
+    env = gymnasium.make(env_id(task), split=split, images=images)
     successes, failed, steps_ok, total_steps = 0, [], [], 0
     start = time.perf_counter()
     try:
@@ -85,6 +87,7 @@ def metaworld_expert_success(
         "mean_steps": float(np.mean(steps_ok)) if steps_ok else None,
         "max_episode_steps": env.spec.max_episode_steps,
         "env_steps": total_steps,
+        "images": images,
         "seconds": seconds,
         "steps_per_s": total_steps / seconds,
     }
@@ -93,9 +96,8 @@ def metaworld_expert_success(
 def metaworld_step_rate(task: str, steps: int = 300, *, seed: int = 0) -> dict[str, Any]:
     """Measure control steps per second with and without rendering, and ms per frame.
 
-    The expert drives the arm (resetting when an episode ends), so contacts happen as in use.
-    "Without rendering" steps the wrapped MetaWorld env directly (physics, reward, privileged
-    observation); "with rendering" is the full ``env.step`` that renders the image.
+    The expert drives the arm (resetting when an episode ends), so contacts happen as in use;
+    only ``env.step`` is timed. "Without rendering" is the env made with ``images=False``.
 
     Args:
         task: MetaWorld env name (one of ``TASKS``).
@@ -104,7 +106,7 @@ def metaworld_step_rate(task: str, steps: int = 300, *, seed: int = 0) -> dict[s
 
     Returns:
         ``task``, ``steps``, ``steps_per_s_no_render``, ``steps_per_s_render``,
-        ``ms_per_frame`` (one ``image_size``-square frame) and ``image_size``.
+        ``ms_per_frame`` (one main-camera frame) and ``image_size``.
 
     Raises:
         ValueError: If ``steps`` < 1.
@@ -112,43 +114,38 @@ def metaworld_step_rate(task: str, steps: int = 300, *, seed: int = 0) -> dict[s
     import gymnasium
 
     import envs
-    from envs.metaworld_tasks import _check_action, env_id
+    from envs.metaworld_tasks import env_id
 
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    env = gymnasium.make(env_id(task))
-    base = env.unwrapped
-    expert = envs.make_expert(env)
-    try:
-        results = {}
-        for mode in ("no_render", "render"):
+    rates = {}
+    for images in (False, True):
+        env = gymnasium.make(env_id(task), images=images)
+        expert = envs.make_expert(env)
+        try:
             obs, _ = env.reset(seed=seed)
             elapsed = 0.0
             for i in range(steps):
                 action = expert.act(obs)
                 t0 = time.perf_counter()
-                if mode == "render":
-                    obs, _, term, trunc, _ = env.step(action)
-                else:
-                    raw, _, _, _, info = base._mw.step(_check_action(action))
-                    base._privileged = raw
-                    term, trunc = bool(info["success"]), False
+                obs, _, terminated, truncated, _ = env.step(action)
                 elapsed += time.perf_counter() - t0
-                if term or trunc or (i + 1) % 200 == 0:
+                if terminated or truncated:
                     obs, _ = env.reset(seed=seed + i + 1)
-            results[mode] = steps / elapsed
-        frames = 50
-        t0 = time.perf_counter()
-        for _ in range(frames):
-            base._render(base.camera)
-        ms_per_frame = (time.perf_counter() - t0) * 1000.0 / frames
-    finally:
-        env.close()
+            rates[images] = steps / elapsed
+            if images:
+                base, frames = env.unwrapped, 50
+                t0 = time.perf_counter()
+                for _ in range(frames):
+                    base.render_camera("main")
+                ms_per_frame = (time.perf_counter() - t0) * 1000.0 / frames
+        finally:
+            env.close()
     return {
         "task": task,
         "steps": steps,
-        "steps_per_s_no_render": results["no_render"],
-        "steps_per_s_render": results["render"],
+        "steps_per_s_no_render": rates[False],
+        "steps_per_s_render": rates[True],
         "ms_per_frame": ms_per_frame,
         "image_size": base.image_size,
     }
@@ -163,10 +160,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", nargs="*", default=list(TASKS), help="MetaWorld env names")
     parser.add_argument("--seeds", type=int, default=50, help="episodes (seeds 0..N-1) per task")
     parser.add_argument("--noise", type=float, default=0.0, help="expert action-noise std")
+    parser.add_argument("--images", action="store_true", help="render images in success runs")
     parser.add_argument("--speed-steps", type=int, default=300, help="steps per speed mode")
     args = parser.parse_args(argv)
     for task in args.tasks:
-        row = metaworld_expert_success(task, range(args.seeds), noise=args.noise)
+        row = metaworld_expert_success(
+            task, range(args.seeds), noise=args.noise, images=args.images
+        )
         if args.speed_steps > 0:
             row.update(metaworld_step_rate(task, args.speed_steps))
         print(json.dumps(row), flush=True)

@@ -182,7 +182,8 @@ class MetaWorldTaskEnv(gymnasium.Env):
     clipped; a wrong shape or a NaN/inf raises ``ValueError``.
 
     ## Observation Space
-    A ``Dict`` with ``image`` (uint8 ``(image_size, image_size, 3)`` from ``camera``, upright),
+    A ``Dict`` with ``image`` (uint8 ``(image_size, image_size, 3)`` from ``camera``, upright;
+    absent with ``images=False``),
     optionally ``wrist_image`` (same size, MetaWorld's ``behindGripper`` camera), ``state``
     (float32 ``(4,)``: hand x, y, z in metres and gripper opening in [0, 1]; no object poses) and
     ``instruction`` (``Text`` over ``INSTRUCTION_CHARSET``). The privileged 39-D MetaWorld
@@ -208,6 +209,7 @@ class MetaWorldTaskEnv(gymnasium.Env):
         image_size: int = 128,
         camera: str = "corner",
         wrist_camera: bool = False,
+        images: bool = True,
     ) -> None:
         """Build the MetaWorld env and its renderer settings.
 
@@ -218,6 +220,8 @@ class MetaWorldTaskEnv(gymnasium.Env):
             image_size: Side of the square images in pixels (16 to 480).
             camera: One of ``CAMERAS``; ``corner`` cameras are rotated upright.
             wrist_camera: Also return ``wrist_image`` from the ``behindGripper`` camera.
+            images: Include camera images in observations (``False`` skips rendering, for
+                state-only experts and speed measurements).
 
         Raises:
             ValueError: If an argument is out of its documented range.
@@ -240,7 +244,8 @@ class MetaWorldTaskEnv(gymnasium.Env):
         self.render_mode = render_mode
         self.image_size = int(image_size)
         self.camera = camera
-        self.wrist_camera = bool(wrist_camera)
+        self.images = bool(images)
+        self.wrist_camera = bool(wrist_camera) and self.images
         self.instructions = getattr(TASKS[task], split)
 
         mw = ALL_V3_ENVIRONMENTS[task]()
@@ -260,12 +265,13 @@ class MetaWorldTaskEnv(gymnasium.Env):
 
         size = (self.image_size, self.image_size, 3)
         obs_spaces: dict[str, spaces.Space] = {
-            "image": spaces.Box(0, 255, size, dtype=np.uint8),
             "state": spaces.Box(_STATE_LOW, _STATE_HIGH, dtype=np.float32),
             "instruction": spaces.Text(
                 _MAX_INSTRUCTION_LEN, min_length=1, charset=INSTRUCTION_CHARSET
             ),
         }
+        if self.images:
+            obs_spaces["image"] = spaces.Box(0, 255, size, dtype=np.uint8)
         if self.wrist_camera:
             obs_spaces["wrist_image"] = spaces.Box(0, 255, size, dtype=np.uint8)
         self.observation_space = spaces.Dict(obs_spaces)
@@ -306,7 +312,18 @@ class MetaWorldTaskEnv(gymnasium.Env):
         """Return the main camera's current frame (``render_mode="rgb_array"``), else None."""
         if self.render_mode != "rgb_array":
             return None
-        return self._render(self.camera)
+        return self.render_camera("main")
+
+    def render_camera(self, camera: str) -> np.ndarray:
+        """Render ``camera`` now: ``"main"``, ``"wrist"`` or a name in ``CAMERAS`` (upright).
+
+        Raises:
+            ValueError: If ``camera`` is unknown.
+        """
+        name = {"main": self.camera, "wrist": WRIST_CAMERA}.get(camera, camera)
+        if name not in CAMERAS:
+            raise ValueError(f"camera must be 'main', 'wrist' or one of {sorted(CAMERAS)}")
+        return self._render(name)
 
     def close(self) -> None:
         """Release the EGL renderer and MetaWorld's own resources."""
@@ -317,10 +334,11 @@ class MetaWorldTaskEnv(gymnasium.Env):
 
     def _observation(self) -> dict[str, Any]:
         obs = {
-            "image": self._render(self.camera),
             "state": np.clip(self._privileged[:4], _STATE_LOW, _STATE_HIGH).astype(np.float32),
             "instruction": self._instruction,
         }
+        if self.images:
+            obs["image"] = self._render(self.camera)
         if self.wrist_camera:
             obs["wrist_image"] = self._render(WRIST_CAMERA)
         return obs

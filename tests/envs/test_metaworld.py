@@ -203,3 +203,24 @@ def test_every_other_task_contract_and_expert(make, task):
     for seed in (0, 1) if task != "peg-insert-side-v3" else (0,):
         _, infos, terminated, _ = _expert_rollout(env, seed)
         assert terminated and infos[-1]["is_success"], (task, seed)
+
+
+def test_images_false_skips_rendering(make):
+    env = make("reach-v3", images=False, render_mode="rgb_array")
+    obs, _ = env.reset(seed=0)
+    assert set(obs) == {"state", "instruction"} and obs in env.observation_space
+    assert env.unwrapped.render_camera("main").shape == (128, 128, 3)  # still on demand
+    with pytest.raises(ValueError, match="camera"):
+        env.unwrapped.render_camera("gripperPOV")
+
+
+def test_bench_functions_report_success_and_speed():
+    from envs.metaworld_bench import metaworld_expert_success, metaworld_step_rate
+
+    row = metaworld_expert_success("reach-v3", [0, 1])
+    assert row["successes"] == 2 and row["failed_seeds"] == [] and row["steps_per_s"] > 0
+    assert row["env_id"] == "robodecode/MetaWorld-Reach-v0" and row["max_episode_steps"] == 200
+    speed = metaworld_step_rate("reach-v3", steps=10)
+    assert speed["steps_per_s_no_render"] > 0 and speed["ms_per_frame"] > 0
+    with pytest.raises(ValueError, match="seeds"):
+        metaworld_expert_success("reach-v3", [])
