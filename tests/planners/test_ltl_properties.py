@@ -36,6 +36,40 @@ def test_minimized_language_equals_unminimized(text):
         s for s in range(small.n_states) if _reaches(small, s))
 
 
+@settings(max_examples=60)
+@given(formulas())
+def test_hopcroft_matches_table_filling(text):
+    raw = LTLf(text).to_dfa(ALL, minimal=False)
+    assert LTLf(text).to_dfa(ALL).n_states == _table_filling_classes(raw)
+
+
+def _table_filling_classes(dfa):
+    """Number of Myhill-Nerode classes of the reachable states (naive pair marking)."""
+    reach, todo = {dfa.initial}, [dfa.initial]
+    while todo:
+        for t in dfa.successors(todo.pop()).values():
+            if t not in reach:
+                reach.add(t)
+                todo.append(t)
+    states = sorted(reach)
+    moves = {s: list(dfa.successors(s).values()) for s in states}
+    apart = {(p, q) for p in states for q in states if (p in dfa.accepting) != (q in dfa.accepting)}
+    changed = True
+    while changed:
+        changed = False
+        for p in states:
+            for q in states:
+                if (p, q) not in apart and any(
+                        (x, y) in apart for x, y in zip(moves[p], moves[q], strict=True)):
+                    apart.add((p, q))
+                    changed = True
+    classes = []
+    for s in states:
+        if not any((s, c) not in apart for c in classes):
+            classes.append(s)
+    return len(classes)
+
+
 def _reaches(dfa, state):
     seen, todo = {state}, [state]
     while todo:
