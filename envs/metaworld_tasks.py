@@ -165,7 +165,8 @@ def _check_task(task: str) -> None:
         raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
 
 
-METAWORLD_IDS: tuple[str, ...] = tuple(env_id(name) for name in TASKS)
+MT10_ID = "robodecode/MetaWorld-MT10-v0"  # one of the ten tasks per episode
+METAWORLD_IDS: tuple[str, ...] = (*(env_id(name) for name in TASKS), MT10_ID)
 
 
 class MetaWorldTaskEnv(gymnasium.Env):
@@ -368,22 +369,21 @@ def _check_action(action: Any) -> np.ndarray:
 
 
 class MetaWorldExpert:
-    """MetaWorld's scripted policy for the env's task, reading the privileged observation.
+    """MetaWorld's scripted policy for the env's current task, reading the privileged observation.
 
     Args:
-        env: The (unwrapped) ``MetaWorldTaskEnv`` whose ``privileged_obs`` the policy reads.
+        env: The unwrapped env (``MetaWorldTaskEnv`` or the multi-task env) whose ``task`` picks
+            the policy and whose ``privileged_obs`` the policy reads.
         noise: Standard deviation of Gaussian noise added to every action (then clipped).
         seed: Seed of the noise generator.
     """
 
-    def __init__(self, env: MetaWorldTaskEnv, noise: float = 0.0, seed: int | None = None):
+    def __init__(self, env: Any, noise: float = 0.0, seed: int | None = None):
         if not noise >= 0.0:
             raise ValueError(f"noise must be >= 0, got {noise}")
-        from metaworld.policies import ENV_POLICY_MAP
-
         self.env = env
         self.noise = float(noise)
-        self.policy = ENV_POLICY_MAP[env.task]()
+        self._policies: dict[str, Any] = {}
         self._rng = np.random.default_rng(seed)
 
     def reset(self) -> None:
@@ -394,16 +394,26 @@ class MetaWorldExpert:
         with warnings.catch_warnings():
             # metaworld.policies.move warns whenever its gain saturates; the env clips anyway.
             warnings.simplefilter("ignore", UserWarning)
-            action = np.asarray(self.policy.get_action(self.env.privileged_obs), np.float64)
+            action = np.asarray(self._policy().get_action(self.env.privileged_obs), np.float64)
         if self.noise > 0.0:
             action = action + self._rng.normal(0.0, self.noise, size=action.shape)
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
+    def _policy(self) -> Any:
+        task = self.env.task
+        if task not in self._policies:
+            from metaworld.policies import ENV_POLICY_MAP
+
+            self._policies[task] = ENV_POLICY_MAP[task]()
+        return self._policies[task]
+
 
 def register_envs() -> None:
-    """Register ``robodecode/MetaWorld-<Task>-v0`` ids when ``metaworld`` is importable."""
+    """Register ``robodecode/MetaWorld-<Task>-v0`` and ``MT10_ID`` when metaworld is importable."""
     if importlib.util.find_spec("metaworld") is None:
         return
+    from envs.metaworld_multitask import MetaWorldMultiTaskEnv
+
     for name, task in TASKS.items():
         if env_id(name) in gymnasium.registry:
             continue
@@ -413,4 +423,11 @@ def register_envs() -> None:
             max_episode_steps=task.max_episode_steps,
             kwargs={"task": name},
         )
+    if MT10_ID not in gymnasium.registry:
+        gymnasium.register(
+            id=MT10_ID,
+            entry_point="envs.metaworld_multitask:MetaWorldMultiTaskEnv",
+            max_episode_steps=max(t.max_episode_steps for t in TASKS.values()),
+        )
     register_expert(MetaWorldTaskEnv, MetaWorldExpert)
+    register_expert(MetaWorldMultiTaskEnv, MetaWorldExpert)

@@ -18,6 +18,7 @@ import envs  # noqa: E402
 from envs.metaworld_tasks import (  # noqa: E402
     INSTRUCTION_CHARSET,
     METAWORLD_IDS,
+    MT10_ID,
     TASKS,
     MetaWorldTaskEnv,
     env_id,
@@ -64,7 +65,7 @@ def _expert_rollout(env, seed, steps=None):
 
 
 def test_ids_are_registered_without_importing_metaworld():
-    assert len(METAWORLD_IDS) == len(TASKS) == 10
+    assert len(METAWORLD_IDS) == len(TASKS) + 1 == 11 and MT10_ID in METAWORLD_IDS
     for id_ in METAWORLD_IDS:
         assert id_.startswith("robodecode/MetaWorld-") and id_ in gymnasium.registry
     code = "import sys, envs; print('metaworld' in sys.modules)"
@@ -224,3 +225,36 @@ def test_bench_functions_report_success_and_speed():
     assert speed["steps_per_s_no_render"] > 0 and speed["ms_per_frame"] > 0
     with pytest.raises(ValueError, match="seeds"):
         metaworld_expert_success("reach-v3", [])
+
+
+def test_multitask_samples_tasks_and_names_them():
+    env = gymnasium.make(MT10_ID, tasks=("reach-v3", "pick-place-v3"), image_size=32)
+    try:
+        seen = {}
+        for seed in range(6):
+            obs, info = env.reset(seed=seed)
+            assert obs["instruction"] in TASKS[info["task"]].train and obs in env.observation_space
+            seen.setdefault(info["task"], (seed, obs["image"]))
+        assert set(seen) == {"reach-v3", "pick-place-v3"}
+        seed, image = seen["reach-v3"]
+        obs, info = env.reset(seed=seed)  # same seed: same task, same scene
+        assert info["task"] == "reach-v3" and np.array_equal(obs["image"], image)
+        _, infos, terminated, _ = _expert_rollout(env, seed)
+        assert terminated and infos[-1]["is_success"] and infos[-1]["task"] == "reach-v3"
+        assert env.reset(seed=0, options={"task": "pick-place-v3"})[1]["task"] == "pick-place-v3"
+        with pytest.raises(ValueError, match="task"):
+            env.reset(options={"task": "push-v3"})
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="tasks"):
+        gymnasium.make(MT10_ID, tasks=("fly-v3",))
+
+
+@pytest.mark.slow
+def test_multitask_check_env_all_ten():
+    env = gymnasium.make(MT10_ID, image_size=64)
+    try:
+        check_env(env.unwrapped)
+        assert len({env.reset(seed=s)[1]["task"] for s in range(40)}) == 10
+    finally:
+        env.close()
