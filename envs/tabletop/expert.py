@@ -133,7 +133,9 @@ class TabletopExpert:
             return np.array([*(z[:2] + offset), CARRY_Z]), CLOSED, 0.7
         if phase == "lower":
             return np.array([*(z[:2] + offset), 0.0]), CLOSED, 0.6
-        return np.array([g[0], g[1], g[2] + 0.02 * (self._phase_steps > 3)]), OPEN, 0.5
+        # release: open the jaw in place, then back off upwards once the fingers are clear
+        rise = 0.02 if self._phase_steps > 3 else 0.0
+        return np.array([g[0], g[1], g[2] + rise]), OPEN, 0.5
 
     def _push(self):
         env, spec = self.env, self.env.task_spec
