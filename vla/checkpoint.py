@@ -44,7 +44,8 @@ def _is_stat_buffer(name: str) -> bool:
 
 def save_pretrained(model: VLAModel, path: str | os.PathLike,
                     train_state: dict[str, torch.Tensor] | None = None,
-                    train_meta: dict[str, Any] | None = None) -> Path:
+                    train_meta: dict[str, Any] | None = None,
+                    extra_files: dict[str, Path] | None = None) -> Path:
     """Write ``model`` (and optionally a training state) atomically to the folder ``path``.
 
     Args:
@@ -52,6 +53,8 @@ def save_pretrained(model: VLAModel, path: str | os.PathLike,
         path: Target folder; replaced as a whole if it exists.
         train_state: Tensors needed to resume training (fp32 weights, optimizer moments).
         train_meta: JSON-able training metadata (step, seed, history).
+        extra_files: Files copied into the folder under the given names (e.g. distillation
+            trajectories and the early-exit curve).
 
     Returns:
         The target folder.
@@ -81,6 +84,11 @@ def save_pretrained(model: VLAModel, path: str | os.PathLike,
                       str(tmp / TRAIN_STATE_FILE))
         if train_meta is not None:
             (tmp / TRAIN_META_FILE).write_text(json.dumps(train_meta, indent=2))
+        for name, src in (extra_files or {}).items():
+            shutil.copyfile(src, tmp / name)
+        tmp.chmod(0o755)
+        for f in tmp.iterdir():
+            f.chmod(0o644)
         old = None
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")

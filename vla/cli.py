@@ -1,9 +1,150 @@
-"""Commands of ``vla`` for the ``robodecode`` CLI (see experiments/cli.py)."""
+"""Commands of ``vla`` for the ``robodecode`` CLI: train, distill, info, bench vla.
+
+Usage: robodecode train --head ar --data scratch/vla/data/pickplace200 --out scratch/vla/ckpt/ar
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+SCRATCH = Path("scratch/vla")
+DEFAULT_INSTRUCTION_CACHE = SCRATCH / "instructions.safetensors"
+DEFAULT_DATA_CACHE = SCRATCH / "chunks"
+
+
+def _torch_setup(threads: int, device: str):
+    import torch
+
+    torch.set_num_threads(threads)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise typer.BadParameter(f"device {device!r} requested but CUDA is not available")
+    return torch
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Add this package's commands to the top-level app and the ``bench`` group."""
+
+    @app.command("train")
+    def train_cmd(
+        head: Annotated[str, typer.Option(help="ar | diffusion | flow | oft")],
+        data: Annotated[Path, typer.Option(help="LeRobot v3 dataset folder")],
+        out: Annotated[Path, typer.Option(help="checkpoint folder (resumed if it holds a run)")],
+        steps: int = 3000,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        seed: int = 0,
+        device: str = "cpu",
+        preset: Annotated[str, typer.Option(help="model size: cpu | gpu | tiny")] = "cpu",
+        horizon: int = 8,
+        ema: Annotated[float, typer.Option(help="EMA decay of exported weights, 0 = off")] = 0.0,
+        warmup: int = 100,
+        val_fraction: float = 0.1,
+        eval_every: int = 250,
+        threads: int = 2,
+        resume: bool = True,
+        instruction_cache: Path = DEFAULT_INSTRUCTION_CACHE,
+        data_cache: Path = DEFAULT_DATA_CACHE,
+        progress: bool = True,
+    ) -> None:
+        """Train one action head on a LeRobot v3 dataset (held-out episodes for validation)."""
+        from vla.pipeline import train_head
+
+        _torch_setup(threads, device)
+        summary = train_head(head=head, data=data, out=out, steps=steps, batch_size=batch_size,
+                             lr=lr, seed=seed, device=device, preset_name=preset,
+                             horizon=horizon, ema=ema, warmup=warmup, val_fraction=val_fraction,
+                             eval_every=eval_every, resume=resume,
+                             instruction_cache=instruction_cache, data_cache=data_cache,
+                             progress=progress)
+        typer.echo(json.dumps(summary, indent=2))
+
+    @app.command("distill")
+    def distill_cmd(
+        teacher: Annotated[Path, typer.Option(help="AR-head checkpoint folder")],
+        data: Annotated[Path, typer.Option(help="the teacher's LeRobot v3 dataset folder")],
+        out: Annotated[Path, typer.Option(help="student checkpoint folder")],
+        steps: int = 1500,
+        batch_size: int = 64,
+        lr: float = 3e-4,
+        n_trajectories: Annotated[int, typer.Option(help="training observations")] = 2048,
+        ar_weight: float = 10.0,
+        gt_label_prob: Annotated[float, typer.Option(
+            help="share of ground-truth labels in the mixed AR loss")] = 0.5,
+        seed: int = 0,
+        device: str = "cpu",
+        threads: int = 2,
+        val_fraction: float = 0.1,
+        eval_every: int = 250,
+        n_eval: Annotated[int, typer.Option(help="held-out observations for the EE sweep")] = 256,
+        instruction_cache: Path = DEFAULT_INSTRUCTION_CACHE,
+        data_cache: Path = DEFAULT_DATA_CACHE,
+        progress: bool = True,
+    ) -> None:
+        """Consistency-distill an AR checkpoint (CEED-VLA / CLLM) and pick its early exit."""
+        from vla.distill import DistillConfig, distill_from_dirs
+
+        _torch_setup(threads, device)
+        cfg = DistillConfig(steps=steps, batch_size=batch_size, lr=lr,
+                            n_trajectories=n_trajectories, ar_weight=ar_weight,
+                            gt_label_prob=gt_label_prob, seed=seed, eval_every=eval_every,
+                            n_eval=n_eval)
+        summary = distill_from_dirs(teacher, data, out, cfg, device=device,
+                                    val_fraction=val_fraction,
+                                    instruction_cache=instruction_cache, data_cache=data_cache,
+                                    progress=progress)
+        typer.echo(json.dumps(summary, indent=2))
+
+    @app.command("info")
+    def info_cmd(
+        checkpoints: Annotated[list[Path] | None, typer.Argument(help="checkpoint folders")] = None,
+        preset: str = "cpu",
+        horizon: int = 8,
+        action_dim: int = 4,
+        state_dim: int = 7,
+        add_instructions: Annotated[Path | None, typer.Option(
+            help="text file, one instruction a line, embedded into each checkpoint's cache"
+        )] = None,
+    ) -> None:
+        """Print parameter counts of the four heads (and describe checkpoints)."""
+        from vla.pipeline import describe_checkpoint, head_param_table
+
+        _torch_setup(1, "cpu")
+        table = head_param_table(preset, horizon=horizon, action_dim=action_dim,
+                                 state_dim=state_dim)
+        typer.echo(f"preset {preset!r} (H={horizon}, D={action_dim}, S={state_dim}):")
+        lo = min(table.values())
+        for head, n in table.items():
+            typer.echo(f"  {head:<10} {n:>12,d} params  ({100 * (n / lo - 1):+.1f}% vs smallest)")
+        texts = None
+        if add_instructions is not None:
+            texts = [t.strip() for t in add_instructions.read_text().splitlines() if t.strip()]
+        for ckpt in checkpoints or []:
+            typer.echo(json.dumps(describe_checkpoint(ckpt, add_instructions=texts), indent=2))
+
+    @bench.command("vla")
+    def bench_vla_cmd(
+        checkpoints: Annotated[Path, typer.Option(
+            help="folder holding ar/ diffusion/ flow/ oft/ [cjacobi/] checkpoints")],
+        data: Annotated[Path | None, typer.Option(help="dataset for held-out observations")] = None,
+        out: Annotated[Path | None, typer.Option(
+            help="results JSON (default scratch/vla/bench_vla.json)")] = None,
+        device: str = "cpu",
+        threads: int = 2,
+        n_obs: Annotated[int, typer.Option(help="held-out observations for errors")] = 128,
+        repeats: Annotated[int, typer.Option(help="timed batch-1 calls per decoder")] = 20,
+        train_steps: Annotated[int, typer.Option(help="steps timed for steps/s")] = 5,
+        data_cache: Path = DEFAULT_DATA_CACHE,
+        instruction_cache: Path = DEFAULT_INSTRUCTION_CACHE,
+    ) -> None:
+        """Per head and decoder: params, train steps/s, passes and ms per chunk, action error."""
+        from vla.bench import run_bench
+
+        _torch_setup(threads, device)
+        run_bench(checkpoints, data=data, out=out or SCRATCH / "bench_vla.json",
+                  device=device, threads=threads, n_obs=n_obs, repeats=repeats,
+                  train_steps=train_steps, data_cache=data_cache,
+                  instruction_cache=instruction_cache)

@@ -6,12 +6,19 @@ once, resized to the model's ``image_size`` and kept as uint8 tensors.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
 from vla.model import Observation
@@ -42,9 +49,18 @@ class ChunkTensors:
     def __len__(self) -> int:
         return self.state.shape[0]
 
+    def to(self, device: str | torch.device) -> ChunkTensors:
+        """A copy with every tensor on ``device``."""
+        return ChunkTensors(images={k: v.to(device) for k, v in self.images.items()},
+                            state=self.state.to(device), actions=self.actions.to(device),
+                            is_pad=self.is_pad.to(device),
+                            instr_index=self.instr_index.to(device),
+                            instructions=self.instructions, episode=self.episode.to(device))
+
     def batch(self, idx: torch.Tensor, lang_table: torch.Tensor, size: int) -> tuple[
             Observation, torch.Tensor, torch.Tensor]:
         """(Observation, actions, is_pad) of the items ``idx``; images as float in [-1, 1]."""
+        idx = idx.to(self.state.device)
         images = [self.images[k][idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0
                   for k in self.images]
         images = [x if x.shape[-1] == size else F.interpolate(x, size=(size, size), mode="area")
@@ -107,3 +123,107 @@ def load_chunks(dataset: Dataset, cameras: Sequence[str], image_size: int,
                         state=torch.stack(state), actions=torch.stack(actions),
                         is_pad=torch.stack(pad).bool(), instr_index=torch.tensor(instr),
                         instructions=list(index), episode=torch.tensor(episode))
+
+
+def save_chunks(data: ChunkTensors, path: str | Path) -> None:
+    """Write :class:`ChunkTensors` to one safetensors file (atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {f"image.{k}": v.contiguous() for k, v in data.images.items()}
+    tensors.update(state=data.state, actions=data.actions, is_pad=data.is_pad,
+                   instr_index=data.instr_index, episode=data.episode)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"instructions": json.dumps(data.instructions),
+                                           "cameras": json.dumps(list(data.images))})
+    os.replace(tmp, path)
+
+
+def read_chunks(path: str | Path) -> ChunkTensors:
+    """Read :class:`ChunkTensors` written by :func:`save_chunks` (no pickle)."""
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        t = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    cams = json.loads(meta["cameras"])
+    return ChunkTensors(images={k: t[f"image.{k}"] for k in cams}, state=t["state"],
+                        actions=t["actions"], is_pad=t["is_pad"], instr_index=t["instr_index"],
+                        instructions=json.loads(meta["instructions"]), episode=t["episode"])
+
+
+@dataclass
+class Split:
+    """A dataset split by episode, decoded for training.
+
+    Attributes:
+        train: Training tensors.
+        val: Held-out tensors (``None`` when no episode is held out).
+        stats: The reader's statistics (``{"action": ..., "state": ...}`` of numpy arrays).
+        action_dim: D of the data.
+        state_dim: S of the data.
+    """
+
+    train: ChunkTensors
+    val: ChunkTensors | None
+    stats: dict[str, dict[str, Any]]
+    action_dim: int
+    state_dim: int
+
+
+def _cache_key(root: Path, *parts: Any) -> str:
+    files = sorted((root / "data").glob("*/*.parquet")) + [root / "meta" / "info.json"]
+    sig = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    return hashlib.sha1(json.dumps([sig, *map(str, parts)]).encode()).hexdigest()[:16]
+
+
+def load_split(root: str | Path, horizon: int, cameras: Sequence[str], image_size: int,
+               val_fraction: float = 0.1, seed: int = 0,
+               cache_dir: str | Path | None = None) -> Split:
+    """Read a LeRobot v3 dataset, split it by episode and decode both parts.
+
+    Args:
+        root: Dataset folder (anything ``envs.dataset_reader.ActionChunkDataset`` reads).
+        horizon: Chunk length H.
+        cameras: Camera keys for the model.
+        image_size: Model image side.
+        val_fraction: Share of episodes held out for validation.
+        seed: Seed of the episode split.
+        cache_dir: Folder for decoded tensors keyed by the dataset's files and these
+            arguments; a hit skips the reader entirely.
+
+    Returns:
+        The :class:`Split`.
+    """
+    root = Path(root)
+    cache = None
+    if cache_dir is not None:
+        key = _cache_key(root, horizon, list(cameras), image_size, val_fraction, seed)
+        cache = Path(cache_dir) / f"chunks-{key}"
+        if (cache / "meta.json").is_file():
+            meta = json.loads((cache / "meta.json").read_text())
+            val = read_chunks(cache / "val.safetensors") if meta["has_val"] else None
+            stats = {k: {n: np.asarray(v, np.float32) for n, v in d.items()}
+                     for k, d in meta["stats"].items()}
+            return Split(read_chunks(cache / "train.safetensors"), val, stats,
+                         meta["action_dim"], meta["state_dim"])
+    from envs.dataset_reader import ActionChunkDataset, split_episodes
+
+    train_eps, val_eps = split_episodes(root, val_fraction=val_fraction, seed=seed)
+    reader = ActionChunkDataset(root, horizon, episodes=train_eps)
+    missing = [c for c in cameras if c not in reader.camera_keys]
+    if missing:
+        raise ValueError(f"cameras {missing} are not in {root}; it has {reader.camera_keys}")
+    train = load_chunks(reader, cameras, image_size, horizon, reader.action_dim)
+    val = None
+    if val_eps:
+        val = load_chunks(ActionChunkDataset(root, horizon, episodes=val_eps), cameras,
+                          image_size, horizon, reader.action_dim)
+    split = Split(train, val, reader.stats, reader.action_dim, reader.state_dim)
+    if cache is not None:
+        save_chunks(train, cache / "train.safetensors")
+        if val is not None:
+            save_chunks(val, cache / "val.safetensors")
+        meta = {"has_val": val is not None, "action_dim": split.action_dim,
+                "state_dim": split.state_dim, "root": str(root),
+                "stats": {k: {n: np.asarray(v).tolist() for n, v in d.items()}
+                          for k, d in split.stats.items()}}
+        (cache / "meta.json").write_text(json.dumps(meta))
+    return split

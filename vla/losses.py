@@ -22,13 +22,6 @@ if TYPE_CHECKING:
     from vla.model import Observation, VLAModel
 
 
-def _token_pad_mask(is_pad: torch.Tensor | None, shape: torch.Size, action_dim: int
-                    ) -> torch.Tensor:
-    if is_pad is None:
-        return torch.ones(shape, dtype=torch.bool)
-    return (~is_pad.bool()).repeat_interleave(action_dim, dim=-1)
-
-
 def head_loss(model: VLAModel, obs: Observation, actions: torch.Tensor,
               is_pad: torch.Tensor | None, generator: torch.Generator | None
               ) -> tuple[torch.Tensor, dict[str, float]]:

@@ -113,7 +113,9 @@ class Trainer:
 
     def __init__(self, model: VLAModel, train_data: ChunkTensors, val_data: ChunkTensors | None,
                  config: TrainConfig, out: str | Path) -> None:
-        self.model, self.train_data, self.val_data = model, train_data, val_data
+        dev = model.device
+        self.model, self.train_data = model, train_data.to(dev)
+        self.val_data = val_data.to(dev) if val_data is not None else None
         self.config, self.out = config, Path(out)
         self.opt = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr,
                                      betas=(0.9, 0.95))
@@ -121,14 +123,14 @@ class Trainer:
                     if config.ema > 0 else None)
         self.step = 0
         self.history: list[dict[str, Any]] = []
-        dev = model.device
         self.lang_train = model.instructions.embed(train_data.instructions).to(dev)
         self.lang_val = (model.instructions.embed(val_data.instructions).to(dev)
                          if val_data is not None else None)
 
     # ------------------------------------------------------------------ save / resume
     def _state(self) -> dict[str, torch.Tensor]:
-        state = {f"param.{n}": p.detach().float() for n, p in self.model.named_parameters()}
+        state = {f"param.{n}": p.detach().float().clone()
+                 for n, p in self.model.named_parameters()}
         params = [p for g in self.opt.param_groups for p in g["params"]]
         for i, p in enumerate(params):
             st = self.opt.state.get(p)
@@ -190,8 +192,11 @@ class Trainer:
                      self.config.val_batches)
         return {f"val_{k}": v for k, v in m.items()}
 
-    def run(self, progress: bool = True) -> list[dict[str, Any]]:
-        """Train until ``config.steps``; returns the logged history."""
+    def run(self, progress: bool = True, until: int | None = None) -> list[dict[str, Any]]:
+        """Train until ``config.steps`` (or stop early at step ``until``); returns the history.
+
+        Stopping at ``until`` saves a checkpoint there, as an interrupted run's last save.
+        """
         from tqdm.auto import tqdm
 
         cfg, model = self.config, self.model
@@ -200,7 +205,8 @@ class Trainer:
                    dynamic_ncols=True)
         t_start, first = time.perf_counter(), self.step
         running: dict[str, float] = {}
-        while self.step < cfg.steps:
+        stop = cfg.steps if until is None else min(until, cfg.steps)
+        while self.step < stop:
             g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
             idx = torch.randint(len(self.train_data), (cfg.batch_size,), generator=g)
             obs, actions, pad = self.train_data.batch(idx, self.lang_train,
@@ -221,7 +227,7 @@ class Trainer:
                 running[k] = 0.9 * running.get(k, v) + 0.1 * v
             bar.update(1)
             bar.set_postfix({k: f"{v:.3f}" for k, v in running.items()})
-            if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+            if self.step % cfg.eval_every == 0 or self.step in (cfg.steps, stop):
                 elapsed = time.perf_counter() - t_start
                 entry = {"step": self.step, "lr": cfg.lr_at(self.step - 1),
                          "grad_norm": float(grad_norm),

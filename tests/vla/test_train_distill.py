@@ -1,0 +1,124 @@
+"""Training (resume determinism), distillation and the CLI end to end on tiny data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import fake_instruction_cache
+
+from decoding import jacobi
+from vla.checkpoint import from_pretrained
+from vla.data import load_chunks
+from vla.distill import DistillConfig, distill, jacobi_trajectories
+from vla.train import TrainConfig, Trainer
+
+
+def _tensors(synthetic):
+    data = load_chunks(synthetic, ["image"], 32, 4, 4)
+    return data
+
+
+def test_training_is_deterministic_and_resumes_exactly(make_model, synthetic, tmp_path):
+    torch.set_num_threads(1)
+    data = _tensors(synthetic)
+    cfg = TrainConfig(steps=12, batch_size=8, warmup=2, eval_every=6, ema=0.9)
+    straight = make_model("diffusion")
+    Trainer(straight, data, data, cfg, tmp_path / "a").run(progress=False)
+    first = make_model("diffusion")
+    Trainer(first, data, data, cfg, tmp_path / "b").run(progress=False, until=6)
+    resumed = make_model("diffusion", seed=5)  # different init: resume must overwrite it
+    trainer = Trainer(resumed, data, data, cfg, tmp_path / "b")
+    assert trainer.resume() and trainer.step == 6
+    history = trainer.run(progress=False)
+    for (n, p), q in zip(straight.named_parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=n)
+    a = json.loads((tmp_path / "a" / "train_state.json").read_text())["history"]
+    assert a[-1]["val_loss"] == history[-1]["val_loss"]
+    assert "val_token_acc" in history[-1]
+    assert from_pretrained(tmp_path / "a", allow_encoder=False).config.head == "diffusion"
+
+
+def test_jacobi_trajectories_reach_the_greedy_ar_fixed_point(make_model, synthetic):
+    model = make_model("ar", seed=3).double().eval()
+    with torch.no_grad():
+        model.lm_head.weight.mul_(30)
+    data = _tensors(synthetic)
+    obs, _, _ = data.batch(torch.arange(4), model.instructions.embed(data.instructions), 32)
+    states, n_iter = jacobi_trajectories(model, obs)
+    n = model.config.n_action_tokens
+    assert states.shape == (4, n + 2, n)
+    cache = model.encode_prefix(obs)
+    for r in range(4):
+        ref = jacobi(model.ar_head, model.bos_ids(1), n,
+                     cache=model.encode_prefix(type(obs)([x[r:r + 1] for x in obs.images],
+                                                         obs.state[r:r + 1], obs.lang[r:r + 1])))
+        assert torch.equal(states[r, -1], ref.tokens[0])
+        assert int(n_iter[r]) == ref.nfe
+    assert cache.get_seq_length() == model.config.prefix_len
+
+
+def test_distill_end_to_end_writes_student_and_early_exit_curve(make_model, synthetic, tmp_path):
+    torch.set_num_threads(1)
+    data = _tensors(synthetic)
+    teacher = make_model("ar")
+    Trainer(teacher, data, None, TrainConfig(steps=40, batch_size=16, warmup=5, eval_every=40,
+                                             lr=3e-3), tmp_path / "t").run(progress=False)
+    cfg = DistillConfig(steps=6, batch_size=8, n_trajectories=16, eval_every=3, n_eval=4)
+    summary = distill(teacher.eval(), data, data, cfg, tmp_path / "s", progress=False)
+    student = from_pretrained(tmp_path / "s", allow_encoder=False)
+    assert student.config == teacher.config
+    ee = json.loads((tmp_path / "s" / "early_exit.json").read_text())
+    names = [c["name"] for c in ee["student_sweep"]["curve"]]
+    assert "exact" in names and "max2" in names and ee["student_sweep"]["chosen"] in names
+    exact = next(c for c in ee["teacher_sweep"]["curve"] if c["name"] == "exact")
+    assert exact["l1"] == pytest.approx(summary["ar_baseline"]["l1"])  # Jacobi == AR
+    assert exact["nfe"] <= summary["ar_baseline"]["nfe"] == 16
+    assert all("repetition" in h for h in summary["history"])
+    assert (tmp_path / "s" / "trajectories.safetensors").is_file()
+
+
+@pytest.fixture(scope="module")
+def tiny_lerobot(tmp_path_factory):
+    """Three expert episodes of TabletopReach at 32x32, with a fake instruction cache."""
+    envs = pytest.importorskip("envs")
+    from envs.lerobot_dataset import collect
+
+    root = tmp_path_factory.mktemp("data") / "reach"
+    collect("robodecode/TabletopReach-v0", 3, root, seed=0, progress=False,
+            env_kwargs={"image_size": 32})
+    from envs.dataset_reader import ActionChunkDataset
+
+    cache = fake_instruction_cache()
+    g = torch.Generator().manual_seed(1)
+    for text in set(ActionChunkDataset(root, 4)._tasks.values()):
+        cache.put(text, torch.randn(384, generator=g))
+    cache.save(root.parent / "instructions.safetensors")
+    assert envs is not None
+    return root
+
+
+def test_train_and_distill_cli_end_to_end(tiny_lerobot, tmp_path):
+    from typer.testing import CliRunner
+
+    from experiments.cli import build_app
+
+    runner = CliRunner()
+    common = ["--instruction-cache", str(tiny_lerobot.parent / "instructions.safetensors"),
+              "--data-cache", str(tmp_path / "chunks"), "--no-progress", "--threads", "1",
+              "--data", str(tiny_lerobot)]
+    res = runner.invoke(build_app(), ["train", "--head", "ar", "--out", str(tmp_path / "ar"),
+                                      "--steps", "4", "--batch-size", "4", "--preset", "tiny",
+                                      "--horizon", "4", "--eval-every", "2", *common])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output[res.output.index("{"):])
+    assert summary["steps"] == 4 and summary["val_items"] > 0
+    res = runner.invoke(build_app(), ["distill", "--teacher", str(tmp_path / "ar"),
+                                      "--out", str(tmp_path / "cj"), "--steps", "2",
+                                      "--batch-size", "4", "--n-trajectories", "8",
+                                      "--n-eval", "2", *common])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "cj" / "early_exit.json").is_file()
+    res = runner.invoke(build_app(), ["info", str(tmp_path / "ar"), "--preset", "tiny"])
+    assert res.exit_code == 0 and "params" in res.output

@@ -1,0 +1,132 @@
+"""What the ``train`` and ``info`` commands do, callable from Python too.
+
+Usage: train_head(head="ar", data="scratch/vla/data/pickplace200", out="scratch/vla/ckpt/ar")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vla.checkpoint import TRAIN_META_FILE, TRAIN_STATE_FILE, from_pretrained, read_tensors
+from vla.config import HEADS, preset
+from vla.data import load_split
+from vla.encoders import InstructionCache
+from vla.model import VLAModel
+from vla.train import TrainConfig, Trainer
+
+
+def open_instruction_cache(path: Path | None, texts: list[str]) -> InstructionCache:
+    """Load the shared instruction cache, embed any new ``texts`` and save it back."""
+    cache = InstructionCache(path)
+    before = len(cache)
+    cache.add(texts)
+    if path is not None and len(cache) != before:
+        cache.save()
+    return cache
+
+
+def train_head(*, head: str, data: Path, out: Path, steps: int = 3000, batch_size: int = 64,
+               lr: float = 1e-3, seed: int = 0, device: str = "cpu", preset_name: str = "cpu",
+               horizon: int = 8, ema: float = 0.0, warmup: int = 100, val_fraction: float = 0.1,
+               eval_every: int = 250, resume: bool = True,
+               instruction_cache: Path | None = None, data_cache: Path | None = None,
+               progress: bool = True, config_overrides: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
+    """Train (or resume) one head on a dataset folder and save the checkpoint to ``out``.
+
+    Returns:
+        A summary: head, parameters, steps, final train/validation metrics, steps/s.
+
+    Raises:
+        ValueError: On an unknown head, or a checkpoint in ``out`` of another head.
+    """
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    out = Path(out)
+    resuming = resume and (out / TRAIN_STATE_FILE).is_file()
+    if resuming:
+        model = from_pretrained(out)
+        cfg_model = model.config
+        if cfg_model.head != head:
+            raise ValueError(f"out={str(out)!r} holds a {cfg_model.head!r} run, not {head!r}; "
+                             "choose another --out or pass --no-resume")
+    else:
+        torch.manual_seed(seed)
+        cfg_model = preset(preset_name, head=head, horizon=horizon,
+                           **(config_overrides or {}))
+    split = load_split(data, cfg_model.horizon, cfg_model.cameras, cfg_model.image_size,
+                       val_fraction=val_fraction, seed=seed, cache_dir=data_cache)
+    texts = split.train.instructions + (split.val.instructions if split.val else [])
+    instructions = open_instruction_cache(instruction_cache, texts)
+    if resuming:
+        for t in texts:
+            model.instructions.put(t, instructions.embed([t])[0])
+    else:
+        cfg_model = preset(preset_name, head=head, horizon=horizon,
+                           action_dim=split.action_dim, state_dim=split.state_dim,
+                           **(config_overrides or {}))
+        torch.manual_seed(seed)
+        model = VLAModel(cfg_model, instructions=InstructionCache(allow_encoder=True))
+        for t in texts:
+            model.instructions.put(t, instructions.embed([t])[0])
+        model.set_stats(split.stats)
+    model.to(device)
+    tcfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, ema=ema,
+                       seed=seed, eval_every=eval_every)
+    trainer = Trainer(model, split.train, split.val, tcfg, out)
+    if resuming:
+        trainer.resume()
+    history = trainer.run(progress=progress)
+    if not history or history[-1]["step"] != trainer.step:
+        trainer.save()
+    last = history[-1] if history else {}
+    return {"head": head, "out": str(out), "params": model.num_parameters(),
+            "steps": trainer.step, "train_items": len(split.train),
+            "val_items": len(split.val) if split.val else 0, **last}
+
+
+def head_param_table(preset_name: str = "cpu", **overrides: Any) -> dict[str, int]:
+    """Trainable parameters of each head at one preset size."""
+    return {h: VLAModel(preset(preset_name, head=h, **overrides),
+                        instructions=InstructionCache(allow_encoder=False)).num_parameters()
+            for h in HEADS}
+
+
+def describe_checkpoint(path: Path, add_instructions: list[str] | None = None
+                        ) -> dict[str, Any]:
+    """Config, parameters, training summary and fp16 storage error of a checkpoint.
+
+    With ``add_instructions`` the texts are embedded (MiniLM) into the checkpoint's
+    instruction cache, which is rewritten in place.
+    """
+    import json
+
+    from vla.checkpoint import INSTRUCTIONS_FILE
+
+    model = from_pretrained(path, allow_encoder=add_instructions is not None)
+    out: dict[str, Any] = {"path": str(path), "head": model.config.head,
+                           "params": model.num_parameters(),
+                           "config": model.config.to_dict(),
+                           "instructions_cached": len(model.instructions)}
+    if add_instructions:
+        model.instructions.add(add_instructions)
+        model.instructions.save(Path(path) / INSTRUCTIONS_FILE)
+        out["instructions_cached"] = len(model.instructions)
+    meta_file = Path(path) / TRAIN_META_FILE
+    if meta_file.is_file():
+        meta = json.loads(meta_file.read_text())
+        out["train_step"] = meta.get("step")
+        out["last_log"] = (meta.get("history") or [{}])[-1]
+    state_file = Path(path) / TRAIN_STATE_FILE
+    if state_file.is_file() and model.config.param_dtype == "float16":
+        state = read_tensors(state_file)
+        worst = 0.0
+        for n, p in model.named_parameters():
+            ref = state.get(f"ema.{n}", state.get(f"param.{n}"))
+            if ref is not None:
+                worst = max(worst, float((p.detach() - ref).abs().max()))
+        out["fp16_max_abs_weight_error"] = worst
+    return out
