@@ -244,6 +244,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         repeats: Annotated[int, typer.Option(help="Builds per row (median reported).")] = 3,
         steps: Annotated[int, typer.Option(help="Random-walk length for per-step timings.")
                          ] = 5000,
+        max_atoms: Annotated[int, typer.Option(help="Largest atom count in the atoms sweep.")
+                             ] = 12,
     ) -> None:
         """Time the LTLf engine: DFA build vs atoms and formula size, per-step progression."""
         from experiments.provenance import provenance, write_json_atomic
@@ -254,7 +256,9 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         use_mona = mona and mona_path() is not None
         if mona and not use_mona:
             typer.echo("mona not installed: MONA baseline columns left empty")
-        ks = (2, 4, 6, 8) if quick else (2, 4, 6, 8, 10, 12)
+        ks = [k for k in ((2, 4, 6, 8) if quick else (2, 4, 6, 8, 10, 12)) if k <= max_atoms]
+        if not ks:
+            raise typer.BadParameter("--max-atoms must be at least 2")
         depths = (2, 3, 4) if quick else (2, 3, 4, 5, 6)
         result = {
             "provenance": provenance(benchmark="ltl", quick=quick, repeats=repeats),

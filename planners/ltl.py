@@ -206,27 +206,22 @@ def _explore(formula: LTLf, letters: tuple[Letter, ...], max_states: int,
     states, ids, table = [start], {start: 0}, []
     for terms, _ in states:  # the list grows while we walk it
         relevant = prog.state_mask(terms)
+        keys = [m & relevant for m in symbols]  # the letter bits this state reads
         seen: dict[int, int] = {}
-        row = []
-        for m in symbols:
-            key = m & relevant
-            nxt = seen.get(key)
+        for key in dict.fromkeys(keys):
+            succ = prog.step(terms, key)
+            nxt = ids.get(succ)
             if nxt is None:
-                succ = prog.step(terms, key)
-                nxt = ids.get(succ)
-                if nxt is None:
-                    if stop_at_accepting and succ[1]:
-                        return None
-                    if len(states) >= max_states:
-                        raise LTLCapacityError(
-                            f"the DFA of {formula.text!r} exceeds max_states={max_states} "
-                            f"over {len(letters)} letters; pass a larger max_states or a "
-                            "smaller alphabet")
-                    nxt = ids[succ] = len(states)
-                    states.append(succ)
-                seen[key] = nxt
-            row.append(nxt)
-        table.append(row)
+                if stop_at_accepting and succ[1]:
+                    return None
+                if len(states) >= max_states:
+                    raise LTLCapacityError(
+                        f"the DFA of {formula.text!r} exceeds max_states={max_states} over "
+                        f"{len(letters)} letters; pass a larger max_states or a smaller alphabet")
+                nxt = ids[succ] = len(states)
+                states.append(succ)
+            seen[key] = nxt
+        table.append([seen[k] for k in keys])
     accepting = [i for i, (_, may_end) in enumerate(states) if may_end]
     return DFA(letters, table, 0, accepting, letter_column=[column[m] for m in masks],
                atoms=formula.atoms)

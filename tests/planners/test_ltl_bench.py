@@ -23,7 +23,7 @@ def test_bench_ltl_quick(tmp_path):
     register(app, bench)
     out = tmp_path / "ltl.json"
     result = CliRunner().invoke(app, ["bench", "ltl", "--quick", "--no-mona", "--repeats", "1",
-                                      "--steps", "50", "--out", str(out)])
+                                      "--steps", "50", "--max-atoms", "4", "--out", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["provenance"]["git_sha"] is not None
