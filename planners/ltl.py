@@ -69,6 +69,9 @@ class LTLf:
     def __repr__(self) -> str:
         return f"LTLf({self.text!r})"
 
+    def __reduce__(self):
+        return (LTLf, (self.text,))  # re-parse on unpickling: nodes are interned per process
+
     def __str__(self) -> str:
         return self.text
 

@@ -234,3 +234,13 @@ def test_dfa_constructor_validates():
     assert dfa.accepts([set(), {"a"}]) and not dfa.accepts([set()])
     with pytest.raises(ValueError, match="same alphabet"):
         difference(dfa, LTLf("F b").to_dfa())
+
+
+def test_pickle_round_trip():
+    import pickle
+
+    spec = LTLf("G(!server_room) & F(kitchen & F lab)")
+    again = pickle.loads(pickle.dumps(spec))
+    assert again == spec and again.node is spec.node
+    dfa = pickle.loads(pickle.dumps(spec.to_dfa()))
+    assert dfa.accepts([{"kitchen"}, {"lab"}])
