@@ -17,6 +17,7 @@ import typer
 # Explicit registry of the modules that contribute commands (no import-time scans).
 COMMAND_MODULES: tuple[str, ...] = (
     "experiments.bench_decoding",
+    "experiments.bench_ltl",
     "envs.cli",
     "vla.cli",
     "planners.cli",
