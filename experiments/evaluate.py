@@ -144,9 +144,9 @@ def check_policy(config: EvalConfig) -> None:
         if config.decoder is None:
             raise ValueError("--decoder is required with a checkpoint (ar, cjacobi+ee, flow@10...)")
         parse_decoder_spec(config.decoder)
-        from policies.vla_policy import resolve_checkpoint
+        from policies.vla_policy import check_checkpoint
 
-        resolve_checkpoint(config.policy, config.decoder)
+        check_checkpoint(config.policy, config.decoder)
         return
     if ":" in config.policy:
         _load_factory(config.policy)

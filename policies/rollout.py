@@ -29,6 +29,7 @@ class EpisodeRecord:
             limit, or termination without success.
         k: Actions executed per chunk (effective value; ``None`` if no chunk was produced).
         latency: The latency mode (``None``, ``"measured"`` or fixed ms).
+        instruction: The episode's language instruction, if the observation has one.
         chunks: One :class:`~policies.broker.ChunkStats` per ``infer`` call.
         frames: RGB frames when recorded with ``video=True`` (not serialised).
     """
@@ -41,6 +42,7 @@ class EpisodeRecord:
     failure: str | None
     k: int | None
     latency: str | float | None
+    instruction: str | None = None
     chunks: list[ChunkStats] = field(default_factory=list)
     frames: list[np.ndarray] | None = field(default=None, repr=False)
 
@@ -61,6 +63,7 @@ class EpisodeRecord:
             "seed": self.seed, "success": self.success, "steps": self.steps,
             "sum_reward": self.sum_reward, "max_reward": self.max_reward,
             "failure": self.failure, "k": self.k, "latency": self.latency,
+            "instruction": self.instruction,
             "n_chunks": len(self.chunks), "nfe_per_chunk": self.nfe_per_chunk,
             "ms_per_chunk": self.ms_per_chunk,
             "chunk_ms": [round(c.ms, 4) for c in self.chunks],
@@ -125,6 +128,7 @@ def rollout(env: Any, policy: Policy, seed: int, *, k: int | None = None,
                          control_dt=control_dt(env) if latency is not None else None,
                          action_dim=space.shape[0])
     obs, _ = env.reset(seed=seed)
+    instruction = obs.get("instruction") if isinstance(obs, dict) else None
     broker.reset(seed=seed)
     frames = [_frame(env, obs)] if video else None
     success, failure, steps = False, None, 0
@@ -152,7 +156,8 @@ def rollout(env: Any, policy: Policy, seed: int, *, k: int | None = None,
     return EpisodeRecord(
         seed=seed, success=success, steps=steps, sum_reward=float(sum(rewards)),
         max_reward=max(rewards) if rewards else None, failure=None if success else failure,
-        k=broker.k, latency=latency, chunks=list(broker.chunk_stats), frames=frames)
+        k=broker.k, latency=latency, instruction=instruction,
+        chunks=list(broker.chunk_stats), frames=frames)
 
 
 def _frame(env: Any, obs: dict[str, Any]) -> np.ndarray:

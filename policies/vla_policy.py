@@ -48,6 +48,26 @@ def resolve_checkpoint(checkpoint: str | Path, decoder: str | DecoderSpec) -> Pa
                      f"{str(spec)!r}; model folders found: {found or 'none'}")
 
 
+def check_checkpoint(checkpoint: str | Path, decoder: str | DecoderSpec) -> Path:
+    """Resolve the model folder for ``decoder`` and check its config holds the right head.
+
+    Reads only ``config.json`` (no weights), so the CLI can reject bad input before it starts
+    workers.
+
+    Raises:
+        ValueError: If the spec, the folder or its config is invalid, or the head differs.
+    """
+    from vla.checkpoint import load_config
+
+    spec = parse_decoder_spec(decoder) if isinstance(decoder, str) else decoder
+    path = resolve_checkpoint(checkpoint, spec)
+    head = load_config(path).head
+    if head != spec.head:
+        raise ValueError(f"decoder {str(spec)!r} needs the {spec.head} head, but "
+                         f"{str(path)!r} holds the {head} head")
+    return path
+
+
 def decoder_kwargs(spec: DecoderSpec) -> dict[str, Any]:
     """Arguments of ``VLAModel.predict_chunk`` for ``spec`` (decoder name and settings)."""
     if spec.family == "ar":
@@ -87,12 +107,8 @@ class VLAPolicy(Policy):
         from vla.checkpoint import from_pretrained
 
         self.spec = parse_decoder_spec(decoder) if isinstance(decoder, str) else decoder
-        self.path = resolve_checkpoint(checkpoint, self.spec)
+        self.path = check_checkpoint(checkpoint, self.spec)
         self.model = from_pretrained(self.path, device=device)
-        head = self.model.config.head
-        if head != self.spec.head:
-            raise ValueError(f"decoder {str(self.spec)!r} needs the {self.spec.head} head, but "
-                             f"{str(self.path)!r} holds the {head} head")
         self._kwargs = decoder_kwargs(self.spec)
         self._stochastic = self.spec.family in ("diffusion", "flow")
         self.reset(seed=0)

@@ -42,7 +42,7 @@ def test_expert_succeeds(env):
         record = rollout(env, ExpertPolicy(env), seed=seed)
         assert record.success and record.failure is None
         assert record.k == 1 and len(record.chunks) == record.steps
-        assert record.steps < fake_env.MAX_STEPS
+        assert record.steps < fake_env.MAX_STEPS and record.instruction == "reach the goal"
         assert record.sum_reward < 0 and record.max_reward <= 0
 
 

@@ -102,3 +102,15 @@ def test_eval_of_a_checkpoint_set(checkpoint_set, tmp_path):
     assert 1 <= summary["nfe_per_chunk"] <= 16 and summary["k"] == 2
     assert summary["hz"] == pytest.approx(2000 / summary["ms_per_chunk"])
     assert summary["decoder"] == "cjacobi+ee" and summary["latency"] == "measured"
+
+
+def test_cli_rejects_a_checkpoint_of_the_wrong_head(checkpoint_set, tmp_path):
+    from typer.testing import CliRunner
+
+    from experiments.cli import build_app
+
+    result = CliRunner().invoke(build_app(), [
+        "eval", "--policy", str(checkpoint_set / "oft"), "--decoder", "diffusion@4", "--env",
+        f"fake_reach_env:{fake_reach_env.ENV_ID}", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "needs the diffusion head" in result.output and result.output.count("\n") == 1
