@@ -128,8 +128,9 @@ class ChunkBroker:
             ValueError: If ``k`` exceeds the chunk length.
         """
         t = self._t
-        if self._pending is not None and t >= self._pending[1]:
-            self._activate(*self._pending)
+        if self._pending is not None and t >= self._pending[1]:  # the decoding chunk arrives
+            start, _, actions = self._pending
+            self._activate(start, actions)
         if self._pending is None and (not self._chunks or t - self._chunks[-1][0] >= self._k):
             self._request(obs, t)
         self._t += 1
@@ -155,12 +156,12 @@ class ChunkBroker:
             prefix_nfe=_optional_int(result.get("prefix_nfe")), horizon=horizon,
             delay_steps=delay))
         if delay == 0:
-            self._activate(t, t, actions)
+            self._activate(t, actions)
         else:
             self._pending = (t, t + delay, actions)
 
-    def _activate(self, start: int, ready: int, actions: np.ndarray) -> None:
-        del ready
+    def _activate(self, start: int, actions: np.ndarray) -> None:
+        """Make a chunk available (the only one, unless ensembling keeps older ones)."""
         self._pending = None
         if self.ensemble_decay is None:
             self._chunks = [(start, actions)]
