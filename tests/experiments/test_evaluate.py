@@ -67,6 +67,12 @@ def test_a_dead_worker_stops_the_run_and_resume_finishes_it(tmp_path, monkeypatc
     assert summary["pc_success"] == 100.0
 
 
+def test_ms_per_chunk_excludes_the_warm_up_call(tmp_path):
+    summary = evaluate(config(policy="fake_reach_env:slow_first_call", episodes=1), tmp_path,
+                       progress=False)
+    assert max(lines(tmp_path)[0]["chunk_ms"]) < 300 and summary["ms_per_chunk"] < 300
+
+
 def test_resume_refuses_a_different_run(tmp_path):
     evaluate(config(episodes=2), tmp_path, progress=False)
     with pytest.raises(ValueError, match="different seed"):

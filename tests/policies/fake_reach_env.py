@@ -9,6 +9,7 @@ workers.
 from __future__ import annotations
 
 import os
+import time
 
 import gymnasium as gym
 import numpy as np
@@ -124,3 +125,20 @@ class _DyingExpert(_CrashingExpert):
 def dying_expert(env: gym.Env) -> _DyingExpert:
     """The expert, but its worker process exits at the seed in ``$FAKE_REACH_CRASH_SEED``."""
     return _DyingExpert(env)
+
+
+class _SlowFirstCall(_CrashingExpert):
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.calls = 0
+
+    def infer(self, obs: dict) -> dict:
+        self.calls += 1
+        if self.calls == 1:
+            time.sleep(0.3)  # lazy initialisation on the first call
+        return super().infer(obs)
+
+
+def slow_first_call(env: gym.Env) -> _SlowFirstCall:
+    """The expert, with a 300 ms first call (what the per-worker warm-up must absorb)."""
+    return _SlowFirstCall(env)

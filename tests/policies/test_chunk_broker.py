@@ -3,6 +3,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from policies.base import Policy, PolicyOutputError
 from policies.broker import ChunkBroker, latency_steps
@@ -135,3 +137,29 @@ def test_bad_chunks_raise_policy_output_error(actions, reason):
 
     with pytest.raises(PolicyOutputError, match=reason):
         ChunkBroker(Bad(), action_dim=2).act({})
+
+
+@given(horizon=st.integers(1, 6), k_frac=st.floats(0, 1), delay=st.integers(0, 8),
+       steps=st.integers(1, 40))
+def test_timeline_invariants(horizon, k_frac, delay, steps):
+    """The executed action is the latest arrived chunk's entry for step t (clamped).
+
+    Chunk c >= 1 arrives ``delay`` steps after its request, and is requested k steps after
+    chunk c - 1's observation or, if later, as soon as chunk c - 1 has arrived.
+    """
+    k = max(1, round(k_frac * horizon))
+    latency_ms = delay * 100.0 - 50.0 if delay else 0.0  # ceil((delay - 0.5) * 0.1 s / 0.1 s)
+    broker = ChunkBroker(CountingPolicy(horizon=horizon, dim=1), k=k, latency=latency_ms,
+                         control_dt=0.1)
+    actions = run(broker, steps)
+    starts = [c.step for c in broker.chunk_stats]
+    arrivals = [s + c.delay_steps for s, c in zip(starts, broker.chunk_stats, strict=True)]
+    assert broker.chunk_stats[0].delay_steps == 0
+    assert all(c.delay_steps == delay for c in broker.chunk_stats[1:])
+    assert all(starts[c] == max(starts[c - 1] + k, arrivals[c - 1])
+               for c in range(1, len(starts)))
+    for t, value in enumerate(actions):
+        chunk = max(c for c, arrival in enumerate(arrivals) if arrival <= t)
+        assert value == chunk * 10 + min(t - starts[chunk], horizon - 1)
+    if delay == 0:  # blocking: concatenation of each chunk's first k actions
+        assert actions == [c * 10 + i for c in range(len(starts)) for i in range(k)][:steps]
