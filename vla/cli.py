@@ -128,23 +128,24 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     @bench.command("vla")
     def bench_vla_cmd(
         checkpoints: Annotated[Path, typer.Option(
-            help="folder holding ar/ diffusion/ flow/ oft/ [cjacobi/] checkpoints")],
-        data: Annotated[Path | None, typer.Option(help="dataset for held-out observations")] = None,
+            help="folder holding ar/ [cjacobi/ diffusion/ flow/ oft/] checkpoints")],
+        data: Annotated[Path, typer.Option(help="dataset; held-out episodes are decoded")],
         out: Annotated[Path | None, typer.Option(
-            help="results JSON (default scratch/vla/bench_vla.json)")] = None,
+            help="results JSON (default scratch/vla/bench_vla_<device>.json)")] = None,
         device: str = "cpu",
         threads: int = 2,
-        n_obs: Annotated[int, typer.Option(help="held-out observations for errors")] = 128,
-        repeats: Annotated[int, typer.Option(help="timed batch-1 calls per decoder")] = 20,
+        n_obs: Annotated[int, typer.Option(help="held-out observations per decoder")] = 128,
         train_steps: Annotated[int, typer.Option(help="steps timed for steps/s")] = 5,
         data_cache: Path = DEFAULT_DATA_CACHE,
-        instruction_cache: Path = DEFAULT_INSTRUCTION_CACHE,
     ) -> None:
         """Per head and decoder: params, train steps/s, passes and ms per chunk, action error."""
+        from experiments.provenance import provenance, write_json_atomic
         from vla.bench import run_bench
 
         _torch_setup(threads, device)
-        run_bench(checkpoints, data=data, out=out or SCRATCH / "bench_vla.json",
-                  device=device, threads=threads, n_obs=n_obs, repeats=repeats,
-                  train_steps=train_steps, data_cache=data_cache,
-                  instruction_cache=instruction_cache)
+        result = run_bench(checkpoints, data=data, device=device, threads=threads,
+                           n_obs=n_obs, train_steps=train_steps, data_cache=data_cache)
+        result["provenance"] = provenance(device=device, threads=threads)
+        target = out or SCRATCH / f"bench_vla_{device.split(':')[0]}.json"
+        write_json_atomic(target, result)
+        typer.echo(f"wrote {target}")

@@ -1,0 +1,166 @@
+"""``robodecode bench vla``: every head and decoder side by side on held-out observations.
+
+Usage: robodecode bench vla --checkpoints scratch/vla/ckpt --data scratch/vla/data/pickplace200
+
+Per decoder: parameters, training steps/s (batch 64, timed), passes per chunk (``nfe``, mean
+over held-out observations decoded one at a time), ms per chunk (``predict_chunk`` end to end,
+batch 1, median; decoder alone reported apart), and the action error (mean |a - a_demo| in
+normalized units). Greedy AR is the baseline of the same run. On CUDA the numbers are the eager
+path (no static cache, no CUDA graphs).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vla.checkpoint import from_pretrained
+from vla.data import ChunkTensors, load_split
+from vla.evaluate import eval_indices
+
+# Measured floor (anchors.md): 4 layers d128, 2-core CPU: AR 32 single-token passes 22.7 ms,
+# one pass over the 32-token chunk 1.6 ms.
+FLOOR_AR_MS, FLOOR_PASS_MS, FLOOR_TOKENS = 22.7, 1.6, 32
+
+
+def decoder_plan(head: str, checkpoint: Path) -> list[tuple[str, str, dict[str, Any]]]:
+    """(label, decoder, kwargs) to run for a checkpoint of ``head``."""
+    from decoding import EarlyExit
+
+    def chosen(key: str) -> EarlyExit | None:
+        for folder in (checkpoint, checkpoint.parent / "cjacobi"):
+            f = folder / "early_exit.json"
+            if f.is_file():
+                setting = json.loads(f.read_text()).get(key, {}).get("chosen_setting")
+                return EarlyExit(**setting) if setting else None
+        return None
+
+    if head == "ar" and (checkpoint / "early_exit.json").is_file():  # distilled student
+        ee = chosen("student_sweep") or EarlyExit()
+        return [("cjacobi", "jacobi", {}), ("cjacobi+ee", "jacobi", {"early_exit": ee})]
+    if head == "ar":
+        ee = chosen("teacher_sweep") or EarlyExit()
+        return [("ar", "ar", {}), ("jacobi", "jacobi", {}),
+                ("jacobi+ee", "jacobi", {"early_exit": ee})]
+    if head == "diffusion":
+        return [(f"diffusion@{t}", "diffusion", {"steps": t}) for t in (4, 8, 12)]
+    if head == "flow":
+        return [("flow@5", "flow", {"steps": 5}), ("flow@10", "flow", {"steps": 10}),
+                ("flow-heun@5", "flow", {"steps": 5, "solver": "heun"})]
+    return [("oft", "oft", {})]
+
+
+def train_steps_per_s(model, data: ChunkTensors, steps: int, batch: int = 64) -> float:
+    """Training throughput of a copy of ``model`` (AdamW, batch ``batch``)."""
+    import copy
+
+    m = copy.deepcopy(model).train()
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
+    lang = m.instructions.embed(data.instructions).to(m.device)
+    g = torch.Generator().manual_seed(0)
+    times = []
+    for i in range(steps + 1):
+        idx = torch.randint(len(data), (batch,), generator=g)
+        obs, actions, pad = data.batch(idx, lang, m.config.image_size)
+        t0 = time.perf_counter()
+        loss, _ = m.compute_loss(obs, actions, pad, generator=g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if m.device.type == "cuda":
+            torch.cuda.synchronize()
+        if i:  # the first step warms up
+            times.append(time.perf_counter() - t0)
+    return 1.0 / statistics.median(times)
+
+
+def bench_decoder(model, data: ChunkTensors, indices: list[int], decoder: str,
+                  kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Passes, error and timings of one decoder over held-out items (batch 1)."""
+    for i in indices[:3]:  # warm-up
+        model.predict_chunk(data.obs_dict([i]), decoder=decoder, **kwargs)
+    errs, nfes, total, dec, pre = [], [], [], [], []
+    for i in indices:
+        kw = dict(kwargs)
+        if decoder == "flow":
+            kw["generator"] = torch.Generator(device=model.device).manual_seed(i)
+        actions, st = model.predict_chunk(data.obs_dict([i]), decoder=decoder, **kw)
+        pred = model.tokenizer.normalize(torch.as_tensor(actions[0], device=model.device))
+        true = model.tokenizer.normalize(data.actions[i].to(model.device))
+        errs.append(float((pred - true).abs()[~data.is_pad[i].to(model.device)].mean()))
+        nfes.append(st["nfe"])
+        total.append(st["total_ms"])
+        dec.append(st["decode_ms"])
+        pre.append(st["prefix_ms"])
+    return {"nfe_per_chunk": statistics.fmean(nfes), "nfe_max": max(nfes),
+            "action_l1": statistics.fmean(errs),
+            "ms_per_chunk_predict_chunk": statistics.median(total),
+            "ms_decoder_only": statistics.median(dec), "ms_prefix": statistics.median(pre)}
+
+
+def run_bench(checkpoints: Path, data: Path | None, device: str = "cpu", threads: int = 2,
+              n_obs: int = 128, train_steps: int = 5, data_cache: Path | None = None,
+              heads: tuple[str, ...] = ("ar", "cjacobi", "diffusion", "flow", "oft"),
+              **_: Any) -> dict[str, Any]:
+    """Benchmark every checkpoint folder under ``checkpoints`` (names in ``heads``).
+
+    Returns:
+        ``{"rows": [...], "settings": {...}}``; each row one decoder of one checkpoint.
+    """
+    folders = [(name, Path(checkpoints) / name) for name in heads
+               if (Path(checkpoints) / name / "config.json").is_file()]
+    if not folders or folders[0][0] != "ar":
+        raise ValueError(f"{checkpoints} must hold an ar/ checkpoint (the baseline), found "
+                         f"{[n for n, _ in folders]}")
+    rows: list[dict[str, Any]] = []
+    split = None
+    for name, folder in folders:
+        model = from_pretrained(folder, device=device)
+        c = model.config
+        if split is None:
+            if data is None:
+                raise ValueError("data is required: held-out observations come from it")
+            split = load_split(data, c.horizon, c.cameras, c.image_size, cache_dir=data_cache)
+            held = (split.val or split.train).to(device)
+            indices = eval_indices(held, n_obs)
+        missing = [t for t in held.instructions if t not in model.instructions]
+        if missing:
+            raise ValueError(f"{folder} lacks embeddings for {missing[:2]}: rebuild its cache")
+        sps = train_steps_per_s(model, held, train_steps) if train_steps else None
+        for label, decoder, kw in decoder_plan(c.head, folder):
+            r = bench_decoder(model, held, indices, decoder, kw)
+            ee = kw.get("early_exit")
+            rows.append({"checkpoint": name, "head": c.head, "decoder": label,
+                         "params": model.num_parameters(), "train_steps_per_s": sps,
+                         "early_exit": None if ee is None else {
+                             "on_unchanged": ee.on_unchanged, "tol": ee.tol,
+                             "max_iters": ee.max_iters}, **r})
+            print(format_row(rows[-1]), flush=True)
+    base = next(r for r in rows if r["decoder"] == "ar")
+    for r in rows:
+        r["nfe_vs_ar"] = r["nfe_per_chunk"] / base["nfe_per_chunk"]
+        r["l1_vs_ar"] = r["action_l1"] / base["action_l1"]
+        r["ms_speedup_vs_ar"] = base["ms_per_chunk_predict_chunk"] / r[
+            "ms_per_chunk_predict_chunk"]
+        if r["head"] == "ar":  # floor prediction: k chunk passes vs 32 single-token passes
+            r["predicted_decoder_speedup_from_floor"] = FLOOR_AR_MS / (
+                FLOOR_PASS_MS * r["nfe_per_chunk"])
+            r["measured_decoder_speedup"] = base["ms_decoder_only"] / r["ms_decoder_only"]
+    return {"rows": rows, "settings": {"device": device, "threads": threads, "n_obs": n_obs,
+                                       "batch": 1, "timing": "predict_chunk end to end, median",
+                                       "path": "eager" if device != "cpu" else "cpu",
+                                       "checkpoints": str(checkpoints), "data": str(data)}}
+
+
+def format_row(r: dict[str, Any]) -> str:
+    """One table line."""
+    return (f"{r['decoder']:<16} params={r['params']:>9,d}  passes/chunk={r['nfe_per_chunk']:6.2f}"
+            f"  ms/chunk={r['ms_per_chunk_predict_chunk']:8.2f}"
+            f"  decoder-ms={r['ms_decoder_only']:8.2f}  L1={r['action_l1']:.4f}"
+            + (f"  train-steps/s={r['train_steps_per_s']:.2f}"
+               if r.get("train_steps_per_s") else ""))
