@@ -34,7 +34,8 @@ def summarize(config: Any, records: list[dict[str, Any]], *, eval_s: float,
     ``pc_success``, ``ci_low`` and ``ci_high`` are percentages (95% Wilson interval);
     ``nfe_per_chunk`` is the mean decoder passes per chunk, ``ms_per_chunk`` the median wall
     time of ``Policy.infer`` over every chunk (each worker makes one untimed warm-up call
-    first), and ``hz = k * 1000 / ms_per_chunk``.
+    first; ``decode_ms_per_chunk`` is the decoder alone, when the policy reports it), and
+    ``hz = k * 1000 / ms_per_chunk``.
 
     Args:
         config: The :class:`~experiments.evaluate.EvalConfig`.
@@ -56,6 +57,7 @@ def summarize(config: Any, records: list[dict[str, Any]], *, eval_s: float,
     ks = sorted({r["k"] for r in records if r["k"] is not None})
     k = ks[0] if len(ks) == 1 else None
     ms = statistics.median(chunk_ms) if chunk_ms else None
+    decode_ms = [x for r in records for x in r.get("chunk_decode_ms", []) if x is not None]
     max_rewards = [r["max_reward"] for r in records if r["max_reward"] is not None]
     return {
         "env_id": config.env_id,
@@ -75,6 +77,7 @@ def summarize(config: Any, records: list[dict[str, Any]], *, eval_s: float,
         "prefix_nfe_per_chunk": float(np.mean(prefix)) if prefix else None,
         "ms_per_chunk": ms,
         "ms_per_chunk_p90": float(np.percentile(chunk_ms, 90)) if chunk_ms else None,
+        "decode_ms_per_chunk": statistics.median(decode_ms) if decode_ms else None,
         "hz": k * 1000.0 / ms if (k is not None and ms) else None,
         "n_chunks": len(chunk_ms),
         "latency": config.latency,

@@ -48,6 +48,8 @@ class ChunkStats:
         prefix_nfe: Passes spent encoding the observation prefix, when reported.
         horizon: Chunk length H.
         delay_steps: Steps the env kept executing the previous chunk while this one decoded.
+        decode_ms: The decoder's share of ``ms`` (``policy_timing["decode_ms"]``), when
+            reported.
     """
 
     step: int
@@ -56,6 +58,7 @@ class ChunkStats:
     prefix_nfe: int | None
     horizon: int
     delay_steps: int
+    decode_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the stats as a plain dict."""
@@ -154,7 +157,7 @@ class ChunkBroker:
         self.chunk_stats.append(ChunkStats(
             step=t, ms=ms, nfe=_optional_int(result.get("nfe")),
             prefix_nfe=_optional_int(result.get("prefix_nfe")), horizon=horizon,
-            delay_steps=delay))
+            delay_steps=delay, decode_ms=(result.get("policy_timing") or {}).get("decode_ms")))
         if delay == 0:
             self._activate(t, actions)
         else:

@@ -67,6 +67,8 @@ class EpisodeRecord:
             "n_chunks": len(self.chunks), "nfe_per_chunk": self.nfe_per_chunk,
             "ms_per_chunk": self.ms_per_chunk,
             "chunk_ms": [round(c.ms, 4) for c in self.chunks],
+            "chunk_decode_ms": [None if c.decode_ms is None else round(c.decode_ms, 4)
+                                for c in self.chunks],
             "chunk_nfe": [c.nfe for c in self.chunks],
             "chunk_prefix_nfe": [c.prefix_nfe for c in self.chunks],
             "chunk_delay_steps": [c.delay_steps for c in self.chunks],

@@ -88,8 +88,9 @@ def decoder_kwargs(spec: DecoderSpec) -> dict[str, Any]:
 class VLAPolicy(Policy):
     """A VLA checkpoint decoded with one decoder spec.
 
-    ``infer`` returns ``actions`` (H, D) in env units, ``nfe`` (decoder passes after the prefix)
-    and ``policy_timing`` (the model's prefix/decode split in ms). The sampling decoders
+    ``infer`` returns ``actions`` (H, D) in env units, ``nfe`` (decoder passes after the prefix),
+    ``prefix_nfe`` (1: the prefix is encoded in one pass) and ``policy_timing`` (the model's
+    prefix/decode split in ms). The sampling decoders
     (``diffusion``, ``flow``) draw from a generator re-seeded by ``reset(seed=...)``, so an
     episode's actions depend only on its seed.
 
@@ -127,6 +128,7 @@ class VLAPolicy(Policy):
         return {
             "actions": np.asarray(actions[0], dtype=np.float32),
             "nfe": int(stats["nfe"]),
+            "prefix_nfe": 1,  # the observation prefix is encoded in one pass
             "decoder": str(self.spec),
             "policy_timing": {"prefix_ms": stats.get("prefix_ms"),
                               "decode_ms": stats.get("decode_ms"),

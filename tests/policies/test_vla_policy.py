@@ -102,6 +102,8 @@ def test_eval_of_a_checkpoint_set(checkpoint_set, tmp_path):
     assert 1 <= summary["nfe_per_chunk"] <= 16 and summary["k"] == 2
     assert summary["hz"] == pytest.approx(2000 / summary["ms_per_chunk"])
     assert summary["decoder"] == "cjacobi+ee" and summary["latency"] == "measured"
+    assert summary["prefix_nfe_per_chunk"] == 1
+    assert 0 < summary["decode_ms_per_chunk"] < summary["ms_per_chunk"]
 
 
 def test_cli_rejects_a_checkpoint_of_the_wrong_head(checkpoint_set, tmp_path):
