@@ -40,6 +40,9 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             help="ACT temporal-ensembling rate m (off by default; use with --k 1).")] = None,
         max_steps: Annotated[int | None, typer.Option(
             help="Step cap per episode (default: the env's time limit).")] = None,
+        expert_noise: Annotated[float, typer.Option(
+            help="Action noise of the expert policy.")] = 0.0,
+        device: Annotated[str, typer.Option(help="Torch device of a VLA policy.")] = "cpu",
         out: Annotated[Path | None, typer.Option(
             help="Output folder (default: scratch/eval/<env>/<policy>[-<decoder>]...).")] = None,
         resume: Annotated[bool, typer.Option(
@@ -63,7 +66,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             config = EvalConfig(policy=policy, env_id=env, decoder=decoder, episodes=episodes,
                                 seed=seed, split=split, workers=workers, threads=threads,
                                 videos=videos, latency=latency, k=k, ensemble_decay=ensemble,
-                                max_steps=max_steps)
+                                max_steps=max_steps, expert_noise=expert_noise,
+                                device=device)
             summary = evaluate(config, out, resume=resume, progress=progress)
         except ValueError as err:
             _fail(str(err).replace("\n", " "))

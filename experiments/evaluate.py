@@ -56,6 +56,7 @@ class EvalConfig:
         ensemble_decay: ACT temporal-ensembling rate; ``None`` disables ensembling.
         max_steps: Step cap per episode; ``None`` uses the env's time limit.
         expert_noise: Action noise of the expert policy.
+        device: Torch device of a VLA policy (``cpu``, ``cuda``).
     """
 
     policy: str
@@ -72,6 +73,7 @@ class EvalConfig:
     ensemble_decay: float | None = None
     max_steps: int | None = None
     expert_noise: float = 0.0
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         for name in ("episodes", "workers", "threads"):
@@ -86,6 +88,8 @@ class EvalConfig:
             raise ValueError(f"k must be >= 1, got {self.k}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.expert_noise < 0:
+            raise ValueError(f"expert_noise must be >= 0, got {self.expert_noise}")
 
 
 def parse_latency(value: str | float | None) -> str | float | None:
@@ -177,7 +181,7 @@ def make_policy(config: EvalConfig, env: Any) -> Any:
         return _load_factory(config.policy)(env)
     from policies.vla_policy import VLAPolicy
 
-    return VLAPolicy(config.policy, config.decoder)
+    return VLAPolicy(config.policy, config.decoder, device=config.device)
 
 
 # ---------------------------------------------------------------------------- worker side

@@ -73,6 +73,13 @@ def test_ms_per_chunk_excludes_the_warm_up_call(tmp_path):
     assert max(lines(tmp_path)[0]["chunk_ms"]) < 300 and summary["ms_per_chunk"] < 300
 
 
+def test_noisy_expert_is_reproducible_per_seed(tmp_path):
+    runs = [evaluate(config(episodes=3, expert_noise=noise), tmp_path / str(i), progress=False)
+            for i, noise in enumerate((0.5, 0.5, 0.0))]
+    rewards = [[e["sum_reward"] for e in run["per_episode"]] for run in runs]
+    assert rewards[0] == rewards[1] != rewards[2]
+
+
 def test_resume_refuses_a_different_run(tmp_path):
     evaluate(config(episodes=2), tmp_path, progress=False)
     with pytest.raises(ValueError, match="different seed"):
