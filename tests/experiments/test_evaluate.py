@@ -25,7 +25,7 @@ def test_expert_summary_has_lerobot_keys_and_ci(tmp_path):
     assert summary["ci_high"] == 100.0 and 50 < summary["ci_low"] < 70  # Wilson 6/6: 61.0
     assert summary["seeds"] == list(range(100, 106))
     assert [e["seed"] for e in summary["per_episode"]] == summary["seeds"]
-    for key in ("avg_sum_reward", "avg_max_reward", "eval_s", "ms_per_chunk", "hz",
+    for key in ("avg_sum_reward", "avg_max_reward", "eval_s", "eval_ep_s", "ms_per_chunk", "hz",
                 "nfe_per_chunk", "provenance"):
         assert key in summary
     assert summary["k"] == 1 and summary["hz"] == pytest.approx(1000 / summary["ms_per_chunk"])
