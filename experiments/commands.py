@@ -1,4 +1,7 @@
-"""Commands of ``experiments`` (evaluation, comparison) for the ``robodecode`` CLI."""
+"""Commands of ``experiments`` (evaluation, comparison) for the ``robodecode`` CLI.
+
+Usage: robodecode eval --policy expert --episodes 20 --workers 2
+"""
 
 from __future__ import annotations
 
