@@ -49,3 +49,13 @@ def test_latency_aware_stepping_on_tabletop(env):
     record = rollout(env, ChunkedExpert(env), seed=0, k=2, latency=1000 * dt * 2.5)
     delays = [c.delay_steps for c in record.chunks]
     assert delays[0] == 0 and set(delays[1:]) == {3}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_expert_reaches_95_percent(tmp_path, split):
+    from experiments.evaluate import EvalConfig, evaluate
+
+    summary = evaluate(EvalConfig(policy="expert", env_id=PICKPLACE, episodes=50, split=split,
+                                  workers=2), tmp_path, progress=False)
+    assert summary["pc_success"] >= 95, summary["failures"]
