@@ -89,12 +89,18 @@ class SymbolicDomain(ABC):
         return tuple(out)
 
     def successors(self, state: State) -> tuple[tuple[str, State], ...]:
-        """Pairs ``(step, next_state)`` for every executable step in ``state``."""
-        return tuple((s, self.apply(state, s)) for s in self.applicable(state))
+        """Pairs ``(step, next_state)`` for every executable step in ``state`` (memoized)."""
+        memo = self.__dict__.setdefault("_successors_memo", {})
+        out = memo.get(state)
+        if out is None:
+            out = memo[state] = tuple((s, self.apply(state, s)) for s in self.applicable(state))
+        return out
 
     def letters(self) -> tuple[frozenset[str], ...]:
         """The distinct labels the domain's states can have (the LTL alphabet), sorted."""
-        return tuple(sorted({self.label(s) for s in self.states()}, key=sorted))
+        if "_letters_memo" not in self.__dict__:
+            self._letters_memo = tuple(sorted({self.label(s) for s in self.states()}, key=sorted))
+        return self._letters_memo
 
     def execute(self, state: State, plan: Sequence[str]) -> Execution:
         """Execute ``plan`` from ``state``, stopping at the first non-executable step."""

@@ -1,0 +1,161 @@
+"""LTL-constrained decoding: a logits processor that only admits spec-respecting plan tokens.
+
+Usage: ``model.generate(ids, logits_processor=[LTLLogitsProcessor(graph, trie, len(ids[0]),
+eos_token_id)])``
+
+For each row the processor reads the plan tokens after ``prompt_length`` and walks them through
+the :class:`~planners.plan_text.StepTrie`; each completed step moves the domain state and the
+DFA state (a :class:`~planners.check.ProductGraph` node). A token is allowed iff it continues the
+current unit towards at least one step that is executable in the current domain state and leads
+to a product state from which acceptance is still reachable (within the remaining step budget,
+if any); EOS is allowed only between steps in an accepting DFA state. The answer depends only on
+the ``input_ids`` given (beam search reorders rows, parallel decoders pass guesses), and both
+the prefix walk and the masks are cached (keyed by the token prefix and by
+``(domain state, DFA state, trie node, steps left)``), so the per-token cost is a dict lookup,
+a ``tolist`` and one ``masked_fill``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import NamedTuple
+
+import torch
+from transformers import LogitsProcessor
+
+from planners.check import ProductGraph
+from planners.plan_text import StepTrie
+
+
+class _Walk(NamedTuple):
+    """Where a token prefix leaves the decoder: product node, trie node, steps, status."""
+
+    node: tuple | None
+    trie: int
+    steps: int
+    status: str  # "ok", "done" (EOS seen) or "off" (left the plan language)
+
+
+class LTLLogitsProcessor(LogitsProcessor):
+    """Mask logits so generated plans are valid and satisfy an LTLf spec by construction.
+
+    Args:
+        graph: Product of the domain and the spec's DFA from the plan's initial state.
+        trie: Token trie of the domain's step units, built with the LM's tokenizer.
+        prompt_length: Index in the processor's ``input_ids`` where plan tokens begin.
+        eos_token_id: The token that ends a plan.
+        max_steps: Optional step budget; steps are only allowed while an accepting state stays
+            reachable within it, so a satisfying plan of at most ``max_steps`` steps is produced
+            whenever one exists.
+
+    Attributes:
+        calls: Number of rows processed.
+        seconds: Time spent inside ``__call__``.
+        masks_built: Number of distinct masks computed.
+        dead_ends: Rows for which nothing but EOS could be allowed.
+    """
+
+    def __init__(self, graph: ProductGraph, trie: StepTrie, prompt_length: int,
+                 eos_token_id: int, max_steps: int | None = None) -> None:
+        if prompt_length < 0:
+            raise ValueError(f"prompt_length must be >= 0, got {prompt_length}")
+        if max_steps is not None and max_steps < 0:
+            raise ValueError(f"max_steps must be >= 0 or None, got {max_steps}")
+        if eos_token_id is None:
+            raise ValueError("eos_token_id must be a token id (plans end with EOS)")
+        self.graph, self.trie = graph, trie
+        self.prompt_length, self.eos_token_id, self.max_steps = prompt_length, eos_token_id, \
+            max_steps
+        self._horizon = max(graph.dist.values(), default=0) + 1
+        self._walks: dict[tuple[int, ...], _Walk] = {(): _Walk(graph.root, 0, 0, "ok")}
+        self._masks: dict[tuple, torch.Tensor] = {}
+        self._step_next = {node: dict(out) for node, out in graph.succ.items()}
+        self._free: torch.Tensor | None = None
+        self.calls, self.seconds, self.masks_built, self.dead_ends = 0, 0.0, 0, 0
+
+    def walk(self, tokens: tuple[int, ...]) -> _Walk:
+        """Where the plan tokens ``tokens`` lead (cached per prefix)."""
+        hit = self._walks.get(tokens)
+        if hit is not None:
+            return hit
+        prev = self.walk(tokens[:-1])
+        tok = tokens[-1]
+        if prev.status != "ok":
+            out = prev
+        elif tok == self.eos_token_id and prev.trie == 0:
+            out = _Walk(prev.node, 0, prev.steps, "done")
+        else:
+            child = self.trie.children[prev.trie].get(tok)
+            if child is None:
+                out = _Walk(None, 0, prev.steps, "off")
+            elif (step := self.trie.step_at[child]) is None:
+                out = _Walk(prev.node, child, prev.steps, "ok")
+            else:
+                nxt = self._step_next[prev.node].get(step)
+                out = (_Walk(nxt, 0, prev.steps + 1, "ok") if nxt is not None
+                       else _Walk(None, 0, prev.steps + 1, "off"))
+        self._walks[tokens] = out
+        return out
+
+    def allowed_tokens(self, w: _Walk) -> list[int]:
+        """Token ids allowed after walk ``w`` (before the dead-end fallback)."""
+        if w.status != "ok":
+            return [self.eos_token_id]
+        left = None if self.max_steps is None else self.max_steps - w.steps
+        dist, nexts = self.graph.dist, self._step_next[w.node]
+
+        def good(step: str) -> bool:
+            nxt = nexts.get(step)
+            d = None if nxt is None else dist.get(nxt)
+            return d is not None and (left is None or d <= left - 1)
+
+        out = [tok for tok, child in self.trie.children[w.trie].items()
+               if any(good(s) for s in self.trie.steps_under[child])]
+        if w.trie == 0 and w.node[1] in self.graph.dfa.accepting:
+            out.append(self.eos_token_id)
+        return out
+
+    def banned_mask(self, w: _Walk, vocab_size: int) -> torch.Tensor:
+        """Boolean ``[vocab_size]`` tensor, True where a token is banned (cached)."""
+        left = None if self.max_steps is None else min(self.max_steps - w.steps, self._horizon)
+        key = (w.node, w.trie, left, w.status, vocab_size)
+        mask = self._masks.get(key)
+        if mask is None:
+            allowed = self.allowed_tokens(w)
+            if not allowed:
+                self.dead_ends += 1
+                allowed = [self.eos_token_id]
+            mask = torch.ones(vocab_size, dtype=torch.bool)
+            mask[torch.tensor(allowed, dtype=torch.long)] = False
+            self._masks[key] = mask
+            self.masks_built += 1
+        return mask
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor
+                 ) -> torch.FloatTensor:
+        """Return ``scores`` with every banned token set to ``-inf``.
+
+        Rows whose plan already ended with EOS (they only receive padding) are left unchanged.
+        """
+        t0 = time.perf_counter()
+        vocab = scores.shape[-1]
+        rows = input_ids[:, self.prompt_length:].tolist()
+        masks = []
+        for row in rows:
+            w = self.walk(tuple(row))
+            if w.status == "done":  # finished rows only receive padding: leave them alone
+                if self._free is None or self._free.numel() != vocab:
+                    self._free = torch.zeros(vocab, dtype=torch.bool)
+                masks.append(self._free)
+            else:
+                masks.append(self.banned_mask(w, vocab))
+        banned = masks[0][None] if len(masks) == 1 else torch.stack(masks)
+        out = scores.masked_fill(banned.to(scores.device), float("-inf"))
+        self.calls += len(rows)
+        self.seconds += time.perf_counter() - t0
+        return out
+
+    @property
+    def us_per_row(self) -> float:
+        """Mean microseconds spent per processed row (per generated token at batch 1)."""
+        return 1e6 * self.seconds / max(self.calls, 1)

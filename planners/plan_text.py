@@ -1,0 +1,118 @@
+r"""The plan text format and the token trie of step strings as a tokenizer encodes them in context.
+
+Usage: ``trie = StepTrie.build(tokenizer, domain.steps())``
+
+A prompt is ``<domain state description>\ntask: <instruction>\nplan:`` and the plan follows it
+as steps, each preceded by one space, ended by the tokenizer's EOS token::
+
+    building: office. at: lobby.
+    task: go to the cafe.
+    plan: fly_to(reception) fly_to(cafe)<eos>
+
+The space in front of every step puts a pre-tokenizer boundary there for byte-level BPE
+(GPT-2's split regex attaches a space to the following word) and for Unigram/SentencePiece
+(Metaspace splits before each space), so the tokens of a plan are the concatenation of the
+tokens of its units ``" " + step``. :meth:`StepTrie.build` encodes each unit *in context*
+(after ``plan:``), checks that concatenation really holds for the given tokenizer, and raises
+otherwise rather than constraining against token sequences the LM never sees.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+PLAN_MARKER = "plan:"
+_STEP_RE = re.compile(r"[^\s()]+\([^()]*\)|\S+")
+
+
+def format_prompt(state_description: str, instruction: str) -> str:
+    """The LM prompt for one task (ends with ``plan:``, no trailing space)."""
+    return f"{state_description}\ntask: {instruction.strip()}\n{PLAN_MARKER}"
+
+
+def format_plan(steps: Sequence[str]) -> str:
+    """The plan text that follows the prompt (each step preceded by a space)."""
+    return "".join(f" {s}" for s in steps)
+
+
+def parse_plan(text: str) -> list[str]:
+    """Split generated plan text into step strings (junk becomes its own, invalid, "step")."""
+    return _STEP_RE.findall(text)
+
+
+def encode(tokenizer, text: str) -> list[int]:
+    """Token ids of ``text`` without special tokens (HF tokenizer or ``tokenizers.Tokenizer``)."""
+    if hasattr(tokenizer, "encode_batch"):  # a raw tokenizers.Tokenizer
+        return tokenizer.encode(text, add_special_tokens=False).ids
+    return tokenizer.encode(text, add_special_tokens=False)
+
+
+@dataclass
+class StepTrie:
+    """A trie over the token sequences of the plan units ``" " + step``.
+
+    Attributes:
+        children: ``children[node]`` maps a token id to the child node (node 0 is the root).
+        step_at: ``step_at[node]`` is the step a node completes, or None.
+        steps_under: ``steps_under[node]`` is every step whose unit passes through ``node``.
+        unit_tokens: Token ids of each step's unit, in context.
+    """
+
+    children: list[dict[int, int]]
+    step_at: list[str | None]
+    steps_under: list[frozenset[str]]
+    unit_tokens: dict[str, tuple[int, ...]]
+
+    @classmethod
+    def build(cls, tokenizer, steps: Sequence[str]) -> StepTrie:
+        """Encode each unit after ``plan:`` and insert it; verify tokenization composes.
+
+        Raises:
+            ValueError: If ``steps`` is empty, or the tokenizer merges tokens across the
+                prompt/unit or unit/unit boundary (so the trie would not match real encodings).
+        """
+        if not steps:
+            raise ValueError("steps must not be empty")
+        context = encode(tokenizer, PLAN_MARKER)
+        units: dict[str, tuple[int, ...]] = {}
+        for step in steps:
+            ids = encode(tokenizer, PLAN_MARKER + " " + step)
+            if ids[: len(context)] != context or len(ids) == len(context):
+                raise ValueError(f"tokenizer merges {PLAN_MARKER!r} with the step {step!r}; "
+                                 "the plan format needs a token boundary before each step")
+            units[step] = tuple(ids[len(context):])
+        ordered = list(steps)
+        for a, b in zip(ordered, ordered[1:] + ordered[:1], strict=True):
+            whole = encode(tokenizer, PLAN_MARKER + format_plan([a, b]))
+            if whole != context + list(units[a]) + list(units[b]):
+                raise ValueError(f"tokenizer merges tokens across the steps {a!r} and {b!r}; "
+                                 "constrained decoding needs a boundary before each ' step'")
+        children: list[dict[int, int]] = [{}]
+        step_at: list[str | None] = [None]
+        under: list[set[str]] = [set()]
+        for step, ids in units.items():
+            node = 0
+            under[0].add(step)
+            for tok in ids:
+                if step_at[node] is not None:
+                    raise ValueError(f"the tokens of step {step_at[node]!r} prefix {step!r}")
+                nxt = children[node].get(tok)
+                if nxt is None:
+                    nxt = len(children)
+                    children[node][tok] = nxt
+                    children.append({})
+                    step_at.append(None)
+                    under.append(set())
+                node = nxt
+                under[node].add(step)
+            if children[node] or step_at[node] is not None:
+                raise ValueError(f"the tokens of step {step!r} prefix another step's")
+            step_at[node] = step
+        return cls(children, step_at, [frozenset(u) for u in under], units)
+
+    @property
+    def max_unit_length(self) -> int:
+        """The most tokens any unit takes."""
+        return max(len(u) for u in self.unit_tokens.values())

@@ -1,0 +1,220 @@
+"""The Planner API: an HF causal LM writes a plan that satisfies an LTLf spec by construction.
+
+Usage::
+
+    from planners import Planner
+    planner = Planner.from_default("drone_nav")
+    plan = planner.plan("go to the cafe, never enter the reception",
+                        ltl="F(cafe) & G(!reception)", state="lobby")
+    plan.steps, plan.satisfied, plan.valid, plan.stats
+
+Without ``ltl`` the plan is only grounded (every step executable, spec ``true``); with
+``constrained=False`` the LM decodes freely and the plan is checked afterwards (the baseline).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from envs.symbolic import SymbolicDomain, make_domain
+from planners.check import ProductGraph, UnsatisfiableSpecError, spec_dfa
+from planners.plan_text import StepTrie, encode, format_prompt, parse_plan
+
+DEFAULT_LM_DIR = Path(__file__).resolve().parent / "default_lm"
+
+
+@dataclass
+class Plan:
+    """A generated plan.
+
+    Attributes:
+        steps: The step strings.
+        text: The generated text after ``plan:`` (without EOS).
+        satisfied: Valid and the trace satisfies the spec.
+        valid: Every step is executable from the initial state.
+        states: The visited domain states s0.. (up to the first invalid step).
+        stats: Decode statistics: ``new_tokens``, ``seconds``, ``tokens_per_s``,
+            ``mask_us_per_token`` (constrained only), ``stop`` (``"eos"``, ``"budget"`` or
+            ``"no_plan_within_budget"``), ``constrained``.
+    """
+
+    steps: list[str]
+    text: str
+    satisfied: bool
+    valid: bool
+    states: list[Any] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def as_hf_tokenizer(tokenizer):
+    """Wrap a raw ``tokenizers.Tokenizer`` in ``PreTrainedTokenizerFast``; pass HF ones through."""
+    if hasattr(tokenizer, "encode_batch") and not hasattr(tokenizer, "convert_ids_to_tokens"):
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>")
+    return tokenizer
+
+
+class Planner:
+    """Plan with any HF causal LM under LTLf constraints over a symbolic domain.
+
+    Args:
+        model: A ``transformers`` causal LM (or anything with ``generate`` and the HF call
+            convention).
+        tokenizer: Its tokenizer (HF or a raw ``tokenizers.Tokenizer``); must have an EOS token.
+        domain: The symbolic domain plans are grounded in.
+        max_steps: Step budget of a plan (constrained decoding never exceeds it and finds a
+            satisfying plan within it whenever one exists).
+    """
+
+    def __init__(self, model, tokenizer, domain: SymbolicDomain, max_steps: int = 16) -> None:
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+        self.model, self.tokenizer, self.domain = model, as_hf_tokenizer(tokenizer), domain
+        if self.tokenizer.eos_token_id is None:
+            raise ValueError("tokenizer must define an EOS token (it ends every plan)")
+        self.max_steps = max_steps
+        self.trie = StepTrie.build(self.tokenizer, domain.steps())
+        self._graphs: dict[tuple[str, Hashable], ProductGraph] = {}
+        self._prefix: tuple[tuple[int, ...], Any] | None = None  # (prompt ids, KV cache)
+
+    @classmethod
+    def from_default(cls, domain_name: str, domain: SymbolicDomain | None = None,
+                     **kwargs) -> Planner:
+        """Load the shipped default LM of a domain (offline) from ``planners/default_lm``.
+
+        Args:
+            domain_name: ``drone_nav`` or ``blocks_world``.
+            domain: The domain instance to plan in (default: ``make_domain(domain_name)``).
+            **kwargs: Passed to the constructor (``max_steps``).
+
+        Raises:
+            ValueError: If no default LM exists for ``domain_name``.
+        """
+        from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
+
+        path = DEFAULT_LM_DIR / domain_name
+        if not (path / "model.safetensors").exists():
+            known = sorted(p.name for p in DEFAULT_LM_DIR.glob("*") if p.is_dir())
+            raise ValueError(f"no default LM for domain_name={domain_name!r}; shipped: {known}")
+        model = GPT2LMHeadModel.from_pretrained(path).eval()
+        tok = PreTrainedTokenizerFast.from_pretrained(path)
+        return cls(model, tok, domain or make_domain(domain_name), **kwargs)
+
+    def with_domain(self, domain: SymbolicDomain) -> Planner:
+        """The same LM planning in another domain instance (e.g. another building layout)."""
+        return Planner(self.model, self.tokenizer, domain, self.max_steps)
+
+    def graph(self, ltl, state: Hashable) -> ProductGraph:
+        """The product graph of ``ltl`` from ``state`` (cached); checks atoms."""
+        key = (str(ltl), state)
+        if key not in self._graphs:
+            self._graphs[key] = ProductGraph(self.domain, spec_dfa(self.domain, ltl), state)
+        return self._graphs[key]
+
+    def plan(self, instruction: str, ltl=None, state: Hashable = None, *,
+             constrained: bool = True, decoder: str = "generate", **decode_kwargs) -> Plan:
+        """Write a plan for ``instruction`` from ``state`` satisfying ``ltl``.
+
+        Args:
+            instruction: The task in words (goes into the prompt).
+            ltl: LTLf spec (text or ``LTLf``); None means ``true`` (grounding only).
+            state: Initial domain state (default: the domain's ``start``/``initial()``).
+            constrained: Mask the LM with :class:`LTLLogitsProcessor` (False: free decoding).
+            decoder: ``"generate"`` (``model.generate``: greedy, sampling or beam search via
+                ``decode_kwargs``) or ``"autoregressive"`` (``decoding.autoregressive``,
+                ``temperature``/``top_k``/``top_p`` kwargs, with the prompt's KV cache kept
+                across calls on the same prompt).
+            **decode_kwargs: Passed to the decoder (e.g. ``do_sample=True, num_beams=4``).
+
+        Returns:
+            The :class:`Plan`.
+
+        Raises:
+            UnknownAtomError: If ``ltl`` uses atoms the domain lacks (lists the domain's atoms).
+            UnsatisfiableSpecError: If no plan satisfies ``ltl`` from ``state`` (no LM call).
+        """
+        import torch
+
+        from planners.constrained import LTLLogitsProcessor
+
+        if decoder not in ("generate", "autoregressive"):
+            raise ValueError(f"decoder must be 'generate' or 'autoregressive', got {decoder!r}")
+        if state is None:
+            state = getattr(self.domain, "start", None)
+            state = self.domain.initial() if state is None else state
+        ltl = "true" if ltl is None else ltl
+        graph = self.graph(ltl, state)
+        if graph.root not in graph.dist:
+            raise UnsatisfiableSpecError(f"no plan satisfies {str(ltl)!r} from {state!r} in "
+                                         f"{self.domain!r}")
+        if graph.dist[graph.root] > self.max_steps:
+            return Plan([], "", False, True, [state],
+                        {"stop": "no_plan_within_budget", "constrained": constrained,
+                         "shortest": graph.dist[graph.root], "max_steps": self.max_steps})
+        prompt = format_prompt(self.domain.describe(state), instruction)
+        ids = encode(self.tokenizer, prompt)
+        bos = self.tokenizer.bos_token_id
+        if bos is not None and bos != self.tokenizer.eos_token_id:
+            ids = [bos, *ids]
+        input_ids = torch.tensor([ids], dtype=torch.long)
+        eos = self.tokenizer.eos_token_id
+        max_new = self.max_steps * self.trie.max_unit_length + 1
+        proc = (LTLLogitsProcessor(graph, self.trie, len(ids), eos, self.max_steps)
+                if constrained else None)
+        t0 = time.perf_counter()
+        if decoder == "generate":
+            new = self._generate(input_ids, max_new, proc, eos, decode_kwargs)
+        else:
+            new = self._autoregressive(input_ids, max_new, proc, eos, decode_kwargs)
+        seconds = time.perf_counter() - t0
+        stop = "eos" if eos in new else "budget"
+        new = new[: new.index(eos)] if eos in new else new
+        text = self.tokenizer.decode(new, skip_special_tokens=False)
+        steps = parse_plan(text)
+        run = self.domain.execute(state, steps)
+        satisfied = run.valid and graph.dfa.accepts(self.domain.trace(run.states))
+        stats = {"new_tokens": len(new) + (stop == "eos"), "seconds": seconds,
+                 "tokens_per_s": (len(new) + 1) / max(seconds, 1e-9), "stop": stop,
+                 "constrained": constrained, "decoder": decoder}
+        if proc is not None:
+            stats.update(mask_us_per_token=proc.us_per_row, masks_built=proc.masks_built,
+                         dead_ends=proc.dead_ends)
+        return Plan(steps, text, satisfied, run.valid, list(run.states), stats)
+
+    def _generate(self, input_ids, max_new: int, proc, eos: int, kwargs: dict) -> list[int]:
+        """Decode with ``model.generate``; returns the new token ids of the best sequence."""
+        import torch
+        from transformers import LogitsProcessorList
+
+        kwargs = {"do_sample": False, **kwargs}
+        with torch.no_grad():
+            out = self.model.generate(
+                input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new,
+                logits_processor=LogitsProcessorList([proc] if proc else []),
+                eos_token_id=eos, pad_token_id=eos, **kwargs)
+        return out[0, input_ids.shape[1]:].tolist()
+
+    def _autoregressive(self, input_ids, max_new: int, proc, eos: int, kwargs: dict
+                        ) -> list[int]:
+        """Decode with ``decoding.autoregressive`` from a cached prompt prefix.
+
+        The prompt (all but its last token) is encoded once into a KV cache that every decode
+        of the same prompt reuses; the decoder never changes it.
+        """
+        from decoding import adapter, autoregressive
+
+        key = tuple(input_ids[0].tolist())
+        if self._prefix is None or self._prefix[0] != key:
+            _, cache = adapter.forward(self.model, input_ids[:, :-1], None)
+            self._prefix = (key, cache)
+        if proc is not None:  # the decoder shows processors the tokens after the cache only
+            proc.prompt_length = 1
+        result = autoregressive(self.model, input_ids[:, -1:], max_new, eos_token_id=eos,
+                                logits_processor=[proc] if proc else None,
+                                cache=self._prefix[1], **kwargs)
+        return result.tokens[0, : int(result.lengths[0])].tolist()
