@@ -174,14 +174,25 @@ def _coreachable(table: list[list[int]], accepting: frozenset[int]) -> frozenset
     return frozenset(seen)
 
 
-def minimize(dfa: DFA) -> DFA:
+WIDE = 16
+"""From this many table columns on, :func:`minimize` refines with numpy, all columns at once."""
+
+
+def minimize(dfa: DFA, method: str = "auto") -> DFA:
     """Return the minimal DFA of the same language (Hopcroft's algorithm).
 
     Unreachable states are dropped first; states are renumbered in breadth-first order
     from the initial state, so equal languages give identical tables.
+
+    Args:
+        dfa: The automaton.
+        method: ``"letters"`` splits blocks one column at a time (pure Python, best for
+            few columns), ``"numpy"`` splits by every column at once (vectorized, best for
+            wide alphabets); ``"auto"`` picks ``numpy`` from ``WIDE`` columns on.
     """
+    if method not in ("auto", "letters", "numpy"):
+        raise ValueError(f"method must be auto, letters or numpy, got {method!r}")
     table = dfa._table
-    width = dfa.n_columns
     reach = [dfa.initial]
     index = {dfa.initial: 0}
     for s in reach:
@@ -189,14 +200,25 @@ def minimize(dfa: DFA) -> DFA:
             if t not in index:
                 index[t] = len(reach)
                 reach.append(t)
-    n = len(reach)
     delta = [[index[t] for t in table[s]] for s in reach]
     accepting = {index[s] for s in dfa.accepting if s in index}
+    wide = method == "numpy" or (method == "auto" and dfa.n_columns >= WIDE)
+    block_of = (_refine_all_columns if wide else _refine_by_letter)(delta, accepting)
+    return _quotient(dfa, delta, accepting, block_of)
+
+
+def _initial_blocks(n: int, accepting: set[int]) -> list[set[int]]:
+    return [b for b in (set(accepting), set(range(n)) - accepting) if b]
+
+
+def _refine_by_letter(delta: list[list[int]], accepting: set[int]) -> list[int]:
+    """Hopcroft's refinement, one (splitter, column) pair at a time; returns block ids."""
+    n, width = len(delta), len(delta[0])
     inverse = [[[] for _ in range(n)] for _ in range(width)]
     for p, row in enumerate(delta):
         for c, q in enumerate(row):
             inverse[c][q].append(p)
-    blocks = [b for b in (set(accepting), set(range(n)) - accepting) if b]
+    blocks = _initial_blocks(n, accepting)
     block_of = [0] * n
     for b, members in enumerate(blocks):
         for s in members:
@@ -224,7 +246,53 @@ def minimize(dfa: DFA) -> DFA:
                 for s in inside:
                     block_of[s] = new
                 work.add(new if b in work or len(inside) <= len(rest) else b)
-    return _quotient(dfa, delta, accepting, block_of)
+    return block_of
+
+
+def _refine_all_columns(delta: list[list[int]], accepting: set[int]) -> list[int]:
+    """Hopcroft's refinement splitting each block by all columns at once (numpy).
+
+    A block is cut into the groups of states with equal rows of "column c leads into
+    the splitter"; every piece but the largest joins the worklist (all of them if the
+    block was waiting), the multi-way form of Hopcroft's "smaller half" rule.
+    """
+    import numpy as np
+
+    table = np.asarray(delta, dtype=np.int64)
+    n = table.shape[0]
+    blocks = [np.fromiter(sorted(b), dtype=np.int64) for b in _initial_blocks(n, accepting)]
+    block_of = np.zeros(n, dtype=np.int64)
+    for b, members in enumerate(blocks):
+        block_of[members] = b
+    work = {min(range(len(blocks)), key=lambda b: len(blocks[b]))} if len(blocks) == 2 else set()
+    while work:
+        inside = np.zeros(n, dtype=bool)
+        inside[blocks[work.pop()]] = True
+        hits = inside[table]  # hits[p, c]: column c leads p into the splitter
+        rows = np.flatnonzero(hits.any(axis=1))
+        if rows.size == 0:
+            continue
+        keys = np.concatenate([block_of[rows, None].view(np.uint8).reshape(rows.size, -1),
+                               np.packbits(hits[rows], axis=1)], axis=1)
+        labels = np.unique(keys, axis=0, return_inverse=True)[1].ravel()
+        order = np.argsort(labels, kind="stable")
+        cuts = np.flatnonzero(np.diff(labels[order])) + 1
+        by_block: dict[int, list] = {}
+        for group in np.split(rows[order], cuts):
+            by_block.setdefault(int(block_of[group[0]]), []).append(group)
+        for b, groups in by_block.items():
+            covered = sum(len(g) for g in groups)
+            if covered < len(blocks[b]):
+                groups.append(np.setdiff1d(blocks[b], np.concatenate(groups)))
+            if len(groups) == 1:
+                continue
+            groups.sort(key=len, reverse=True)  # the largest piece keeps the block's id
+            blocks[b] = groups[0]
+            for piece in groups[1:]:
+                block_of[piece] = len(blocks)
+                work.add(len(blocks))
+                blocks.append(piece)
+    return block_of.tolist()
 
 
 def _quotient(dfa: DFA, delta: list[list[int]], accepting: set[int],

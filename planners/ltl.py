@@ -210,9 +210,10 @@ def _explore(formula: LTLf, letters: tuple[Letter, ...], max_states: int,
     for terms, _ in states:  # the list grows while we walk it
         relevant = prog.state_mask(terms)
         keys = [m & relevant for m in symbols]  # the letter bits this state reads
+        succ_of = prog.successors(terms, dict.fromkeys(keys))
         seen: dict[int, int] = {}
         for key in dict.fromkeys(keys):
-            succ = prog.step(terms, key)
+            succ = succ_of[key]
             nxt = ids.get(succ)
             if nxt is None:
                 if stop_at_accepting and succ[1]:

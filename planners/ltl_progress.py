@@ -8,15 +8,19 @@ whether the trace may stop now. This is exact because every progressed formula i
 Boolean combination of ``X psi`` and ``WX psi``, and those collapse into one such pair
 (``X a & WX b == X(a & b)``, ``X a | WX b == WX(a | b)``). ``dnf`` is a frozenset of
 terms, each a frozenset of elementary nodes (atoms, negated atoms, X, WX, F, G, U, R),
-with subsumed terms removed and terms holding ``p`` and ``!p`` dropped, so syntactically
-different but equal obligations usually coincide; minimization merges the rest.
+with terms that entail another term removed (:func:`planners.ltl_simplify.implies`,
+plain subset inclusion included), conjuncts entailed by another conjunct dropped, and
+terms holding ``p`` and ``!p`` dropped, so syntactically different but equal obligations
+usually coincide; minimization merges the rest.
 Letters are bit masks over the progressor's atom order.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 
+from planners.ltl_simplify import implies
 from planners.ltl_syntax import Node, make
 
 DNF = frozenset  # frozenset[frozenset[Node]]
@@ -137,8 +141,26 @@ def dnf_and(a: DNF, b: DNF) -> DNF:
         return b
     if b == DNF_TRUE:
         return a
-    terms = {s | t for s in a for t in b}
+    terms = {_reduce_term(s | t) for s in a for t in b}
     return _absorb(t for t in terms if not _contradictory(t))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _reduce_term(term: frozenset[Node]) -> frozenset[Node]:
+    """Drop conjuncts entailed by another conjunct (``F b`` beside ``F(a & F b)``)."""
+    if len(term) < 2:
+        return term
+    rest = set(term)
+    for x in sorted(term, key=lambda n: -n.uid):
+        if any(e is not x and implies(e, x) for e in rest):
+            rest.discard(x)
+    return term if len(rest) == len(term) else frozenset(rest)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _term_implies(t: frozenset[Node], k: frozenset[Node]) -> bool:
+    """Whether conjunction ``t`` entails conjunction ``k`` (every ``k`` element shown)."""
+    return k <= t or all(any(implies(e, x) for e in t) for x in k)
 
 
 def _contradictory(term: frozenset[Node]) -> bool:
@@ -152,10 +174,13 @@ def _contradictory(term: frozenset[Node]) -> bool:
 
 
 def _absorb(terms: Iterable[frozenset[Node]]) -> DNF:
+    """Drop disjuncts that entail another disjunct (they add nothing to the disjunction)."""
     kept: list[frozenset[Node]] = []
-    for t in sorted(set(terms), key=len):
-        if not any(k <= t for k in kept):
-            kept.append(t)
+    for t in sorted(set(terms), key=lambda t: (len(t), sorted(n.uid for n in t))):
+        if any(_term_implies(t, k) for k in kept):
+            continue
+        kept = [k for k in kept if not _term_implies(k, t)]
+        kept.append(t)
     return frozenset(kept)
 
 
@@ -197,8 +222,21 @@ def _or(x: State, y: State) -> State:
     return (dnf_or(x[0], y[0]), x[1] or y[1])
 
 
+class UnknownAtom(Exception):
+    """Progression of a partial letter needs the value of the atom with bit ``bit``."""
+
+    def __init__(self, bit: int):
+        super().__init__(bit)
+        self.bit = bit
+
+
 class Progressor:
     """Progress states over letters given as bit masks, memoizing per (node, relevant bits).
+
+    A *partial* letter is a pair of masks ``(t, f)``: atoms known true and known false.
+    Progression reads atoms lazily (``&``, ``|``, ``U``, ``R``, ``F``, ``G`` short-circuit),
+    so :meth:`successors` finds each successor once per group of letters that agree on
+    the atoms actually read, instead of once per letter.
 
     Args:
         atoms: Atom order; bit ``i`` of a letter mask is ``atoms[i]``. Atoms of a formula
@@ -208,10 +246,11 @@ class Progressor:
     def __init__(self, atoms: Sequence[str]):
         self.atoms = tuple(atoms)
         self.bit = {a: 1 << i for i, a in enumerate(self.atoms)}
+        self.full = (1 << len(self.atoms)) - 1
         self._masks: dict[Node, int] = {}
-        self._memo: dict[tuple[Node, int], State] = {}
-        self._term_masks: dict[frozenset[Node], int] = {}
-        self._term_memo: dict[tuple[frozenset[Node], int], State] = {}
+        self._memo: dict[tuple[Node, int, int], State] = {}
+        self._terms: dict[frozenset[Node], tuple[int, tuple[Node, ...]]] = {}
+        self._term_memo: dict[tuple[frozenset[Node], int, int], State] = {}
         self._join_memo: dict[tuple[bool, State, State], State] = {}
 
     def letter_mask(self, letter: Iterable[str]) -> int:
@@ -227,7 +266,7 @@ class Progressor:
         return m
 
     def state_mask(self, terms: DNF) -> int:
-        """Bits a state's successor depends on."""
+        """Bits a state's successor may depend on."""
         m = 0
         for t in terms:
             for e in t:
@@ -235,25 +274,50 @@ class Progressor:
         return m
 
     def step(self, terms: DNF, letter: int) -> State:
-        """The state after reading ``letter`` when the rest must satisfy ``terms``."""
+        """The state after reading the full ``letter`` when the rest must satisfy ``terms``."""
+        return self.partial(terms, letter, self.full & ~letter)
+
+    def successors(self, terms: DNF, letters: Iterable[int]) -> dict[int, State]:
+        """Successor of ``terms`` for each full letter, splitting letters only on atoms read."""
+        out: dict[int, State] = {}
+        stack = [(0, 0, list(letters))]
+        while stack:
+            t, f, group = stack.pop()
+            try:
+                succ = self.partial(terms, t, f)
+            except UnknownAtom as need:
+                on = [m for m in group if m & need.bit]
+                off = [m for m in group if not m & need.bit]
+                if off:
+                    stack.append((t, f | need.bit, off))
+                if on:
+                    stack.append((t | need.bit, f, on))
+                continue
+            out.update(dict.fromkeys(group, succ))
+        return out
+
+    def partial(self, terms: DNF, t: int, f: int) -> State:
+        """Successor under the partial letter ``(t, f)``; raises :class:`UnknownAtom`."""
         out = REJECT_ALL
-        for t in terms:
-            out = self.join(False, out, self.term(t, letter))
+        for term in terms:
+            out = self.join(False, out, self.term(term, t, f))
             if out == ACCEPT_ALL:
                 break
         return out
 
-    def term(self, term: frozenset[Node], letter: int) -> State:
+    def term(self, term: frozenset[Node], t: int, f: int) -> State:
         """Progress one conjunction of elementary nodes (memoized on its relevant bits)."""
-        m = self._term_masks.get(term)
-        if m is None:
-            m = self._term_masks[term] = self.state_mask(frozenset((term,)))
-        key = (term, letter & m)
+        info = self._terms.get(term)
+        if info is None:
+            info = self._terms[term] = (self.state_mask(frozenset((term,))),
+                                        tuple(sorted(term, key=lambda n: n.uid)))
+        m, elems = info
+        key = (term, t & m, f & m)
         out = self._term_memo.get(key)
         if out is None:
             out = ACCEPT_ALL
-            for e in sorted(term, key=lambda n: n.uid):
-                out = self.join(True, out, self.node(e, letter))
+            for e in elems:
+                out = self.join(True, out, self.node(e, t, f))
                 if out == REJECT_ALL:
                     break
             self._term_memo[key] = out
@@ -267,37 +331,52 @@ class Progressor:
             out = self._join_memo[key] = (_and if conj else _or)(x, y)
         return out
 
-    def node(self, node: Node, letter: int) -> State:
-        """Progress an NNF node over ``letter`` (memoized on the letter's relevant bits)."""
-        key = (node, letter & self.mask(node))
+    def node(self, node: Node, t: int, f: int) -> State:
+        """Progress an NNF node under the partial letter ``(t, f)`` (memoized)."""
+        m = self.mask(node)
+        key = (node, t & m, f & m)
         done = self._memo.get(key)
         if done is not None:
             return done
         op, args = node.op, node.args
-        me = frozenset((frozenset((node,)),))
-        if op in ("true", "false"):
-            out = ACCEPT_ALL if op == "true" else REJECT_ALL
-        elif op in ("atom", "natom"):
-            out = ACCEPT_ALL if bool(letter & self.bit.get(node.name, 0)) == (op == "atom") \
-                else REJECT_ALL
-        elif op == "&" or op == "|":
-            join = _and if op == "&" else _or
+        if op in ("atom", "natom"):
+            b = self.bit.get(node.name, 0)
+            if b and not (t | f) & b:
+                raise UnknownAtom(b)
+            out = ACCEPT_ALL if bool(t & b) == (op == "atom") else REJECT_ALL
+        elif op in ("&", "|"):  # short-circuit: later children are not read
+            stop = REJECT_ALL if op == "&" else ACCEPT_ALL
             out = ACCEPT_ALL if op == "&" else REJECT_ALL
             for a in args:
-                out = join(out, self.node(a, letter))
+                out = self.join(op == "&", out, self.node(a, t, f))
+                if out == stop:
+                    break
         elif op in ("X", "WX"):
             out = (dnf(args[0]), op == "WX")
-        elif op == "F":
-            out = _or(self.node(args[0], letter), (me, False))
-        elif op == "G":
-            out = _and(self.node(args[0], letter), (me, True))
-        elif op == "U":
-            out = _or(self.node(args[1], letter),
-                      _and(self.node(args[0], letter), (me, False)))
-        elif op == "R":
-            out = _and(self.node(args[1], letter),
-                       _or(self.node(args[0], letter), (me, True)))
+        elif op in ("true", "false"):
+            out = ACCEPT_ALL if op == "true" else REJECT_ALL
         else:
-            raise ValueError(f"not in negation normal form: {op!r}")
+            out = self._temporal(node, t, f)
         self._memo[key] = out
         return out
+
+    def _temporal(self, node: Node, t: int, f: int) -> State:
+        """F, G, U, R by their one-step expansions, reading the right operand first."""
+        op, args = node.op, node.args
+        me = frozenset((frozenset((node,)),))
+        now = self.node(args[-1], t, f)  # F/G: the operand; U/R: the right operand
+        if op == "F":
+            return now if now == ACCEPT_ALL else _or(now, (me, False))
+        if op == "G":
+            return now if now == REJECT_ALL else _and(now, (me, True))
+        if op == "U":
+            if now == ACCEPT_ALL:
+                return now
+            left = self.node(args[0], t, f)
+            return now if left == REJECT_ALL else _or(now, _and(left, (me, False)))
+        if op == "R":
+            if now == REJECT_ALL:
+                return now
+            left = self.node(args[0], t, f)
+            return now if left == ACCEPT_ALL else _and(now, _or(left, (me, True)))
+        raise ValueError(f"not in negation normal form: {op!r}")

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ltl_random import formulas, traces
 
-from planners.dfa import difference, minimize
+from planners.dfa import DFA, difference, minimize
 from planners.ltl import LTLf, alphabet_of, equivalent, progress
 from planners.ltl_progress import nnf
 
@@ -41,6 +41,28 @@ def test_minimized_language_equals_unminimized(text):
 def test_hopcroft_matches_table_filling(text):
     raw = LTLf(text).to_dfa(ALL, minimal=False)
     assert LTLf(text).to_dfa(ALL).n_states == _table_filling_classes(raw)
+
+
+@settings(max_examples=80)
+@given(st.integers(1, 25), st.integers(1, 20), st.randoms(use_true_random=False))
+def test_both_hopcroft_variants_agree_on_random_dfas(n, width, rng):
+    letters = [frozenset({f"x{i}"}) for i in range(width)]
+    table = [[rng.randrange(n) for _ in range(width)] for _ in range(n)]
+    dfa = DFA(letters, table, 0, [s for s in range(n) if rng.random() < 0.3])
+    by_letter, vectorized = minimize(dfa, "letters"), minimize(dfa, "numpy")
+    assert by_letter.n_states == vectorized.n_states == _table_filling_classes(dfa)
+    assert [by_letter.successors(s) for s in range(by_letter.n_states)] == \
+        [vectorized.successors(s) for s in range(vectorized.n_states)]
+    assert by_letter.accepting == vectorized.accepting
+
+
+@settings(max_examples=40)
+@given(formulas(atoms=("a", "b", "c", "d", "e"), max_leaves=6))
+def test_both_hopcroft_variants_agree_on_formulas(text):
+    raw = LTLf(text).to_dfa(minimal=False)
+    by_letter, vectorized = minimize(raw, "letters"), minimize(raw, "numpy")
+    assert [by_letter.successors(s) for s in range(by_letter.n_states)] == \
+        [vectorized.successors(s) for s in range(vectorized.n_states)]
 
 
 def _table_filling_classes(dfa):

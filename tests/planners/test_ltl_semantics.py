@@ -244,3 +244,8 @@ def test_pickle_round_trip():
     assert again == spec and again.node is spec.node
     dfa = pickle.loads(pickle.dumps(spec.to_dfa()))
     assert dfa.accepts([{"kitchen"}, {"lab"}])
+
+
+def test_minimize_rejects_unknown_method():
+    with pytest.raises(ValueError, match="method"):
+        minimize(LTLf("F a").to_dfa(), method="brzozowski")
