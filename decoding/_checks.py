@@ -1,0 +1,46 @@
+"""Argument checks shared by the decoders; each raises ``ValueError`` naming the argument."""
+
+from __future__ import annotations
+
+import torch
+
+
+def check_input_ids(input_ids: object) -> torch.Tensor:
+    """Require a non-empty 2-D integer tensor ``[B, T]``."""
+    if not isinstance(input_ids, torch.Tensor):
+        raise ValueError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}")
+    if input_ids.dim() != 2:
+        raise ValueError(f"input_ids must be 2-D [batch, seq], got shape {tuple(input_ids.shape)}")
+    if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or \
+            input_ids.dtype == torch.bool:
+        raise ValueError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
+    if input_ids.shape[0] < 1 or input_ids.shape[1] < 1:
+        raise ValueError(f"input_ids must have at least one row and one token, got shape "
+                         f"{tuple(input_ids.shape)}")
+    return input_ids.long()
+
+
+def check_positive_int(value: object, name: str) -> int:
+    """Require an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return value
+
+
+def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    """Validate the sampling knobs (temperature 0 means greedy)."""
+    if not isinstance(temperature, int | float) or temperature < 0:
+        raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
+    if top_k is not None:
+        check_positive_int(top_k, "top_k")
+    if top_p is not None and not (isinstance(top_p, int | float) and 0 < top_p <= 1):
+        raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+
+
+def check_eos(eos_token_id: object) -> int | None:
+    """Require ``None`` or a non-negative int."""
+    if eos_token_id is None:
+        return None
+    if isinstance(eos_token_id, bool) or not isinstance(eos_token_id, int) or eos_token_id < 0:
+        raise ValueError(f"eos_token_id must be None or an int >= 0, got {eos_token_id!r}")
+    return eos_token_id

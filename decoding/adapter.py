@@ -1,0 +1,114 @@
+"""The one place that knows how to call a Hugging Face causal LM and handle its KV cache.
+
+Calling convention: ``model(input_ids=LongTensor[B, T], cache=<Cache|None>, use_cache=True)``
+returning an object with ``.logits`` ``[B, T, V]`` and ``.cache``. transformers moved from
+``past_key_values=`` / ``.past_key_values`` to ``cache=`` / ``.cache`` in the 5.2x series (the old
+names still work there with a deprecation warning until 5.40 and are the only names before);
+:data:`USES_CACHE_KWARG` picks the form from the installed version, tested against 5.24.
+Positions are implied by the cache length, so no ``position_ids`` or ``attention_mask`` are
+passed: every row of a batch has the same length (no padding inside the prompt).
+
+Prefix caches are never left changed. Rather than copying a caller's cache (``copy.deepcopy``
+costs a full copy of every layer per decode), :func:`restored` records its length and crops it
+back when the decode ends, error or not. Growing a ``DynamicCache`` concatenates new tensors, so
+the prefix entries themselves are never written; crop-back leaves the same values and length.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+
+def _transformers_version() -> tuple[int, int]:
+    try:
+        parts = importlib.metadata.version("transformers").split(".")
+        return int(parts[0]), int("".join(ch for ch in parts[1] if ch.isdigit()) or 0)
+    except (importlib.metadata.PackageNotFoundError, ValueError, IndexError):
+        return (0, 0)
+
+
+#: ``True`` when the installed transformers takes ``cache=`` (5.20 and later; tested on 5.24).
+USES_CACHE_KWARG: bool = _transformers_version() >= (5, 20)
+
+
+def forward(model: Any, input_ids: torch.Tensor, cache: Any | None) -> tuple[torch.Tensor, Any]:
+    """Run one model pass over ``input_ids`` that extends ``cache``.
+
+    Args:
+        model: A causal LM following the Hugging Face calling convention.
+        input_ids: LongTensor ``[B, T]``, the tokens after what ``cache`` already holds.
+        cache: The KV cache (e.g. ``transformers.DynamicCache``) or ``None`` for an empty one.
+
+    Returns:
+        ``(logits [B, T, V], cache)`` where ``cache`` now also holds ``input_ids``.
+    """
+    key = "cache" if USES_CACHE_KWARG else "past_key_values"
+    out = model(input_ids=input_ids, use_cache=True, **{key: cache})
+    new_cache = getattr(out, "cache", None) if USES_CACHE_KWARG else None
+    if new_cache is None:
+        new_cache = getattr(out, "past_key_values", None)
+    if new_cache is None:
+        raise ValueError("model returned no cache; it must follow the causal-LM convention "
+                         "(return .cache or .past_key_values when use_cache=True)")
+    return out.logits, new_cache
+
+
+def cache_length(cache: Any | None) -> int:
+    """Number of positions held by ``cache`` (0 for ``None``)."""
+    return 0 if cache is None else int(cache.get_seq_length())
+
+
+def crop_to(cache: Any, length: int) -> None:
+    """Shorten ``cache`` in place to its first ``length`` positions (no-op if not longer).
+
+    Uses ``crop(-n)`` (drop the last ``n`` positions), which means the same thing in
+    transformers 5.24 (where a positive argument is refused) and in older releases (where a
+    positive argument was an absolute length).
+    """
+    extra = cache_length(cache) - length
+    if extra > 0:
+        cache.crop(-extra)
+
+
+@contextlib.contextmanager
+def restored(cache: Any | None) -> Iterator[Any | None]:
+    """Lend a prefix cache to a decode and crop it back to its length afterwards.
+
+    Args:
+        cache: The caller's pre-filled prefix cache, or ``None``.
+
+    Yields:
+        The same cache object (or ``None``) to extend during the decode.
+    """
+    if cache is None:
+        yield None
+        return
+    if not hasattr(cache, "crop") or not hasattr(cache, "get_seq_length"):
+        raise ValueError("cache must be a transformers Cache with crop() and get_seq_length() "
+                         f"(e.g. DynamicCache), got {type(cache).__name__}")
+    length = cache_length(cache)
+    try:
+        yield cache
+    finally:
+        crop_to(cache, length)
+
+
+def vocab_size(model: Any) -> int:
+    """Best-effort vocabulary size of ``model`` (``config.vocab_size``, else output embeddings).
+
+    Raises:
+        ValueError: If neither is available (pass ``vocab_size=`` to the decoder instead).
+    """
+    size = getattr(getattr(model, "config", None), "vocab_size", None)
+    if isinstance(size, int) and size > 0:
+        return size
+    get_out = getattr(model, "get_output_embeddings", None)
+    emb = get_out() if callable(get_out) else None
+    if emb is not None and hasattr(emb, "weight"):
+        return int(emb.weight.shape[0])
+    raise ValueError("cannot infer the vocabulary size of model; pass vocab_size=")
