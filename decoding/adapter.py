@@ -3,8 +3,10 @@
 Calling convention: ``model(input_ids=LongTensor[B, T], cache=<Cache|None>, use_cache=True)``
 returning an object with ``.logits`` ``[B, T, V]`` and ``.cache``. transformers moved from
 ``past_key_values=`` / ``.past_key_values`` to ``cache=`` / ``.cache`` in the 5.2x series (the old
-names still work there with a deprecation warning until 5.40 and are the only names before);
-:data:`USES_CACHE_KWARG` picks the form from the installed version, tested against 5.24.
+names still work there with a deprecation warning until 5.40 and are the only names before).
+:data:`USES_CACHE_KWARG` picks the form from the installed version: ``cache=`` from 5.24,
+the release this was tested against, else ``past_key_values=``, which every release before
+5.40 accepts. The output's cache is read from ``.cache`` and else ``.past_key_values``.
 Positions are implied by the cache length, so no ``position_ids`` or ``attention_mask`` are
 passed: every row of a batch has the same length (no padding inside the prompt).
 
@@ -32,8 +34,8 @@ def _transformers_version() -> tuple[int, int]:
         return (0, 0)
 
 
-#: ``True`` when the installed transformers takes ``cache=`` (5.20 and later; tested on 5.24).
-USES_CACHE_KWARG: bool = _transformers_version() >= (5, 20)
+#: ``True`` when the installed transformers takes ``cache=`` (5.24 and later, as tested).
+USES_CACHE_KWARG: bool = _transformers_version() >= (5, 24)
 
 
 def forward(model: Any, input_ids: torch.Tensor, cache: Any | None) -> tuple[torch.Tensor, Any]:
@@ -49,7 +51,7 @@ def forward(model: Any, input_ids: torch.Tensor, cache: Any | None) -> tuple[tor
     """
     key = "cache" if USES_CACHE_KWARG else "past_key_values"
     out = model(input_ids=input_ids, use_cache=True, **{key: cache})
-    new_cache = getattr(out, "cache", None) if USES_CACHE_KWARG else None
+    new_cache = getattr(out, "cache", None)
     if new_cache is None:
         new_cache = getattr(out, "past_key_values", None)
     if new_cache is None:

@@ -111,7 +111,7 @@ def test_adapter_matches_installed_transformers(model, monkeypatch):
     import transformers
 
     major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
-    assert adapter.USES_CACHE_KWARG == ((major, minor) >= (5, 20))
+    assert adapter.USES_CACHE_KWARG == ((major, minor) >= (5, 24))
     ids = torch.tensor([[3, 4, 5]])
     logits, cache = adapter.forward(model, ids, None)
     assert isinstance(cache, transformers.DynamicCache) and adapter.cache_length(cache) == 3
