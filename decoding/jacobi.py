@@ -93,10 +93,26 @@ def init_guesses(strategy: str, history: torch.Tensor, r: int, vocab: int | None
     return Window(tokens, decided, q=torch.full((vocab,), 1.0 / vocab, dtype=torch.float64))
 
 
+@dataclass
+class _Options:
+    """The validated knobs of one :func:`jacobi` call."""
+
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    eos: int | None
+    processors: list
+    early_exit: EarlyExit | None
+    init: str
+    vocab: int | None
+    generator: torch.Generator | None
+    vocab_limit: int = 0  # logits width, known after the first pass
+
+
 class _Run:
     """State of one Jacobi decode (kept off the public surface; see :func:`jacobi`)."""
 
-    def __init__(self, model: Any, input_ids: torch.Tensor, opts: dict[str, Any]) -> None:
+    def __init__(self, model: Any, input_ids: torch.Tensor, opts: _Options) -> None:
         self.model, self.opts = model, opts
         self.history = input_ids
         self.start = input_ids.shape[1]
@@ -112,7 +128,7 @@ class _Run:
 
     def score(self, logits: torch.Tensor, win: Window) -> tuple[torch.Tensor, torch.Tensor]:
         """Apply the processors at each open position (context: accepted + earlier guesses)."""
-        procs = self.opts["processors"]
+        procs = self.opts.processors
         if not procs:
             return logits, torch.zeros(logits.shape[:2], dtype=torch.bool, device=logits.device)
         cols = [process_scores(procs, torch.cat([self.history, win.tokens[:, :j]], dim=1),
@@ -123,17 +139,17 @@ class _Run:
         """Accept guesses; return the next iterate, per-row accepted counts, tail changes."""
         o, r = self.opts, logits.shape[1]
         scores, dead = self.score(logits, win)
-        if o["temperature"] == 0:
+        if o.temperature == 0:
             new, ok = greedy_verify(scores, win)
             q = None
         else:
-            new, ok, q = speculative_verify(scores, win, o["temperature"], o["top_k"],
-                                            o["top_p"], o["generator"])
+            new, ok, q = speculative_verify(scores, win, o.temperature, o.top_k,
+                                            o.top_p, o.generator)
         accepted = torch.where(ok.all(1), r, (~ok).float().argmax(1) + 1).clamp_max(r)
         ended = torch.zeros_like(self.finished)
         pos = torch.arange(r, device=logits.device)[None, :]
-        if o["eos"] is not None:  # a row is done at its first accepted EOS
-            is_eos = (new == o["eos"]) & (pos < accepted[:, None])
+        if o.eos is not None:  # a row is done at its first accepted EOS
+            is_eos = (new == o.eos) & (pos < accepted[:, None])
             ended = is_eos.any(1)
             accepted = torch.where(ended, is_eos.float().argmax(1) + 1, accepted)
         bad = dead & (pos < accepted[:, None]) & ~self.finished[:, None]
@@ -147,10 +163,10 @@ class _Run:
 
     def tail_allowed(self, new: torch.Tensor, start: int) -> bool:
         """Whether the last-iterate tokens from ``start`` on pass the processors in context."""
-        procs = self.opts["processors"]
+        procs = self.opts.processors
         for j in range(start, new.shape[1]):
             ctx = torch.cat([self.history, new[:, :j]], dim=1)
-            ok = tokens_allowed(procs, ctx, new[:, j], self.opts["vocab_limit"])
+            ok = tokens_allowed(procs, ctx, new[:, j], self.opts.vocab_limit)
             if not bool((ok | self.finished).all()):
                 return False
         return True
@@ -158,7 +174,7 @@ class _Run:
     def block(self, kv: Any, pending: torch.Tensor, r: int) -> tuple[Any, torch.Tensor]:
         """Decode one block of ``r`` tokens; returns the cache and the uncached tokens."""
         o = self.opts
-        win = init_guesses(o["init"], self.history, r, o["vocab"], o["generator"])
+        win = init_guesses(o.init, self.history, r, o.vocab, o.generator)
         iters = 0
         while True:
             # One pass over [uncached accepted tokens | guesses of all open positions but last].
@@ -166,20 +182,20 @@ class _Run:
             logits, kv = adapter.forward(self.model, torch.cat([pending, win.tokens[:, :-1]], 1),
                                          kv)
             self.nfe, iters = self.nfe + 1, iters + 1
-            o["vocab_limit"] = logits.shape[-1]
+            o.vocab_limit = logits.shape[-1]
             win, _, tail_changed = self.verify(logits[:, -r:], win)
             # Commit what every unfinished row accepted; maybe stop early on the last iterate.
             m = int(win.decided.min())
             rule = "converged" if m == r else None
-            if rule is None and o["early_exit"] is not None:
-                rule = o["early_exit"].rule(tail_changed, iters)
+            if rule is None and o.early_exit is not None:
+                rule = o.early_exit.rule(tail_changed, iters)
                 if rule is not None and not self.tail_allowed(win.tokens, m):
                     rule = None
             take = r if rule else m
             adapter.crop_to(kv, base + pending.shape[1] + m - 1)  # KV of exact tokens only
             self.history = torch.cat([self.history, win.tokens[:, :take]], dim=1)
-            if o["eos"] is not None:
-                self.finished |= (win.tokens[:, :take] == o["eos"]).any(1)
+            if o.eos is not None:
+                self.finished |= (win.tokens[:, :take] == o.eos).any(1)
             self.stats["accepted_per_iter"].append(take)
             pending = win.tokens[:, m - 1:take]
             if rule is not None or bool(self.finished.all()):
@@ -240,19 +256,19 @@ def jacobi(model: Any, input_ids: torch.Tensor, max_new_tokens: int, *,
         raise ValueError(f"init must be one of {INIT_STRATEGIES}, got {init!r}")
     if vocab_size is not None:
         check_positive_int(vocab_size, "vocab_size")
-    opts = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "init": init,
-            "eos": check_eos(eos_token_id), "processors": as_processor_list(logits_processor),
-            "early_exit": early_exit, "generator": generator, "vocab_limit": None,
-            "vocab": (vocab_size or adapter.vocab_size(model)) if init == "random" else None}
+    opts = _Options(temperature=temperature, top_k=top_k, top_p=top_p,
+                    eos=check_eos(eos_token_id), processors=as_processor_list(logits_processor),
+                    early_exit=early_exit, init=init, generator=generator,
+                    vocab=(vocab_size or adapter.vocab_size(model)) if init == "random" else None)
     run = _Run(model, input_ids, opts)
     with adapter.restored(cache) as kv:
         pending = input_ids
         while run.committed < max_new_tokens and not bool(run.finished.all()):
             kv, pending = run.block(kv, pending, min(block, max_new_tokens - run.committed))
     tokens, lengths = pad_after_eos(run.history[:, run.start:run.start + max_new_tokens],
-                                    opts["eos"])
+                                    opts.eos)
     if tokens.shape[1] < max_new_tokens:  # every row ended early
-        pad = tokens.new_full((tokens.shape[0], max_new_tokens - tokens.shape[1]), opts["eos"])
+        pad = tokens.new_full((tokens.shape[0], max_new_tokens - tokens.shape[1]), opts.eos)
         tokens = torch.cat([tokens, pad], dim=1)
     run.stats["passes"] = run.nfe
     return DecodeResult(tokens=tokens, lengths=lengths, nfe=run.nfe, stats=run.stats)
