@@ -135,8 +135,12 @@ class _Run:
                                logits[:, j]) for j in range(logits.shape[1])]
         return torch.stack([c[0] for c in cols], 1), torch.stack([c[1] for c in cols], 1)
 
-    def verify(self, logits: torch.Tensor, win: Window) -> tuple[Window, torch.Tensor, int]:
-        """Accept guesses; return the next iterate, per-row accepted counts, tail changes."""
+    def verify(self, logits: torch.Tensor, win: Window) -> tuple[Window, int]:
+        """Accept guesses; return the next iterate and how many tail tokens changed.
+
+        The next iterate's ``decided`` holds each row's accepted count (``r`` for rows that
+        are done); the tail is the positions after them, compared with the previous iterate.
+        """
         o, r = self.opts, logits.shape[1]
         scores, dead = self.score(logits, win)
         if o.temperature == 0:
@@ -159,15 +163,20 @@ class _Run:
         live = ~(self.finished | ended)
         tail_changed = int(changed[live].max()) if bool(live.any()) else 0
         done = self.finished | ended
-        return Window(new, torch.where(done, r, accepted), q), accepted, tail_changed
+        return Window(new, torch.where(done, r, accepted), q), tail_changed
 
     def tail_allowed(self, new: torch.Tensor, start: int) -> bool:
-        """Whether the last-iterate tokens from ``start`` on pass the processors in context."""
-        procs = self.opts.processors
+        """Whether the last-iterate tokens from ``start`` on pass the processors in context.
+
+        Rows already past their EOS are not checked (their later tokens are padding).
+        """
+        procs, eos = self.opts.processors, self.opts.eos
         for j in range(start, new.shape[1]):
             ctx = torch.cat([self.history, new[:, :j]], dim=1)
-            ok = tokens_allowed(procs, ctx, new[:, j], self.opts.vocab_limit)
-            if not bool((ok | self.finished).all()):
+            ok = tokens_allowed(procs, ctx, new[:, j], self.opts.vocab_limit) | self.finished
+            if eos is not None:
+                ok |= (new[:, :j] == eos).any(1)
+            if not bool(ok.all()):
                 return False
         return True
 
@@ -183,7 +192,7 @@ class _Run:
                                          kv)
             self.nfe, iters = self.nfe + 1, iters + 1
             o.vocab_limit = logits.shape[-1]
-            win, _, tail_changed = self.verify(logits[:, -r:], win)
+            win, tail_changed = self.verify(logits[:, -r:], win)
             # Commit what every unfinished row accepted; maybe stop early on the last iterate.
             m = int(win.decided.min())
             rule = "converged" if m == r else None

@@ -92,21 +92,25 @@ def test_jacobi_processor_sees_accepted_prefix_plus_guesses(model):
 @given(mult=st.integers(1, 7), offsets=st.lists(st.integers(0, 15), min_size=1, max_size=10),
        banned=st.lists(st.integers(0, 15), max_size=4), prompt=st.lists(st.integers(0, 15),
                                                                         min_size=1, max_size=4),
-       block=st.integers(1, 8), greedy=st.booleans(), relaxed=st.booleans())
+       block=st.integers(1, 8), greedy=st.booleans(), relaxed=st.booleans(),
+       eos=st.one_of(st.none(), st.integers(0, 15)))
 def test_constrained_ar_and_jacobi_never_emit_forbidden(model, mult, offsets, banned, prompt,
-                                                        block, greedy, relaxed):
+                                                        block, greedy, relaxed, eos):
     if len(set(offsets) | set(banned)) >= VOCAB - 1:
         return  # leave at least two tokens allowed in every context
     proc = NoRepeatAfter(mult, offsets, banned)
     ids = torch.tensor([prompt, prompt[::-1]])
     gen = torch.Generator().manual_seed(len(offsets))
     temp = 0.0 if greedy else 1.0
-    ar = autoregressive(model, ids, 8, temperature=temp, logits_processor=[proc], generator=gen)
-    _assert_respects(proc, ids, ar.tokens)
+    ar = autoregressive(model, ids, 8, temperature=temp, logits_processor=[proc], generator=gen,
+                        eos_token_id=eos)
+    _assert_respects(proc, ids, ar.tokens, ar.lengths)
     ee = EarlyExit(on_unchanged=True, tol=2, max_iters=2) if relaxed else None
     jr = jacobi(model, ids, 8, block_size=block, temperature=temp, early_exit=ee,
-                logits_processor=[proc], generator=gen)
-    _assert_respects(proc, ids, jr.tokens)
+                logits_processor=[proc], generator=gen, eos_token_id=eos)
+    _assert_respects(proc, ids, jr.tokens, jr.lengths)
+    if greedy and not relaxed:
+        assert torch.equal(jr.tokens, ar.tokens) and torch.equal(jr.lengths, ar.lengths)
 
 
 @settings(max_examples=40)
