@@ -3,17 +3,17 @@
 Usage: ``env = gymnasium.make("robodecode/MetaWorld-PickPlace-v0", render_mode="rgb_array")``
 
 The ten MT10 tasks of MetaWorld v3 are registered as ``robodecode/MetaWorld-<Task>-v0`` (the
-MetaWorld name in CamelCase without its ``-v3`` suffix, listed in ``METAWORLD_IDS``), only when
-the ``metaworld`` package is importable. Registration records string entry points: neither
+MetaWorld name in CamelCase without its ``-v3`` suffix), plus ``robodecode/MetaWorld-MT10-v0``
+(``envs/metaworld_multitask.py``), all listed in ``METAWORLD_IDS`` and registered only when the
+``metaworld`` package is importable. Registration records string entry points: neither
 ``metaworld`` nor ``mujoco`` is imported until an env is made. MetaWorld's own scripted policies
-(``metaworld.policies``) are the experts, reading the privileged 39-D MetaWorld observation that
-the env keeps on itself (``env.unwrapped.privileged_obs``).
+(``envs/metaworld_expert.py``) are the experts, reading the privileged 39-D MetaWorld
+observation that the env keeps on itself (``env.unwrapped.privileged_obs``).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -368,50 +368,11 @@ def _check_action(action: Any) -> np.ndarray:
     return np.clip(a, -1.0, 1.0)
 
 
-class MetaWorldExpert:
-    """MetaWorld's scripted policy for the env's current task, reading the privileged observation.
-
-    Args:
-        env: The unwrapped env (``MetaWorldTaskEnv`` or the multi-task env) whose ``task`` picks
-            the policy and whose ``privileged_obs`` the policy reads.
-        noise: Standard deviation of Gaussian noise added to every action (then clipped).
-        seed: Seed of the noise generator.
-    """
-
-    def __init__(self, env: Any, noise: float = 0.0, seed: int | None = None):
-        if not noise >= 0.0:
-            raise ValueError(f"noise must be >= 0, got {noise}")
-        self.env = env
-        self.noise = float(noise)
-        self._policies: dict[str, Any] = {}
-        self._rng = np.random.default_rng(seed)
-
-    def reset(self) -> None:
-        """Nothing to forget: MetaWorld's policies are stateless."""
-
-    def act(self, obs: dict[str, Any]) -> np.ndarray:
-        """Return the policy's action for the env's current state (``obs`` is not needed)."""
-        with warnings.catch_warnings():
-            # metaworld.policies.move warns whenever its gain saturates; the env clips anyway.
-            warnings.simplefilter("ignore", UserWarning)
-            action = np.asarray(self._policy().get_action(self.env.privileged_obs), np.float64)
-        if self.noise > 0.0:
-            action = action + self._rng.normal(0.0, self.noise, size=action.shape)
-        return np.clip(action, -1.0, 1.0).astype(np.float32)
-
-    def _policy(self) -> Any:
-        task = self.env.task
-        if task not in self._policies:
-            from metaworld.policies import ENV_POLICY_MAP
-
-            self._policies[task] = ENV_POLICY_MAP[task]()
-        return self._policies[task]
-
-
 def register_envs() -> None:
     """Register ``robodecode/MetaWorld-<Task>-v0`` and ``MT10_ID`` when metaworld is importable."""
     if importlib.util.find_spec("metaworld") is None:
         return
+    from envs.metaworld_expert import MetaWorldExpert
     from envs.metaworld_multitask import MetaWorldMultiTaskEnv
 
     for name, task in TASKS.items():
