@@ -10,9 +10,9 @@ current unit towards at least one step that is executable in the current domain 
 to a product state from which acceptance is still reachable (within the remaining step budget,
 if any); EOS is allowed only between steps in an accepting DFA state. The answer depends only on
 the ``input_ids`` given (beam search reorders rows, parallel decoders pass guesses), and both
-the prefix walk and the masks are cached (keyed by the token prefix and by
+the prefix walk and the allowed-token sets are cached (keyed by the token prefix and by
 ``(domain state, DFA state, trie node, steps left)``), so the per-token cost is a dict lookup,
-a ``tolist`` and one ``masked_fill``.
+a ``tolist`` and one ``-inf`` fill plus an index copy of the few allowed entries.
 """
 
 from __future__ import annotations
@@ -68,9 +68,8 @@ class LTLLogitsProcessor(LogitsProcessor):
             max_steps
         self._horizon = max(graph.dist.values(), default=0) + 1
         self._walks: dict[tuple[int, ...], _Walk] = {(): _Walk(graph.root, 0, 0, "ok")}
-        self._masks: dict[tuple, torch.Tensor] = {}
+        self._masks: dict[tuple, torch.Tensor] = {}  # mask key -> allowed token ids
         self._step_next = {node: dict(out) for node, out in graph.succ.items()}
-        self._free: torch.Tensor | None = None
         self.calls, self.seconds, self.masks_built, self.dead_ends = 0, 0.0, 0, 0
 
     def walk(self, tokens: tuple[int, ...]) -> _Walk:
@@ -115,42 +114,45 @@ class LTLLogitsProcessor(LogitsProcessor):
             out.append(self.eos_token_id)
         return out
 
-    def banned_mask(self, w: _Walk, vocab_size: int) -> torch.Tensor:
-        """Boolean ``[vocab_size]`` tensor, True where a token is banned (cached)."""
+    def allowed_ids(self, w: _Walk) -> torch.Tensor:
+        """Allowed token ids after walk ``w`` as a LongTensor (cached per mask key).
+
+        A row with nothing allowed (only possible past the budget or off-language) gets EOS, so
+        decoding ends there instead of sampling from an all ``-inf`` row.
+        """
         left = None if self.max_steps is None else min(self.max_steps - w.steps, self._horizon)
-        key = (w.node, w.trie, left, w.status, vocab_size)
-        mask = self._masks.get(key)
-        if mask is None:
+        key = (w.node, w.trie, left, w.status)
+        ids = self._masks.get(key)
+        if ids is None:
             allowed = self.allowed_tokens(w)
             if not allowed:
                 self.dead_ends += 1
                 allowed = [self.eos_token_id]
-            mask = torch.ones(vocab_size, dtype=torch.bool)
-            mask[torch.tensor(allowed, dtype=torch.long)] = False
-            self._masks[key] = mask
+            ids = torch.tensor(sorted(set(allowed)), dtype=torch.long)
+            self._masks[key] = ids
             self.masks_built += 1
-        return mask
+        return ids
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor
                  ) -> torch.FloatTensor:
         """Return ``scores`` with every banned token set to ``-inf``.
 
         Rows whose plan already ended with EOS (they only receive padding) are left unchanged.
+        Allowed sets are small, so the output is built as ``-inf`` everywhere plus a copy of
+        the allowed entries (cheaper than a boolean mask over the whole vocabulary).
         """
         t0 = time.perf_counter()
-        vocab = scores.shape[-1]
         rows = input_ids[:, self.prompt_length:].tolist()
-        masks = []
-        for row in rows:
+        out = torch.full_like(scores, float("-inf"))
+        for r, row in enumerate(rows):
             w = self.walk(tuple(row))
             if w.status == "done":  # finished rows only receive padding: leave them alone
-                if self._free is None or self._free.numel() != vocab:
-                    self._free = torch.zeros(vocab, dtype=torch.bool)
-                masks.append(self._free)
-            else:
-                masks.append(self.banned_mask(w, vocab))
-        banned = masks[0][None] if len(masks) == 1 else torch.stack(masks)
-        out = scores.masked_fill(banned.to(scores.device), float("-inf"))
+                out[r] = scores[r]
+                continue
+            ids = self.allowed_ids(w)
+            if ids.device != scores.device:
+                ids = ids.to(scores.device)
+            out[r].index_copy_(0, ids, scores[r].index_select(0, ids))
         self.calls += len(rows)
         self.seconds += time.perf_counter() - t0
         return out
