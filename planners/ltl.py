@@ -22,12 +22,14 @@ from planners.ltl_syntax import LTLSyntaxError, Node, make, parse, to_text
 
 __all__ = ["LTLf", "LTLSyntaxError", "LTLCapacityError", "DFA", "equivalent",
            "counterexample", "progress", "clear_dfa_cache", "MAX_DEFAULT_ATOMS",
-           "DEFAULT_MAX_STATES"]
+           "DEFAULT_MAX_STATES", "MAX_TABLE_ENTRIES"]
 
 MAX_DEFAULT_ATOMS = 16
 """Most atoms for the default alphabet (every subset of the atoms: 2**16 letters)."""
 DEFAULT_MAX_STATES = 20_000
 """Default cap on the states explored while compiling a DFA."""
+MAX_TABLE_ENTRIES = 2_000_000
+"""Cap on explored states x distinct letters (the transition table), whatever max_states."""
 
 
 class LTLCapacityError(ValueError):
@@ -111,7 +113,8 @@ class LTLf:
             alphabet: The letters (sets of atoms) traces may use; default every subset of
                 :attr:`atoms` (at most ``MAX_DEFAULT_ATOMS`` atoms). Atoms of a letter that
                 the formula does not mention are irrelevant.
-            max_states: Cap on explored (unminimized) states.
+            max_states: Cap on explored (unminimized) states; explored states times
+                distinct letters is also capped at ``MAX_TABLE_ENTRIES``.
             minimal: Minimize with Hopcroft's algorithm (default) or return the raw
                 progression automaton.
 
@@ -204,6 +207,7 @@ def _explore(formula: LTLf, letters: tuple[Letter, ...], max_states: int,
     prog = lp.Progressor(sorted(formula.atoms))
     masks = [prog.letter_mask(x) for x in letters]
     symbols = list(dict.fromkeys(masks))
+    cap = min(max_states, max(1, MAX_TABLE_ENTRIES // len(symbols)))
     column = {m: i for i, m in enumerate(symbols)}
     start = lp.initial_state(lp.nnf(formula.node))
     states, ids, table = [start], {start: 0}, []
@@ -218,10 +222,12 @@ def _explore(formula: LTLf, letters: tuple[Letter, ...], max_states: int,
             if nxt is None:
                 if stop_at_accepting and succ[1]:
                     return None
-                if len(states) >= max_states:
+                if len(states) >= cap:
                     raise LTLCapacityError(
-                        f"the DFA of {formula.text!r} exceeds max_states={max_states} over "
-                        f"{len(letters)} letters; pass a larger max_states or a smaller alphabet")
+                        f"the DFA of {formula.text!r} exceeds {cap} states over "
+                        f"{len(letters)} letters (max_states={max_states}, at most "
+                        f"{MAX_TABLE_ENTRIES} table entries); pass a smaller alphabet (the "
+                        "atom sets your states can have) or a larger max_states")
                 nxt = ids[succ] = len(states)
                 states.append(succ)
             seen[key] = nxt

@@ -137,6 +137,9 @@ def test_ten_atoms_default_alphabet_and_caps():
         many.to_dfa()
     one_hot = [{f"p{i}"} for i in range(MAX_DEFAULT_ATOMS + 1)]
     assert many.to_dfa(alphabet=one_hot).n_states == 2  # fine with the domain's letters
+    chain = LTLf(" & ".join(f"G(p{i} -> F p{i + 1})" for i in range(12)))
+    with pytest.raises(LTLCapacityError, match="table entries"):  # 2**13 letters: refuse early
+        chain.to_dfa()
     with pytest.raises(LTLCapacityError, match="max_states=5"):
         LTLf(" & ".join(f"F a{i}" for i in range(4))).to_dfa(max_states=5)
     with pytest.raises(ValueError, match="max_states"):
