@@ -115,10 +115,19 @@ def test_train_and_distill_cli_end_to_end(tiny_lerobot, tmp_path):
     summary = json.loads(res.output[res.output.index("{"):])
     assert summary["steps"] == 4 and summary["val_items"] > 0
     res = runner.invoke(build_app(), ["distill", "--teacher", str(tmp_path / "ar"),
-                                      "--out", str(tmp_path / "cj"), "--steps", "2",
+                                      "--out", str(tmp_path / "cjacobi"), "--steps", "2",
                                       "--batch-size", "4", "--n-trajectories", "8",
                                       "--n-eval", "2", *common])
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "cj" / "early_exit.json").is_file()
+    assert (tmp_path / "cjacobi" / "early_exit.json").is_file()
     res = runner.invoke(build_app(), ["info", str(tmp_path / "ar"), "--preset", "tiny"])
     assert res.exit_code == 0 and "params" in res.output
+    res = runner.invoke(build_app(), ["bench", "vla", "--checkpoints", str(tmp_path),
+                                      "--data", str(tiny_lerobot), "--n-obs", "2",
+                                      "--train-steps", "1", "--threads", "1",
+                                      "--data-cache", str(tmp_path / "chunks"),
+                                      "--out", str(tmp_path / "bench.json")])
+    assert res.exit_code == 0, res.output
+    rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
+    assert {r["decoder"] for r in rows} >= {"ar", "jacobi", "jacobi+ee", "cjacobi+ee"}
+    assert next(r for r in rows if r["decoder"] == "ar")["nfe_per_chunk"] == 16
