@@ -214,7 +214,9 @@ def _explore(formula: LTLf, letters: tuple[Letter, ...], max_states: int,
     for terms, _ in states:  # the list grows while we walk it
         relevant = prog.state_mask(terms)
         keys = [m & relevant for m in symbols]  # the letter bits this state reads
-        succ_of = prog.successors(terms, dict.fromkeys(keys))
+        unique = dict.fromkeys(keys)
+        succ_of = (prog.successors(terms, unique) if len(unique) > 16  # split letter groups
+                   else {k: prog.step(terms, k) for k in unique})
         seen: dict[int, int] = {}
         for key in dict.fromkeys(keys):
             succ = succ_of[key]

@@ -222,6 +222,17 @@ def _or(x: State, y: State) -> State:
     return (dnf_or(x[0], y[0]), x[1] or y[1])
 
 
+def _conjoin(parts: list[State]) -> State:
+    """Conjunction of several states; single-term obligations are merged in one union."""
+    union = frozenset().union(*(next(iter(p[0])) for p in parts if len(p[0]) == 1))
+    terms = DNF_FALSE if _contradictory(union) else frozenset((_reduce_term(union),))
+    merged = (terms, all(p[1] for p in parts))
+    for p in parts:
+        if len(p[0]) != 1:
+            merged = _and(merged, p)
+    return merged
+
+
 class UnknownAtom(Exception):
     """Progression of a partial letter needs the value of the atom with bit ``bit``."""
 
@@ -315,12 +326,16 @@ class Progressor:
         key = (term, t & m, f & m)
         out = self._term_memo.get(key)
         if out is None:
-            out = ACCEPT_ALL
+            parts = []
             for e in elems:
-                out = self.join(True, out, self.node(e, t, f))
-                if out == REJECT_ALL:
+                part = self.node(e, t, f)
+                if part == REJECT_ALL:
                     break
-            self._term_memo[key] = out
+                parts.append(part)
+            else:
+                out = _conjoin(parts)
+            self._term_memo[key] = out if out is not None else REJECT_ALL
+            out = self._term_memo[key]
         return out
 
     def join(self, conj: bool, x: State, y: State) -> State:

@@ -164,6 +164,9 @@ def test_ten_atoms_default_alphabet_and_caps():
     ("a U (b U c)", "a U (b U c)"),
     ("G(X true) ", "false"),
     ("F(WX false)", "true"),
+    ("X a & X !a", "false"),
+    ("WX a & WX !a", "WX false"),
+    ("F(kitchen & F lab) & G !kitchen", "false"),
 ])
 def test_equivalences(a, b):
     assert equivalent(LTLf(a), LTLf(b))
