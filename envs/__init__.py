@@ -8,10 +8,11 @@ records entry points; nothing heavy is imported). This package imports nothing e
 robodecode.
 """
 
-from envs import metaworld_tasks, tabletop
+from envs import metaworld_tasks, pusht_task, tabletop
 from envs.experts import make_expert, register_expert
 
 tabletop.register_envs()
 metaworld_tasks.register_envs()
+pusht_task.register_envs()
 
 __all__ = ["make_expert", "register_expert"]

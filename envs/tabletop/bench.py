@@ -130,10 +130,10 @@ def register_bench_envs(bench: typer.Typer) -> None:
         render_episodes: Annotated[int, typer.Option(
             help="Expert episodes with images, for the collection rate.")] = 10,
         env: Annotated[list[str] | None, typer.Option(
-            help="Tabletop id to measure (repeatable; default: all).")] = None,
+            help="Env id, tabletop or MetaWorld (repeatable; default: all tabletop).")] = None,
         seed: Annotated[int, typer.Option(help="First seed.")] = 0,
     ) -> None:
-        """Benchmark the tabletop envs: steps/s, ms per frame, expert episodes/s and success.
+        """Benchmark envs: steps/s, ms per frame, expert episodes/s and success (100 seeds).
 
         Prints a table and writes JSON with provenance (default scratch/bench/envs.json).
 
@@ -144,6 +144,7 @@ def register_bench_envs(bench: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
+        from envs.metaworld_tasks import METAWORLD_IDS
         from envs.tabletop import TABLETOP_IDS
         from experiments.provenance import provenance, write_json_atomic
 
@@ -152,14 +153,15 @@ def register_bench_envs(bench: typer.Typer) -> None:
             if value < 1:
                 raise typer.BadParameter(f"must be >= 1, got {value}", param_hint=f"--{name}")
         ids = env or list(TABLETOP_IDS)
-        unknown = [i for i in ids if i not in TABLETOP_IDS]
+        known = [*TABLETOP_IDS, *METAWORLD_IDS]
+        unknown = [i for i in ids if i not in known]
         if unknown:
-            raise typer.BadParameter(f"unknown ids {unknown}; known: {list(TABLETOP_IDS)}",
+            raise typer.BadParameter(f"unknown ids {unknown}; known: {known}",
                                      param_hint="--env")
         rows = []
         for env_id in ids:
             rows.append(bench_env(env_id, episodes, steps, render_episodes, seed))
-        table = Table(title=f"tabletop envs (expert success over {episodes} seeds)")
+        table = Table(title=f"envs (expert success over {episodes} seeds)")
         for col in ("env", "steps/s", "steps/s +img", "ms/frame", "cpu ms/frame", "expert success",
                     "ep steps", "eps/s", "eps/s +img"):
             table.add_column(col, justify="left" if col == "env" else "right", no_wrap=True)
