@@ -12,6 +12,7 @@ path (no static cache, no CUDA graphs).
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -103,10 +104,60 @@ def bench_decoder(model, data: ChunkTensors, indices: list[int], decoder: str,
             "ms_decoder_only": statistics.median(dec), "ms_prefix": statistics.median(pre)}
 
 
+def fp16_storage_effect(model, data: ChunkTensors, indices: list[int], seed: int = 0
+                        ) -> dict[str, Any]:
+    """What storing the weights in float16 changes, measured on a float32 twin of ``model``.
+
+    A float16 checkpoint has no float32 original to compare with, so the twin adds to every
+    weight fresh noise of float16 rounding size (uniform within half a float16 ulp); the
+    twin is a float32 model like the trained one, and rounding it back to float16 is exactly
+    what ``save_pretrained`` does to it. Both decode the same held-out items with the head's
+    default decoder; the result holds the action-error difference, the largest action change
+    and, for token heads, the share of identical tokens.
+    """
+    import copy
+
+    g = torch.Generator().manual_seed(seed)
+    twin32 = copy.deepcopy(model)
+    with torch.no_grad():
+        for _, p in twin32.named_parameters():
+            w16 = p.detach().half()
+            ulp = (w16.float().abs().clamp_min(6.1e-5) * 2.0 ** -10).to(p.device)
+            noise = (torch.rand(p.shape, generator=g).to(p.device) - 0.5) * ulp
+            p.add_(noise)
+    twin16 = copy.deepcopy(twin32)
+    with torch.no_grad():
+        for p in twin16.parameters():
+            p.copy_(p.half().float())
+    diffs, errs32, errs16, same = [], [], [], []
+    for i in indices:
+        obs = data.obs_dict([i])
+        outs = []
+        for m in (twin32, twin16):
+            if m.config.head == "flow":
+                kw = {"generator": torch.Generator(device=m.device).manual_seed(i)}
+            else:
+                kw = {}
+            outs.append(torch.as_tensor(m.predict_chunk(obs, **kw)[0][0]))
+        a32, a16 = (model.tokenizer.normalize(o.to(model.device)) for o in outs)
+        true = model.tokenizer.normalize(data.actions[i].to(model.device))
+        valid = ~data.is_pad[i].to(model.device)
+        diffs.append(float((a32 - a16).abs().max()))
+        errs32.append(float((a32 - true).abs()[valid].mean()))
+        errs16.append(float((a16 - true).abs()[valid].mean()))
+        same.append(float((model.tokenizer.bin_ids(a32) == model.tokenizer.bin_ids(a16))
+                          .float().mean()))
+    out = {"action_l1_fp32": statistics.fmean(errs32), "action_l1_fp16": statistics.fmean(errs16),
+           "max_action_change": max(diffs), "n": len(indices)}
+    if model.config.head in ("ar", "diffusion"):
+        out["identical_tokens"] = statistics.fmean(same)
+    return out
+
+
 def run_bench(checkpoints: Path, data: Path | None, device: str = "cpu", threads: int = 2,
               n_obs: int = 128, train_steps: int = 5, data_cache: Path | None = None,
               heads: tuple[str, ...] = ("ar", "cjacobi", "diffusion", "flow", "oft"),
-              **_: Any) -> dict[str, Any]:
+              fp16_check: int = 0) -> dict[str, Any]:
     """Benchmark every checkpoint folder under ``checkpoints`` (names in ``heads``).
 
     Returns:
@@ -118,6 +169,7 @@ def run_bench(checkpoints: Path, data: Path | None, device: str = "cpu", threads
         raise ValueError(f"{checkpoints} must hold an ar/ checkpoint (the baseline), found "
                          f"{[n for n, _ in folders]}")
     rows: list[dict[str, Any]] = []
+    fp16: dict[str, Any] = {}
     split = None
     for name, folder in folders:
         model = from_pretrained(folder, device=device)
@@ -132,6 +184,9 @@ def run_bench(checkpoints: Path, data: Path | None, device: str = "cpu", threads
         if missing:
             raise ValueError(f"{folder} lacks embeddings for {missing[:2]}: rebuild its cache")
         sps = train_steps_per_s(model, held, train_steps) if train_steps else None
+        if fp16_check:
+            fp16[name] = fp16_storage_effect(model, held, indices[:fp16_check])
+            print(f"{name}: fp16 storage {fp16[name]}", flush=True)
         for label, decoder, kw in decoder_plan(c.head, folder):
             r = bench_decoder(model, held, indices, decoder, kw)
             ee = kw.get("early_exit")
@@ -151,10 +206,13 @@ def run_bench(checkpoints: Path, data: Path | None, device: str = "cpu", threads
             r["predicted_decoder_speedup_from_floor"] = FLOOR_AR_MS / (
                 FLOOR_PASS_MS * r["nfe_per_chunk"])
             r["measured_decoder_speedup"] = base["ms_decoder_only"] / r["ms_decoder_only"]
-    return {"rows": rows, "settings": {"device": device, "threads": threads, "n_obs": n_obs,
-                                       "batch": 1, "timing": "predict_chunk end to end, median",
-                                       "path": "eager" if device != "cpu" else "cpu",
-                                       "checkpoints": str(checkpoints), "data": str(data)}}
+    load = os.getloadavg()
+    return {"rows": rows, "fp16_storage": fp16,
+            "settings": {"device": device, "threads": threads, "n_obs": n_obs,
+                         "loadavg_1_5_15min_at_end": load,
+                         "batch": 1, "timing": "predict_chunk end to end, median",
+                         "path": "eager" if device != "cpu" else "cpu",
+                         "checkpoints": str(checkpoints), "data": str(data)}}
 
 
 def format_row(r: dict[str, Any]) -> str:

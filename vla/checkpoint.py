@@ -32,6 +32,7 @@ STATS_FILE = "stats.json"
 INSTRUCTIONS_FILE = "instructions.safetensors"
 TRAIN_STATE_FILE = "train_state.safetensors"
 TRAIN_META_FILE = "train_state.json"
+EARLY_EXIT_FILE = "early_exit.json"
 
 
 class CheckpointError(ValueError):
@@ -175,4 +176,11 @@ def from_pretrained(path: str | os.PathLike, allow_encoder: bool = True,
         if t.is_floating_point() and not torch.isfinite(t).all():
             raise CheckpointError(f"{folder / WEIGHTS_FILE}: {name} has non-finite values")
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
+    ee_file = folder / EARLY_EXIT_FILE
+    if ee_file.is_file():
+        try:
+            sweep = json.loads(ee_file.read_text()).get("student_sweep") or {}
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{ee_file} is corrupt (not JSON): {exc}") from exc
+        model.chosen_early_exit = sweep.get("chosen_setting")
     return model.to(device).eval()

@@ -137,6 +137,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         n_obs: Annotated[int, typer.Option(help="held-out observations per decoder")] = 128,
         train_steps: Annotated[int, typer.Option(help="steps timed for steps/s")] = 5,
         data_cache: Path = DEFAULT_DATA_CACHE,
+        fp16_check: Annotated[int, typer.Option(
+            help="held-out items for the float16-storage check (0 = skip)")] = 0,
     ) -> None:
         """Per head and decoder: params, train steps/s, passes and ms per chunk, action error."""
         from experiments.provenance import provenance, write_json_atomic
@@ -144,7 +146,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
 
         _torch_setup(threads, device)
         result = run_bench(checkpoints, data=data, device=device, threads=threads,
-                           n_obs=n_obs, train_steps=train_steps, data_cache=data_cache)
+                           n_obs=n_obs, train_steps=train_steps, data_cache=data_cache,
+                           fp16_check=fp16_check)
         result["provenance"] = provenance(device=device, threads=threads)
         target = out or SCRATCH / f"bench_vla_{device.split(':')[0]}.json"
         write_json_atomic(target, result)

@@ -95,6 +95,7 @@ class VLAModel(nn.Module):
         super().__init__()
         self.config = config
         self.instructions = instructions if instructions is not None else InstructionCache()
+        self.chosen_early_exit: dict[str, Any] | None = None  # set by distillation's sweep
         d, n_act = config.d_model, config.action_dim
         self.tokenizer = ActionTokenizer(config.action_dim, config.n_bins)
         self.state_norm = StateNormalizer(config.state_dim)

@@ -5,7 +5,8 @@ Usage: actions, stats = model.predict_chunk(obs_batch, decoder="jacobi", early_e
 Decoders per head (the first is the default):
 
 * ``ar`` head: ``ar`` (``decoding.autoregressive``), ``jacobi`` (``decoding.jacobi``; kwargs
-  ``block_size``, ``early_exit``);
+  ``block_size``, ``early_exit``: an ``EarlyExit`` or ``"auto"``, the setting the distillation
+  sweep chose for this checkpoint (``early_exit.json``), else ``EarlyExit()``);
 * ``diffusion`` head: ``diffusion`` (``decoding.masked_diffusion``; kwargs ``steps`` (8), ...);
 * ``flow`` head: ``flow`` (``decoding.flow_sample``; kwargs ``steps`` (10), ``solver``);
 * ``oft`` head: ``oft`` (one bidirectional pass).
@@ -42,6 +43,9 @@ def _decode_normalized(model: VLAModel, obs, cache, decoder: str, kwargs: dict[s
     n = cfg.n_action_tokens
     if decoder in ("ar", "jacobi"):
         fn = decoding.autoregressive if decoder == "ar" else decoding.jacobi
+        if kwargs.get("early_exit") == "auto":  # the setting distillation chose, else default
+            chosen = model.chosen_early_exit
+            kwargs = {**kwargs, "early_exit": decoding.EarlyExit(**(chosen or {}))}
         res = fn(model.ar_head, model.bos_ids(b), n, cache=cache, **kwargs)
         z = model.tokenizer.bin_centers(res.tokens[:, :n]).unflatten(-1, (cfg.horizon, -1))
         return z, int(res.nfe), dict(res.stats)

@@ -77,6 +77,10 @@ def test_distill_end_to_end_writes_student_and_early_exit_curve(make_model, synt
     assert exact["nfe"] <= summary["ar_baseline"]["nfe"] == 16
     assert all("repetition" in h for h in summary["history"])
     assert (tmp_path / "s" / "trajectories.safetensors").is_file()
+    assert student.chosen_early_exit == ee["student_sweep"]["chosen_setting"]
+    _, stats = student.predict_chunk(data.obs_dict([0]), decoder="jacobi", early_exit="auto")
+    cap = (student.chosen_early_exit or {}).get("max_iters")
+    assert stats["nfe"] <= (cap or 16)
 
 
 @pytest.fixture(scope="module")
