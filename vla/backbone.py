@@ -141,7 +141,6 @@ class Backbone(nn.Module):
         p, t = prefix.shape[1], actions.shape[1]
         x = torch.cat([prefix, actions], dim=1)
         h = x + self.positions(0, p + t).to(x.dtype)
-        h = h.to(x.dtype)
         mask = full_mask(p, t, causal=causal, device=x.device)
         for i, block in enumerate(self.blocks):
             h = block(h, i, None, append=False, mask=mask)

@@ -40,6 +40,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         device: str = "cpu",
         preset: Annotated[str, typer.Option(help="model size: cpu | gpu | tiny")] = "cpu",
         horizon: int = 8,
+        cameras: Annotated[str, typer.Option(help="comma-separated camera keys")] = "image",
         ema: Annotated[float, typer.Option(help="EMA decay of exported weights, 0 = off")] = 0.0,
         warmup: int = 100,
         val_fraction: float = 0.1,
@@ -59,7 +60,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
                              horizon=horizon, ema=ema, warmup=warmup, val_fraction=val_fraction,
                              eval_every=eval_every, resume=resume,
                              instruction_cache=instruction_cache, data_cache=data_cache,
-                             progress=progress)
+                             progress=progress, config_overrides={
+                                 "cameras": tuple(c.strip() for c in cameras.split(","))})
         typer.echo(json.dumps(summary, indent=2))
 
     @app.command("distill")

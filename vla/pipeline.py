@@ -47,32 +47,27 @@ def train_head(*, head: str, data: Path, out: Path, steps: int = 3000, batch_siz
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     out = Path(out)
     resuming = resume and (out / TRAIN_STATE_FILE).is_file()
+    overrides = dict(config_overrides or {})
     if resuming:
         model = from_pretrained(out)
-        cfg_model = model.config
-        if cfg_model.head != head:
-            raise ValueError(f"out={str(out)!r} holds a {cfg_model.head!r} run, not {head!r}; "
-                             "choose another --out or pass --no-resume")
+        if model.config.head != head:
+            raise ValueError(f"out={str(out)!r} holds a {model.config.head!r} run, not "
+                             f"{head!r}; choose another --out or pass --no-resume")
+        layout = model.config
     else:
-        torch.manual_seed(seed)
-        cfg_model = preset(preset_name, head=head, horizon=horizon,
-                           **(config_overrides or {}))
-    split = load_split(data, cfg_model.horizon, cfg_model.cameras, cfg_model.image_size,
+        layout = preset(preset_name, head=head, horizon=horizon, **overrides)
+    split = load_split(data, layout.horizon, layout.cameras, layout.image_size,
                        val_fraction=val_fraction, seed=seed, cache_dir=data_cache)
     texts = split.train.instructions + (split.val.instructions if split.val else [])
-    instructions = open_instruction_cache(instruction_cache, texts)
-    if resuming:
-        for t in texts:
-            model.instructions.put(t, instructions.embed([t])[0])
-    else:
-        cfg_model = preset(preset_name, head=head, horizon=horizon,
-                           action_dim=split.action_dim, state_dim=split.state_dim,
-                           **(config_overrides or {}))
+    shared = open_instruction_cache(instruction_cache, texts)
+    if not resuming:  # action and state sizes come from the data
         torch.manual_seed(seed)
-        model = VLAModel(cfg_model, instructions=InstructionCache(allow_encoder=True))
-        for t in texts:
-            model.instructions.put(t, instructions.embed([t])[0])
+        model = VLAModel(preset(preset_name, head=head, horizon=horizon,
+                                action_dim=split.action_dim, state_dim=split.state_dim,
+                                **overrides), instructions=InstructionCache(allow_encoder=True))
         model.set_stats(split.stats)
+    for t in texts:  # the checkpoint carries the embeddings of its data's instructions
+        model.instructions.put(t, shared.embed([t])[0])
     model.to(device)
     tcfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, ema=ema,
                        seed=seed, eval_every=eval_every)
