@@ -54,7 +54,7 @@ class DFA:
     def __init__(self, letters: Sequence[Iterable[str]], table: Sequence[Sequence[int]],
                  initial: int, accepting: Iterable[int], *,
                  letter_column: Sequence[int] | None = None,
-                 atoms: Iterable[str] | None = None):
+                 atoms: Iterable[str] | None = None, _checked: bool = False):
         """Build a DFA from a transition table.
 
         Args:
@@ -70,7 +70,8 @@ class DFA:
             ValueError: On repeated letters, out-of-range states or columns, or two letters
                 that agree on ``atoms`` but read different columns.
         """
-        self.letters: tuple[Letter, ...] = tuple(
+        # _checked: built by this package from valid parts (skips the O(table) range checks)
+        self.letters: tuple[Letter, ...] = tuple(letters) if _checked else tuple(
             as_letter(x, f"letters[{i}]") for i, x in enumerate(letters))
         if not self.letters:
             raise ValueError("letters must not be empty")
@@ -81,7 +82,7 @@ class DFA:
         if len(cols) != len(self.letters):
             raise ValueError("letter_column must have one entry per letter")
         width = len(table[0]) if table else 0
-        for s, row in enumerate(table):
+        for s, row in enumerate(() if _checked else table):
             if len(row) != width or any(not 0 <= t < self.n_states for t in row):
                 raise ValueError(f"table[{s}] must list {width} states in 0..{self.n_states - 1}")
         if any(not 0 <= c < width for c in cols):
@@ -264,16 +265,23 @@ def _refine_all_columns(delta: list[list[int]], accepting: set[int]) -> list[int
     block_of = np.zeros(n, dtype=np.int64)
     for b, members in enumerate(blocks):
         block_of[members] = b
+    # preds[q]: the states with some transition into q (sorted, distinct)
+    flat = table.ravel()
+    order = np.argsort(flat, kind="stable")
+    sources = order // table.shape[1]
+    bounds = np.searchsorted(flat[order], np.arange(n + 1))
+    preds = [np.unique(sources[bounds[q]:bounds[q + 1]]) for q in range(n)]
     work = {min(range(len(blocks)), key=lambda b: len(blocks[b]))} if len(blocks) == 2 else set()
     while work:
-        inside = np.zeros(n, dtype=bool)
-        inside[blocks[work.pop()]] = True
-        hits = inside[table]  # hits[p, c]: column c leads p into the splitter
-        rows = np.flatnonzero(hits.any(axis=1))
+        splitter = blocks[work.pop()]
+        rows = np.unique(np.concatenate([preds[q] for q in splitter]))
         if rows.size == 0:
             continue
+        inside = np.zeros(n, dtype=bool)
+        inside[splitter] = True
+        hits = inside[table[rows]]  # hits[i, c]: column c leads rows[i] into the splitter
         keys = np.concatenate([block_of[rows, None].view(np.uint8).reshape(rows.size, -1),
-                               np.packbits(hits[rows], axis=1)], axis=1)
+                               np.packbits(hits, axis=1)], axis=1)
         labels = np.unique(keys, axis=0, return_inverse=True)[1].ravel()
         order = np.argsort(labels, kind="stable")
         cuts = np.flatnonzero(np.diff(labels[order])) + 1
@@ -310,7 +318,8 @@ def _quotient(dfa: DFA, delta: list[list[int]], accepting: set[int],
                 queue.append(t)
     table = [[order[block_of[t]] for t in delta[s]] for s in rep]
     acc = {order[block_of[s]] for s in accepting}
-    return DFA(dfa.letters, table, 0, acc, letter_column=dfa._column, atoms=dfa.atoms)
+    return DFA(dfa.letters, table, 0, acc, letter_column=dfa._column, atoms=dfa.atoms,
+               _checked=True)
 
 
 def difference(a: DFA, b: DFA) -> tuple[Letter, ...] | None:

@@ -236,7 +236,7 @@ def _explore(formula: LTLf, letters: tuple[Letter, ...], max_states: int,
         table.append([seen[k] for k in keys])
     accepting = [i for i, (_, may_end) in enumerate(states) if may_end]
     return DFA(letters, table, 0, accepting, letter_column=[column[m] for m in masks],
-               atoms=formula.atoms)
+               atoms=formula.atoms, _checked=True)
 
 
 def counterexample(a: LTLf, b: LTLf, alphabet: Iterable[Iterable[str]] | None = None
