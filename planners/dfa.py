@@ -132,13 +132,21 @@ class DFA:
         return col
 
     def step(self, state: int, letter: Iterable[str]) -> int:
-        """Return the state reached from ``state`` by reading ``letter`` (a set of atoms)."""
+        """Return the state reached from ``state`` by reading ``letter`` (a set of atoms).
+
+        Raises:
+            ValueError: If ``state`` is out of range or ``letter`` not in the alphabet.
+        """
         if not 0 <= state < self.n_states:
             raise ValueError(f"state={state} is not a state (0..{self.n_states - 1})")
         return self._table[state][self.column(letter)]
 
     def accepts(self, trace: Iterable[Iterable[str]]) -> bool:
-        """Whether the non-empty ``trace`` (a sequence of letters) ends in an accepting state."""
+        """Whether the non-empty ``trace`` (a sequence of letters) ends in an accepting state.
+
+        Raises:
+            ValueError: If the trace is empty or a letter is not in the alphabet.
+        """
         state, empty = self.initial, True
         for letter in trace:
             state, empty = self._table[state][self.column(letter)], False
