@@ -79,11 +79,11 @@ def test_each_head_overfits_a_tiny_batch(head, make_model, synthetic):
     losses = []
     for _ in range(150):
         loss, _ = model.compute_loss(obs, actions, pad, generator=g)
-        first = first if first is not None else float(loss)
+        first = first if first is not None else float(loss.detach())
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     final = sum(losses[-10:]) / 10  # noisy heads (diffusion, flow): average the tail
     factor = {"ar": 20, "diffusion": 5, "flow": 3, "oft": 10}[head]
     assert final < first / factor, (head, first, final)
