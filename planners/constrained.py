@@ -50,7 +50,9 @@ class LTLLogitsProcessor(LogitsProcessor):
 
     Attributes:
         calls: Number of rows processed.
-        seconds: Time spent inside ``__call__``.
+        seconds: Wall time spent inside ``__call__``.
+        cpu_seconds: CPU time of the calling thread inside ``__call__`` (on a shared machine
+            wall time also counts waiting for a core).
         masks_built: Number of distinct masks computed.
         dead_ends: Rows for which nothing but EOS could be allowed.
     """
@@ -66,11 +68,19 @@ class LTLLogitsProcessor(LogitsProcessor):
         self.graph, self.trie = graph, trie
         self.prompt_length, self.eos_token_id, self.max_steps = prompt_length, eos_token_id, \
             max_steps
-        self._horizon = max(graph.dist.values(), default=0) + 1
+        self._worst_next: dict[tuple, int] = {}
         self._walks: dict[tuple[int, ...], _Walk] = {(): _Walk(graph.root, 0, 0, "ok")}
         self._masks: dict[tuple, torch.Tensor] = {}  # mask key -> allowed token ids
-        self._step_next = {node: dict(out) for node, out in graph.succ.items()}
-        self.calls, self.seconds, self.masks_built, self.dead_ends = 0, 0.0, 0, 0
+        self._nexts: dict[tuple, dict[str, tuple]] = {}  # product node -> {step: next node}
+        self.calls, self.seconds, self.cpu_seconds = 0, 0.0, 0.0
+        self.masks_built, self.dead_ends = 0, 0
+
+    def _step_next(self, node: tuple) -> dict[str, tuple]:
+        """``{step: next product node}`` of the executable steps at ``node`` (cached)."""
+        out = self._nexts.get(node)
+        if out is None:
+            out = self._nexts[node] = dict(self.graph.succ[node])
+        return out
 
     def walk(self, tokens: tuple[int, ...]) -> _Walk:
         """Where the plan tokens ``tokens`` lead (cached per prefix)."""
@@ -90,18 +100,33 @@ class LTLLogitsProcessor(LogitsProcessor):
             elif (step := self.trie.step_at[child]) is None:
                 out = _Walk(prev.node, child, prev.steps, "ok")
             else:
-                nxt = self._step_next[prev.node].get(step)
+                nxt = self._step_next(prev.node).get(step)
                 out = (_Walk(nxt, 0, prev.steps + 1, "ok") if nxt is not None
                        else _Walk(None, 0, prev.steps + 1, "off"))
         self._walks[tokens] = out
         return out
 
-    def allowed_tokens(self, w: _Walk) -> list[int]:
-        """Token ids allowed after walk ``w`` (before the dead-end fallback)."""
+    def steps_left(self, w: _Walk) -> int | None:
+        """The step budget left after walk ``w``, or None where the budget cannot bind.
+
+        The budget only matters while some successor needs more steps to acceptance than remain,
+        so most mask keys omit it and are shared across positions of a plan.
+        """
+        if self.max_steps is None or w.status != "ok":
+            return None
+        left = self.max_steps - w.steps
+        worst = self._worst_next.get(w.node)
+        if worst is None:
+            dists = [self.graph.dist.get(n) for _, n in self.graph.succ[w.node]]
+            worst = self._worst_next[w.node] = max((d for d in dists if d is not None),
+                                                   default=0)
+        return left if left - 1 < worst else None
+
+    def allowed_tokens(self, w: _Walk, left: int | None = None) -> list[int]:
+        """Token ids allowed after walk ``w`` with ``left`` steps of budget (None: unbounded)."""
         if w.status != "ok":
             return [self.eos_token_id]
-        left = None if self.max_steps is None else self.max_steps - w.steps
-        dist, nexts = self.graph.dist, self._step_next[w.node]
+        dist, nexts = self.graph.dist, self._step_next(w.node)
 
         def good(step: str) -> bool:
             nxt = nexts.get(step)
@@ -120,11 +145,11 @@ class LTLLogitsProcessor(LogitsProcessor):
         A row with nothing allowed (only possible past the budget or off-language) gets EOS, so
         decoding ends there instead of sampling from an all ``-inf`` row.
         """
-        left = None if self.max_steps is None else min(self.max_steps - w.steps, self._horizon)
+        left = self.steps_left(w)
         key = (w.node, w.trie, left, w.status)
         ids = self._masks.get(key)
         if ids is None:
-            allowed = self.allowed_tokens(w)
+            allowed = self.allowed_tokens(w, left)
             if not allowed:
                 self.dead_ends += 1
                 allowed = [self.eos_token_id]
@@ -141,9 +166,17 @@ class LTLLogitsProcessor(LogitsProcessor):
         Allowed sets are small, so the output is built as ``-inf`` everywhere plus a copy of
         the allowed entries (cheaper than a boolean mask over the whole vocabulary).
         """
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         rows = input_ids[:, self.prompt_length:].tolist()
         out = torch.full_like(scores, float("-inf"))
+        if len(rows) == 1:  # the common case, without per-row views
+            w = self.walk(tuple(rows[0]))
+            if w.status == "done":
+                out = scores
+            else:
+                ids = self.allowed_ids(w).to(scores.device)
+                out.index_copy_(1, ids, scores.index_select(1, ids))
+            rows = []
         for r, row in enumerate(rows):
             w = self.walk(tuple(row))
             if w.status == "done":  # finished rows only receive padding: leave them alone
@@ -153,11 +186,17 @@ class LTLLogitsProcessor(LogitsProcessor):
             if ids.device != scores.device:
                 ids = ids.to(scores.device)
             out[r].index_copy_(0, ids, scores[r].index_select(0, ids))
-        self.calls += len(rows)
+        self.calls += input_ids.shape[0]
         self.seconds += time.perf_counter() - t0
+        self.cpu_seconds += time.thread_time() - c0
         return out
 
     @property
     def us_per_row(self) -> float:
-        """Mean microseconds spent per processed row (per generated token at batch 1)."""
+        """Mean wall microseconds per processed row (per generated token at batch 1)."""
         return 1e6 * self.seconds / max(self.calls, 1)
+
+    @property
+    def cpu_us_per_row(self) -> float:
+        """Mean CPU microseconds per processed row."""
+        return 1e6 * self.cpu_seconds / max(self.calls, 1)

@@ -27,10 +27,12 @@ def test_every_completion_satisfies_and_optimum_is_reachable(tok_name, request):
     proc = _processor(tok, domain, ltl, start, max_steps=4)
     vocab, eos, spec = len(tok), tok.eos_token_id, LTLf(ltl)
     finished, stack = [], [()]
-    assert _allowed(proc, [], vocab) == set(proc.allowed_tokens(proc.walk(())))
+    root = proc.walk(())
+    assert _allowed(proc, [], vocab) == set(proc.allowed_tokens(root, proc.steps_left(root)))
     while stack:
         prefix = stack.pop()
-        for t in proc.allowed_tokens(proc.walk(prefix)):
+        w = proc.walk(prefix)
+        for t in proc.allowed_tokens(w, proc.steps_left(w)):
             (finished if t == eos else stack).append(prefix + (t,))
     assert finished
     plans = {tuple(parse_plan(tok.decode(list(p[:-1])))) for p in finished}

@@ -3,6 +3,7 @@ import torch
 
 from envs.symbolic import BlocksWorld, DroneNav, generate_tasks
 from planners.check import UnknownAtomError, UnsatisfiableSpecError, check_plan
+from planners.plan_text import parse_plan
 from planners.planner import Planner
 
 
@@ -59,3 +60,26 @@ def test_with_domain_keeps_the_model(bpe_tokenizer, gpt2_bpe):
     other = planner.with_domain(DroneNav("museum"))
     assert other.model is planner.model and other.domain.layout.name == "museum"
     assert "fly_to(foyer)" in other.trie.unit_tokens
+
+
+def test_processor_under_jacobi_matches_autoregressive(bpe_tokenizer, gpt2_bpe):
+    """Jacobi calls the processor on unverified guesses; greedy results must still agree."""
+    from decoding import autoregressive, jacobi
+    from planners.constrained import LTLLogitsProcessor
+    from planners.plan_text import encode, format_prompt
+
+    task = generate_tasks("blocks_world", 1, seed=4)[0]
+    planner = Planner(gpt2_bpe, bpe_tokenizer, task.domain, max_steps=8)
+    graph = planner.graph(task.ltl, task.initial_state)
+    ids = torch.tensor([encode(bpe_tokenizer, format_prompt(
+        task.domain.describe(task.initial_state), task.instruction))])
+    eos = bpe_tokenizer.eos_token_id
+    outs = []
+    for decode in (autoregressive, jacobi):
+        proc = LTLLogitsProcessor(graph, planner.trie, ids.shape[1], eos, 8)
+        r = decode(gpt2_bpe, ids, 40, eos_token_id=eos, logits_processor=[proc])
+        outs.append(r.tokens[0, : int(r.lengths[0])].tolist())
+    assert outs[0] == outs[1]
+    text = bpe_tokenizer.decode(outs[0][:-1] if outs[0][-1] == eos else outs[0])
+    run = task.domain.execute(task.initial_state, parse_plan(text))
+    assert run.valid
