@@ -28,6 +28,9 @@ MAX_DEFAULT_ATOMS = 16
 """Most atoms for the default alphabet (every subset of the atoms: 2**16 letters)."""
 DEFAULT_MAX_STATES = 20_000
 """Default cap on the states explored while compiling a DFA."""
+SPLIT_LETTERS_ABOVE = 16
+"""Above this many distinct letters a state's successors are found by splitting the letters
+on the atoms progression reads (few progressions); at or below it, letter by letter."""
 MAX_TABLE_ENTRIES = 2_000_000
 """Cap on explored states x distinct letters (the transition table), whatever max_states."""
 
@@ -215,7 +218,7 @@ def _explore(formula: LTLf, letters: tuple[Letter, ...], max_states: int,
         relevant = prog.state_mask(terms)
         keys = [m & relevant for m in symbols]  # the letter bits this state reads
         unique = dict.fromkeys(keys)
-        succ_of = (prog.successors(terms, unique) if len(unique) > 16  # split letter groups
+        succ_of = (prog.successors(terms, unique) if len(unique) > SPLIT_LETTERS_ABOVE
                    else {k: prog.step(terms, k) for k in unique})
         seen: dict[int, int] = {}
         for key in dict.fromkeys(keys):

@@ -15,15 +15,16 @@ from planners.ltl import LTLf, alphabet_of
 ATOMS = ("a", "b", "c")
 
 
-def _differential(n_formulas: int, seed: int, depth: int, traces_per_formula: int) -> None:
+def _differential(n_formulas: int, seed: int, depth: int, traces_per_formula: int,
+                  atoms: tuple[str, ...] = ATOMS) -> None:
     require_mona()
     rng = random.Random(seed)
-    specs = [LTLf(random_formula(rng, ATOMS, depth)) for _ in range(n_formulas)]
+    specs = [LTLf(random_formula(rng, atoms, depth)) for _ in range(n_formulas)]
     order = [sorted(s.atoms) for s in specs]
     start = time.perf_counter()
     monas = run_mona([ltlf_to_mona(s.node, o) for s, o in zip(specs, order, strict=True)], order)
     mona_s = time.perf_counter() - start
-    letters = alphabet_of(frozenset(ATOMS), None)
+    letters = alphabet_of(frozenset(atoms), None)
     mismatches, checked = [], 0
     for spec, mona in zip(specs, monas, strict=True):
         dfa = spec.to_dfa(letters)
@@ -31,7 +32,7 @@ def _differential(n_formulas: int, seed: int, depth: int, traces_per_formula: in
         if witness is not None:
             mismatches.append((spec.text, "language", [sorted(x) for x in witness]))
         for _ in range(traces_per_formula):
-            trace = random_trace(rng, ATOMS, 6)
+            trace = random_trace(rng, atoms, 6)
             want = mona.accepts(trace)
             got = (spec.accepts(trace), dfa.accepts(trace))
             checked += 1
@@ -44,6 +45,12 @@ def _differential(n_formulas: int, seed: int, depth: int, traces_per_formula: in
 
 def test_mona_agrees_on_1000_random_formulas():
     _differential(n_formulas=1000, seed=0, depth=4, traces_per_formula=5)
+
+
+def test_mona_agrees_with_five_atoms():
+    """32 letters: successors are found by splitting letter groups, not letter by letter."""
+    _differential(n_formulas=200, seed=2, depth=4, traces_per_formula=5,
+                  atoms=("a", "b", "c", "d", "e"))
 
 
 @pytest.mark.slow

@@ -143,3 +143,21 @@ def test_operator_identities_on_random_operands(p, q):
         (f"{p} R {q}", f"{q} & ({p} | WX({p} R {q}))"),
     ]:
         assert equivalent(LTLf(left), LTLf(right), alphabet=ALL), (left, right)
+
+
+@settings(max_examples=80)
+@given(formulas(atoms=("a", "b", "c", "d")), traces(atoms=("a", "b", "c", "d")))
+def test_letter_splitting_and_letter_by_letter_build_the_same_language(text, trace):
+    import planners.ltl as ltl
+
+    spec, letters = LTLf(text), alphabet_of(frozenset("abcd"), None)
+    saved = ltl.SPLIT_LETTERS_ABOVE
+    try:
+        ltl.SPLIT_LETTERS_ABOVE = 0  # always split letter groups
+        split = ltl._explore(spec, letters, 10_000)
+        ltl.SPLIT_LETTERS_ABOVE = 1 << 20  # always one progression per letter
+        direct = ltl._explore(spec, letters, 10_000)
+    finally:
+        ltl.SPLIT_LETTERS_ABOVE = saved
+    assert difference(split, direct) is None
+    assert split.accepts(trace) == spec.accepts(trace)
