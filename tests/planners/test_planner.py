@@ -83,3 +83,19 @@ def test_processor_under_jacobi_matches_autoregressive(bpe_tokenizer, gpt2_bpe):
     text = bpe_tokenizer.decode(outs[0][:-1] if outs[0][-1] == eos else outs[0])
     run = task.domain.execute(task.initial_state, parse_plan(text))
     assert run.valid
+
+
+@pytest.mark.parametrize("name", ["drone_nav", "blocks_world"])
+def test_from_default_plans_offline_with_the_shipped_lm(name):
+    planner = Planner.from_default(name)
+    task = generate_tasks(name, 1, seed=1)[0]
+    planner = planner.with_domain(task.domain)
+    plan = planner.plan(task.instruction, task.ltl, task.initial_state)
+    assert plan.valid and plan.satisfied and plan.stats["stop"] == "eos"
+    c = check_plan(task.domain, plan.steps, task.ltl, task.initial_state, task.goal_ltl)
+    assert c.safe and c.success
+
+
+def test_from_default_unknown_domain():
+    with pytest.raises(ValueError, match="drone_nav"):
+        Planner.from_default("kitchen_world")
