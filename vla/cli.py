@@ -43,6 +43,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         cameras: Annotated[str, typer.Option(help="comma-separated camera keys")] = "image",
         ema: Annotated[float, typer.Option(help="EMA decay of exported weights, 0 = off")] = 0.0,
         warmup: int = 100,
+        augment_shift: Annotated[int, typer.Option(
+            help="random-shift image augmentation, pixels (0 = off)")] = 4,
         val_fraction: float = 0.1,
         eval_every: int = 250,
         threads: int = 2,
@@ -58,6 +60,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         summary = train_head(head=head, data=data, out=out, steps=steps, batch_size=batch_size,
                              lr=lr, seed=seed, device=device, preset_name=preset,
                              horizon=horizon, ema=ema, warmup=warmup, val_fraction=val_fraction,
+                             augment_shift=augment_shift,
                              eval_every=eval_every, resume=resume,
                              instruction_cache=instruction_cache, data_cache=data_cache,
                              progress=progress, config_overrides={

@@ -57,14 +57,21 @@ class ChunkTensors:
                             instr_index=self.instr_index.to(device),
                             instructions=self.instructions, episode=self.episode.to(device))
 
-    def batch(self, idx: torch.Tensor, lang_table: torch.Tensor, size: int) -> tuple[
+    def batch(self, idx: torch.Tensor, lang_table: torch.Tensor, size: int, shift: int = 0,
+              generator: torch.Generator | None = None) -> tuple[
             Observation, torch.Tensor, torch.Tensor]:
-        """(Observation, actions, is_pad) of the items ``idx``; images as float in [-1, 1]."""
+        """(Observation, actions, is_pad) of the items ``idx``; images as float in [-1, 1].
+
+        ``shift > 0`` translates each image by a random whole number of pixels in
+        ``[-shift, shift]`` per axis, edges replicated (DrQ-style random shift augmentation).
+        """
         idx = idx.to(self.state.device)
         images = [self.images[k][idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0
                   for k in self.images]
         images = [x if x.shape[-1] == size else F.interpolate(x, size=(size, size), mode="area")
                   for x in images]
+        if shift > 0:
+            images = [random_shift(x, shift, generator) for x in images]
         obs = Observation(images=images, state=self.state[idx],
                           lang=lang_table[self.instr_index[idx]])
         return obs, self.actions[idx], self.is_pad[idx]
@@ -76,6 +83,18 @@ class ChunkTensors:
         out["state"] = self.state[idx_t]
         out["instruction"] = [self.instructions[int(i)] for i in self.instr_index[idx_t]]
         return out
+
+
+def random_shift(x: torch.Tensor, shift: int, generator: torch.Generator | None
+                 ) -> torch.Tensor:
+    """Translate each image of (B, C, S, S) by random integer pixels, borders replicated."""
+    b, _, size, _ = x.shape
+    offsets = torch.randint(-shift, shift + 1, (b, 2), generator=generator).to(x.device)
+    theta = torch.zeros(b, 2, 3, device=x.device, dtype=x.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    theta[:, :, 2] = offsets.to(x.dtype) * (2.0 / size)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="border", align_corners=False)
 
 
 def load_chunks(dataset: Dataset, cameras: Sequence[str], image_size: int,

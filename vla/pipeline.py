@@ -31,6 +31,7 @@ def open_instruction_cache(path: Path | None, texts: list[str]) -> InstructionCa
 def train_head(*, head: str, data: Path, out: Path, steps: int = 3000, batch_size: int = 64,
                lr: float = 1e-3, seed: int = 0, device: str = "cpu", preset_name: str = "cpu",
                horizon: int = 8, ema: float = 0.0, warmup: int = 100, val_fraction: float = 0.1,
+               augment_shift: int = 4,
                eval_every: int = 250, resume: bool = True,
                instruction_cache: Path | None = None, data_cache: Path | None = None,
                progress: bool = True, config_overrides: dict[str, Any] | None = None
@@ -70,7 +71,7 @@ def train_head(*, head: str, data: Path, out: Path, steps: int = 3000, batch_siz
         model.instructions.put(t, shared.embed([t])[0])
     model.to(device)
     tcfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, ema=ema,
-                       seed=seed, eval_every=eval_every)
+                       seed=seed, eval_every=eval_every, augment_shift=augment_shift)
     trainer = Trainer(model, split.train, split.val, tcfg, out)
     if resuming:
         trainer.resume()

@@ -35,6 +35,7 @@ class TrainConfig:
         min_lr_ratio: Final learning rate as a fraction of ``lr``.
         grad_clip: Max global gradient norm.
         ema: EMA decay of the exported weights (0 disables EMA).
+        augment_shift: Random-shift image augmentation in pixels (0 disables it).
         seed: Seed of batches, masks and noise.
         eval_every: Steps between validation passes (and checkpoint saves).
         val_batches: Batches averaged per validation pass.
@@ -48,6 +49,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.05
     grad_clip: float = 1.0
     ema: float = 0.0
+    augment_shift: int = 4
     seed: int = 0
     eval_every: int = 250
     val_batches: int = 4
@@ -58,6 +60,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.augment_shift < 0:
+            raise ValueError(f"augment_shift must be >= 0, got {self.augment_shift}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if self.warmup < 0:
@@ -210,7 +214,8 @@ class Trainer:
             g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
             idx = torch.randint(len(self.train_data), (cfg.batch_size,), generator=g)
             obs, actions, pad = self.train_data.batch(idx, self.lang_train,
-                                                      model.config.image_size)
+                                                      model.config.image_size,
+                                                      shift=cfg.augment_shift, generator=g)
             loss, metrics = model.compute_loss(obs, actions, pad, generator=g)
             for group in self.opt.param_groups:
                 group["lr"] = cfg.lr_at(self.step)
