@@ -11,8 +11,9 @@ to a product state from which acceptance is still reachable (within the remainin
 if any); EOS is allowed only between steps in an accepting DFA state. The answer depends only on
 the ``input_ids`` given (beam search reorders rows, parallel decoders pass guesses), and both
 the prefix walk and the allowed-token sets are cached (keyed by the token prefix and by
-``(domain state, DFA state, trie node, steps left)``), so the per-token cost is a dict lookup,
-a ``tolist`` and one ``-inf`` fill plus an index copy of the few allowed entries.
+``(domain state, DFA state, trie node, steps left)``; the budget enters the key only where it
+binds), and each distinct allowed set has a cached additive ``0/-inf`` mask, so the per-token
+cost is a ``tolist``, dict lookups and one tensor addition.
 """
 
 from __future__ import annotations
@@ -51,8 +52,6 @@ class LTLLogitsProcessor(LogitsProcessor):
     Attributes:
         calls: Number of rows processed.
         seconds: Wall time spent inside ``__call__``.
-        cpu_seconds: CPU time of the calling thread inside ``__call__`` (on a shared machine
-            wall time also counts waiting for a core).
         masks_built: Number of distinct masks computed.
         dead_ends: Rows for which nothing but EOS could be allowed.
     """
@@ -70,10 +69,10 @@ class LTLLogitsProcessor(LogitsProcessor):
             max_steps
         self._worst_next: dict[tuple, int] = {}
         self._walks: dict[tuple[int, ...], _Walk] = {(): _Walk(graph.root, 0, 0, "ok")}
-        self._masks: dict[tuple, torch.Tensor] = {}  # mask key -> allowed token ids
+        self._masks: dict[tuple, tuple[int, ...]] = {}  # mask key -> allowed token ids
+        self._additive: dict[tuple, torch.Tensor] = {}  # allowed set -> additive mask
         self._nexts: dict[tuple, dict[str, tuple]] = {}  # product node -> {step: next node}
-        self.calls, self.seconds, self.cpu_seconds = 0, 0.0, 0.0
-        self.masks_built, self.dead_ends = 0, 0
+        self.calls, self.seconds, self.masks_built, self.dead_ends = 0, 0.0, 0, 0
 
     def _step_next(self, node: tuple) -> dict[str, tuple]:
         """``{step: next product node}`` of the executable steps at ``node`` (cached)."""
@@ -139,8 +138,8 @@ class LTLLogitsProcessor(LogitsProcessor):
             out.append(self.eos_token_id)
         return out
 
-    def allowed_ids(self, w: _Walk) -> torch.Tensor:
-        """Allowed token ids after walk ``w`` as a LongTensor (cached per mask key).
+    def allowed_ids(self, w: _Walk) -> tuple[int, ...]:
+        """Sorted allowed token ids after walk ``w`` (cached per mask key).
 
         A row with nothing allowed (only possible past the budget or off-language) gets EOS, so
         decoding ends there instead of sampling from an all ``-inf`` row.
@@ -153,50 +152,44 @@ class LTLLogitsProcessor(LogitsProcessor):
             if not allowed:
                 self.dead_ends += 1
                 allowed = [self.eos_token_id]
-            ids = torch.tensor(sorted(set(allowed)), dtype=torch.long)
-            self._masks[key] = ids
+            ids = self._masks[key] = tuple(sorted(set(allowed)))
             self.masks_built += 1
         return ids
 
+    def additive_mask(self, ids: tuple[int, ...] | None, like: torch.Tensor) -> torch.Tensor:
+        """A ``[V]`` tensor, 0 at ``ids`` and ``-inf`` elsewhere (all 0 for None), cached."""
+        key = (ids, like.shape[-1], like.dtype, like.device)
+        mask = self._additive.get(key)
+        if mask is None:
+            mask = torch.full(like.shape[-1:], 0.0 if ids is None else float("-inf"),
+                              dtype=like.dtype, device=like.device)
+            if ids is not None:
+                mask[torch.tensor(ids, dtype=torch.long, device=like.device)] = 0.0
+            self._additive[key] = mask
+        return mask
+
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor
                  ) -> torch.FloatTensor:
-        """Return ``scores`` with every banned token set to ``-inf``.
+        """Return ``scores`` with every banned token set to ``-inf`` (a new tensor).
 
-        Rows whose plan already ended with EOS (they only receive padding) are left unchanged.
-        Allowed sets are small, so the output is built as ``-inf`` everywhere plus a copy of
-        the allowed entries (cheaper than a boolean mask over the whole vocabulary).
+        The cached additive mask of the row's allowed set is added to its scores: one tensor
+        operation per call. Rows whose plan already ended with EOS (they only receive padding)
+        are left unchanged.
         """
-        t0, c0 = time.perf_counter(), time.thread_time()
-        rows = input_ids[:, self.prompt_length:].tolist()
-        out = torch.full_like(scores, float("-inf"))
-        if len(rows) == 1:  # the common case, without per-row views
-            w = self.walk(tuple(rows[0]))
-            if w.status == "done":
-                out = scores
-            else:
-                ids = self.allowed_ids(w).to(scores.device)
-                out.index_copy_(1, ids, scores.index_select(1, ids))
-            rows = []
-        for r, row in enumerate(rows):
+        t0 = time.perf_counter()
+        masks = []
+        for row in input_ids[:, self.prompt_length:].tolist():
             w = self.walk(tuple(row))
-            if w.status == "done":  # finished rows only receive padding: leave them alone
-                out[r] = scores[r]
-                continue
-            ids = self.allowed_ids(w)
-            if ids.device != scores.device:
-                ids = ids.to(scores.device)
-            out[r].index_copy_(0, ids, scores[r].index_select(0, ids))
+            if w.status == "done":
+                masks.append(self.additive_mask(None, scores))
+            else:
+                masks.append(self.additive_mask(self.allowed_ids(w), scores))
+        out = scores + (masks[0] if len(masks) == 1 else torch.stack(masks))
         self.calls += input_ids.shape[0]
         self.seconds += time.perf_counter() - t0
-        self.cpu_seconds += time.thread_time() - c0
         return out
 
     @property
     def us_per_row(self) -> float:
         """Mean wall microseconds per processed row (per generated token at batch 1)."""
         return 1e6 * self.seconds / max(self.calls, 1)
-
-    @property
-    def cpu_us_per_row(self) -> float:
-        """Mean CPU microseconds per processed row."""
-        return 1e6 * self.cpu_seconds / max(self.calls, 1)

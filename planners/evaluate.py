@@ -134,7 +134,6 @@ def evaluate(domain: str, n_tasks: int, seed: int, split: str, model_dir: Path |
                          "optimal_length": c.optimal_length, **{
                              k: plan.stats.get(k) for k in ("new_tokens", "seconds", "stop",
                                                             "mask_us_per_token",
-                                                            "mask_cpu_us_per_token",
                                                             "retries")}})
     metrics = {m: summarize([r for r in rows if r["method"] == m]) for m in methods}
     bench = mask_benchmark(base, tasks[: min(10, len(tasks))])

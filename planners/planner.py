@@ -182,8 +182,7 @@ class Planner:
                  "tokens_per_s": (len(new) + 1) / max(seconds, 1e-9), "stop": stop,
                  "constrained": constrained, "decoder": decoder}
         if proc is not None:
-            stats.update(mask_us_per_token=proc.us_per_row,
-                         mask_cpu_us_per_token=proc.cpu_us_per_row, masks_built=proc.masks_built,
+            stats.update(mask_us_per_token=proc.us_per_row, masks_built=proc.masks_built,
                          dead_ends=proc.dead_ends)
         return Plan(steps, text, satisfied, run.valid, list(run.states), stats)
 
