@@ -1,0 +1,414 @@
+"""The paradigm comparison: every action decoder on the same backbone, data, seeds and simulator.
+
+Usage: robodecode compare [--env ID] [--out DIR] [--quick] [--retrain] [--episodes N]
+
+Steps: collect expert demos if missing; train the four heads and consistency-distill the AR head
+where no checkpoint set exists (``--retrain`` forces it); evaluate every decoder on the same env
+seeds with train instructions, held-out instructions and in latency-aware mode, per training
+seed; print the table and write ``compare.json``, ``compare.md`` and ``compare.png``.
+
+Checkpoint sets live in ``<root>/seed<S>/{ar,diffusion,flow,oft,cjacobi}``; the shipped default
+(``experiments/checkpoints/<Env>/``) is used when it holds the seed. Eval runs go to
+``scratch/compare/runs/`` keyed by the checkpoint's content, so a rerun resumes them. Plain runs
+and ``--quick`` write to ``scratch/compare/``; committed results only with an explicit ``--out``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+DEFAULT_ENV = "robodecode/TabletopPickPlace-v0"
+DEFAULT_DECODERS = ("ar", "jacobi", "jacobi+ee", "cjacobi+ee", "diffusion@2", "diffusion@4",
+                    "diffusion@8", "flow@2", "flow@5", "flow@10", "oft")
+QUICK_DECODERS = ("ar", "cjacobi+ee", "oft")
+HEADS = ("ar", "diffusion", "flow", "oft")
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "experiments" / "checkpoints"
+COMMITTED = REPO / "experiments" / "results"
+SCRATCH = Path("scratch") / "compare"
+HELDOUT_SEED_OFFSET = 50_000
+SEED_STRIDE = 100_000
+
+
+def env_folder(env_id: str) -> str:
+    """Folder name of an env id without its namespace (``TabletopPickPlace-v0``)."""
+    return env_id.split(":")[-1].split("/")[-1]
+
+
+@dataclass
+class CompareConfig:
+    """What ``robodecode compare`` trains and evaluates.
+
+    Attributes:
+        env_id: Gymnasium id of the task.
+        out: Folder for ``compare.json``/``.md``/``.png``.
+        decoders: Decoder specs, one table row each.
+        train_seeds: Training seeds (one checkpoint set each); success pools over them.
+        episodes: Episodes per training seed and condition.
+        seed: First env seed; training seed ``t`` evaluates env seeds ``seed + t*100000 + i``.
+        workers: Env worker processes per eval run (spawn).
+        jobs: Eval runs executed at the same time.
+        threads: Torch threads per worker.
+        k: Actions executed per chunk (``None``: the whole chunk).
+        latency: Latency of the latency-aware runs: ``measured`` or milliseconds.
+        checkpoints: Root of the checkpoint sets (``None``: shipped, else scratch).
+        retrain: Train every set again even if one exists.
+        quick: Smoke settings: tiny model, ~50 steps, a tiny dataset.
+        demo_episodes: Expert demos to collect when the dataset is missing.
+        preset: Model size of newly trained heads.
+        train_steps: Training steps per head.
+        batch_size: Training batch size.
+        distill_steps: Consistency-distillation steps.
+        n_trajectories: Jacobi trajectories collected for distillation.
+    """
+
+    env_id: str = DEFAULT_ENV
+    out: Path | None = None
+    decoders: tuple[str, ...] = DEFAULT_DECODERS
+    train_seeds: tuple[int, ...] = (0,)
+    episodes: int = 10
+    seed: int = 1000
+    workers: int = 2
+    jobs: int = 1
+    threads: int = 1
+    k: int | None = None
+    latency: str = "measured"
+    checkpoints: Path | None = None
+    retrain: bool = False
+    quick: bool = False
+    demo_episodes: int = 300
+    preset: str = "cpu"
+    train_steps: int = 6000
+    batch_size: int = 128
+    distill_steps: int = 3000
+    n_trajectories: int = 8192
+    command: str = field(default_factory=lambda: shlex.join(["robodecode", *sys.argv[1:]]))
+
+    def __post_init__(self) -> None:
+        from policies.decoder_spec import parse_decoder_spec
+
+        self.decoders = tuple(str(parse_decoder_spec(d)) for d in self.decoders)
+        if len(set(self.decoders)) != len(self.decoders):
+            raise ValueError(f"decoders must be distinct, got {list(self.decoders)}")
+        for name in ("episodes", "workers", "jobs", "threads", "demo_episodes", "train_steps",
+                     "batch_size", "distill_steps", "n_trajectories"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        if not self.train_seeds or len(set(self.train_seeds)) != len(self.train_seeds):
+            raise ValueError(f"train_seeds must be distinct and non-empty, got {self.train_seeds}")
+        if self.k is not None and self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+        if self.jobs > 1 and self.workers == 1:  # workers=1 evaluates in this process
+            raise ValueError("jobs > 1 needs workers >= 2: in-process evaluation (workers=1) "
+                             "is not thread-safe")
+        if self.out is None:
+            self.out = SCRATCH / ("quick" if self.quick else "") / env_folder(self.env_id)
+        self.out = Path(self.out)
+        if self.quick and _inside(self.out, COMMITTED):
+            raise ValueError(f"out={self.out}: --quick never writes committed results; drop --out")
+
+    @classmethod
+    def quick_settings(cls, **overrides: Any) -> CompareConfig:
+        """The ``--quick`` smoke configuration (any field may still be overridden)."""
+        base = {"quick": True, "decoders": QUICK_DECODERS, "episodes": 1, "workers": 1,
+                "demo_episodes": 2, "preset": "tiny", "train_steps": 50, "batch_size": 8,
+                "distill_steps": 10, "n_trajectories": 32}
+        return cls(**{**base, **overrides})
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------ data and checkpoints
+def dataset_dir(cfg: CompareConfig) -> Path:
+    """Where the expert demos of ``cfg`` live (collected on first use)."""
+    tag = f"quick{cfg.demo_episodes}" if cfg.quick else f"demos{cfg.demo_episodes}"
+    return SCRATCH / "data" / env_folder(cfg.env_id) / tag
+
+
+def checkpoint_root(cfg: CompareConfig) -> Path:
+    """Root holding ``seed<S>/`` checkpoint sets: explicit, else shipped, else scratch."""
+    if cfg.checkpoints is not None:
+        return Path(cfg.checkpoints)
+    shipped = SHIPPED / env_folder(cfg.env_id)
+    if not cfg.quick and not cfg.retrain and all(
+            _complete(shipped / f"seed{s}") for s in cfg.train_seeds):
+        return shipped
+    return SCRATCH / "ckpt" / ("quick" if cfg.quick else cfg.preset) / env_folder(cfg.env_id)
+
+
+def _complete(folder: Path) -> bool:
+    return all((folder / h / "model.safetensors").is_file() for h in (*HEADS, "cjacobi"))
+
+
+def _needed(cfg: CompareConfig) -> tuple[str, ...]:
+    from policies.decoder_spec import parse_decoder_spec
+
+    specs = [parse_decoder_spec(d) for d in cfg.decoders]
+    heads = {s.head for s in specs} | ({"ar"} if any(s.distilled for s in specs) else set())
+    return tuple(h for h in HEADS if h in heads) + (("cjacobi",) if any(
+        s.distilled for s in specs) else ())
+
+
+def ensure_checkpoints(cfg: CompareConfig, log=print) -> dict[int, Path]:
+    """Collect demos and train/distill what is missing; returns ``{seed: checkpoint set}``."""
+    root = checkpoint_root(cfg)
+    sets = {s: root / f"seed{s}" for s in cfg.train_seeds}
+    needed = _needed(cfg)
+    todo = {s: [h for h in needed if cfg.retrain or not (p / h / "model.safetensors").is_file()]
+            for s, p in sets.items()}
+    if not any(todo.values()):
+        return sets
+    data = dataset_dir(cfg)
+    if not (data / "meta" / "info.json").is_file():
+        from envs.lerobot_dataset import collect
+
+        log(f"collecting {cfg.demo_episodes} expert demos into {data}")
+        collect(cfg.env_id, cfg.demo_episodes, data, workers=min(2, cfg.workers), seed=0,
+                progress=not cfg.quick)
+    for seed, heads in todo.items():
+        for head in heads:
+            log(f"training {head} (seed {seed}) -> {sets[seed] / head}")
+            _train(cfg, data, sets[seed], head, seed)
+    return sets
+
+
+def _seed_instruction_cache(path: Path) -> None:
+    """Start the shared MiniLM cache from a shipped checkpoint's embeddings, if there is one.
+
+    The embeddings are MiniLM's deterministic outputs; reusing them only spares loading the
+    encoder (seconds) when every instruction is already embedded.
+    """
+    if path.exists():
+        return
+    shipped = sorted(SHIPPED.glob("*/seed*/ar/instructions.safetensors"))
+    if shipped:
+        import shutil
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shipped[0], path)
+
+
+def _train(cfg: CompareConfig, data: Path, folder: Path, head: str, seed: int) -> None:
+    from vla.cli import DEFAULT_DATA_CACHE, DEFAULT_INSTRUCTION_CACHE
+
+    _seed_instruction_cache(Path(DEFAULT_INSTRUCTION_CACHE))
+    if head == "cjacobi":
+        from vla.distill import DistillConfig, distill_from_dirs
+
+        dcfg = DistillConfig(steps=cfg.distill_steps, batch_size=cfg.batch_size,
+                             n_trajectories=cfg.n_trajectories, seed=seed,
+                             eval_every=cfg.distill_steps if cfg.quick else 500,
+                             n_eval=8 if cfg.quick else 256)
+        distill_from_dirs(folder / "ar", data, folder / "cjacobi", dcfg,
+                          val_fraction=0.0 if cfg.quick else 0.1,
+                          instruction_cache=DEFAULT_INSTRUCTION_CACHE,
+                          data_cache=DEFAULT_DATA_CACHE, progress=not cfg.quick)
+        return
+    from vla.pipeline import train_head
+
+    train_head(head=head, data=data, out=folder / head, steps=cfg.train_steps,
+               batch_size=cfg.batch_size, seed=seed, preset_name=cfg.preset,
+               warmup=min(200, cfg.train_steps // 10), ema=0.0 if cfg.quick else 0.999,
+               val_fraction=0.0 if cfg.quick else 0.1,
+               eval_every=max(1, min(1000, cfg.train_steps)), resume=not cfg.retrain,
+               instruction_cache=DEFAULT_INSTRUCTION_CACHE, data_cache=DEFAULT_DATA_CACHE,
+               progress=not cfg.quick)
+
+
+def fingerprint(folder: Path) -> str:
+    """Short content hash of a checkpoint set's weights (keys the eval-run cache)."""
+    h = hashlib.sha1()
+    for f in sorted(folder.glob("*/model.safetensors")):
+        h.update(f.parent.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+# ------------------------------------------------------------------------------- evaluation
+def eval_plan(cfg: CompareConfig, sets: dict[int, Path]) -> list[tuple[str, str, int, Any]]:
+    """Every eval run: ``(decoder, condition, training seed, EvalConfig)``."""
+    from experiments.evaluate import EvalConfig
+
+    plan = []
+    for decoder in cfg.decoders:
+        for seed, folder in sets.items():
+            base = EvalConfig(policy=str(folder), env_id=cfg.env_id, decoder=decoder,
+                              episodes=cfg.episodes, seed=cfg.seed + SEED_STRIDE * seed,
+                              workers=cfg.workers, threads=cfg.threads, k=cfg.k)
+            plan.append((decoder, "train", seed, base))
+            plan.append((decoder, "heldout", seed,
+                         replace(base, split="heldout", seed=base.seed + HELDOUT_SEED_OFFSET)))
+            plan.append((decoder, "latency", seed, replace(base, latency=cfg.latency)))
+    return plan
+
+
+def run_evals(cfg: CompareConfig, sets: dict[int, Path], log=print) -> dict[str, Any]:
+    """Run (or resume) every eval; returns ``runs[decoder][condition][seed] = summary``."""
+    from experiments.evaluate import evaluate
+
+    prints = {s: fingerprint(p) for s, p in sets.items()}
+    runs_root = SCRATCH / "runs" / env_folder(cfg.env_id)
+
+    def one(item: tuple[str, str, int, Any]) -> tuple[str, str, int, dict[str, Any]]:
+        decoder, cond, seed, ecfg = item
+        out = runs_root / prints[seed] / f"{decoder}-{cond}-s{ecfg.seed}-n{cfg.episodes}"
+        summary = evaluate(ecfg, out, resume=True, progress=False)
+        log(f"  {decoder:<12} {cond:<8} seed {seed}: {summary['pc_success']:5.1f}% "
+            f"({summary['episodes']} ep, {summary['eval_s']:.0f} s)")
+        return decoder, cond, seed, summary
+
+    runs: dict[str, Any] = {d: {c: {} for c in ("train", "heldout", "latency")}
+                            for d in cfg.decoders}
+    plan = eval_plan(cfg, sets)
+    with ThreadPoolExecutor(cfg.jobs) as pool:
+        for decoder, cond, seed, summary in pool.map(one, plan):
+            runs[decoder][cond][seed] = summary
+    return runs
+
+
+def chunk_timing(checkpoint_set: Path, decoders: tuple[str, ...], env_id: str = DEFAULT_ENV,
+                 device: str = "cpu", calls: int = 30, warmup: int = 5) -> list[dict[str, Any]]:
+    """Median ``Policy.infer`` ms per chunk of each decoder on real observations of ``env_id``.
+
+    On a GPU this is the eager path (no static cache, no CUDA graph), synchronized per call.
+
+    Returns:
+        One ``{"decoder", "ms_per_chunk", "nfe_per_chunk", "device"}`` dict per decoder.
+    """
+    import statistics
+    import time
+
+    import gymnasium as gym
+    import torch
+
+    import envs  # noqa: F401 - registers the ids
+    from policies.vla_policy import VLAPolicy
+
+    env = gym.make(env_id)
+    observations = [env.reset(seed=i)[0] for i in range(warmup + calls)]
+    env.close()
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    rows = []
+    for decoder in decoders:
+        policy = VLAPolicy(checkpoint_set, decoder, device=device)
+        ms, nfe = [], []
+        for i, obs in enumerate(observations):
+            sync()
+            tic = time.perf_counter()
+            out = policy.infer(obs)
+            sync()
+            if i >= warmup:
+                ms.append(1e3 * (time.perf_counter() - tic))
+                nfe.append(out["nfe"])
+        rows.append({"decoder": decoder, "ms_per_chunk": statistics.median(ms),
+                     "nfe_per_chunk": statistics.mean(nfe), "device": device,
+                     "calls": calls})
+    return rows
+
+
+# ----------------------------------------------------------------------------------- results
+def compare(cfg: CompareConfig, log=print) -> dict[str, Any]:
+    """Run the whole comparison and write its files; returns the ``compare.json`` object."""
+    from experiments.compare_report import decoder_row, headline, plot, write_markdown
+    from experiments.evaluate import check_env_id
+    from experiments.provenance import provenance, write_json_atomic
+
+    check_env_id(cfg.env_id)
+    sets = ensure_checkpoints(cfg, log=log)
+    log(f"evaluating {len(cfg.decoders)} decoders x {len(sets)} training seed(s) x 3 "
+        f"conditions x {cfg.episodes} episodes")
+    runs = run_evals(cfg, sets, log=log)
+    rows = [decoder_row(d, runs[d]) for d in cfg.decoders]
+    ks = {r["k"] for r in rows}
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {
+        "env_id": cfg.env_id,
+        "rows": rows,
+        "headline": headline(rows, runs),
+        "k": ks.pop() if len(ks) == 1 else sorted(ks, key=str),
+        "episodes_per_seed": cfg.episodes,
+        "latency": cfg.latency,
+        "seeds": {"train": list(cfg.train_seeds),
+                  "env_first": {str(s): cfg.seed + SEED_STRIDE * s for s in cfg.train_seeds},
+                  "heldout_offset": HELDOUT_SEED_OFFSET,
+                  "describe": (f"{cfg.seed} + {SEED_STRIDE} x training seed + i (train and "
+                               f"latency-aware), + {HELDOUT_SEED_OFFSET} more for held-out")},
+        "checkpoints": {str(s): str(p) for s, p in sets.items()},
+        "episodes": {d: {c: {str(s): [[e["seed"], int(bool(e["success"]))]
+                                      for e in r["per_episode"]] for s, r in by.items()}
+                         for c, by in runs[d].items()} for d in cfg.decoders},
+        "plot": "compare.png",
+        "quick": cfg.quick,
+        "command": cfg.command,
+        "provenance": provenance(torch_threads=cfg.threads, workers=cfg.workers,
+                                 jobs=cfg.jobs),
+    }
+    plot(result, out / "compare.png")
+    write_json_atomic(out / "compare.json", result)
+    write_markdown(result, out / "compare.md")
+    return result
+
+
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    """Add ``robodecode compare`` to the top-level app."""
+
+    @app.command("compare")
+    def compare_command(
+        env: Annotated[str, typer.Option(help="Gymnasium env id.")] = DEFAULT_ENV,
+        out: Annotated[Path | None, typer.Option(
+            help="Results folder (default scratch/compare/<Env>; committed results only "
+                 "with an explicit experiments/results/<Env>).")] = None,
+        quick: Annotated[bool, typer.Option(help="Smoke run: tiny model, ~50 steps, 3 "
+                                            "decoders, 1 episode.")] = False,
+        retrain: Annotated[bool, typer.Option(help="Train every checkpoint set anew.")] = False,
+        episodes: Annotated[int | None, typer.Option(
+            help="Episodes per training seed and condition (default 10; quick 1).")] = None,
+        train_seeds: Annotated[list[int] | None, typer.Option(
+            "--train-seeds", help="Training seeds (repeat the option); default 0.")] = None,
+        decoders: Annotated[list[str] | None, typer.Option(
+            "--decoders", help="Decoder specs (repeat the option); default: all.")] = None,
+        workers: Annotated[int | None, typer.Option(help="Env workers per eval run.")] = None,
+        jobs: Annotated[int, typer.Option(help="Eval runs at the same time.")] = 1,
+        k: Annotated[int | None, typer.Option(
+            help="Actions executed per chunk (default: the whole chunk).")] = None,
+        latency: Annotated[str, typer.Option(
+            help="Latency-aware runs: 'measured' or milliseconds.")] = "measured",
+        checkpoints: Annotated[Path | None, typer.Option(
+            help="Root of seed<S>/ checkpoint sets (default: shipped, else scratch).")] = None,
+        seed: Annotated[int, typer.Option(help="First env seed.")] = 1000,
+    ) -> None:
+        """Compare every action decoder (success, passes, ms, Hz, latency-aware) on one task."""
+        from experiments.compare_report import print_table
+
+        given = {"env_id": env, "out": out, "retrain": retrain, "jobs": jobs, "k": k,
+                 "latency": latency, "checkpoints": checkpoints, "seed": seed}
+        for name, value in (("episodes", episodes), ("workers", workers)):
+            if value is not None:
+                given[name] = value
+        if train_seeds:
+            given["train_seeds"] = tuple(train_seeds)
+        if decoders:
+            given["decoders"] = tuple(decoders)
+        try:
+            cfg = (CompareConfig.quick_settings(**given) if quick else CompareConfig(**given))
+            result = compare(cfg, log=lambda m: typer.echo(m, err=True))
+        except ValueError as err:
+            typer.echo(f"error: {str(err).splitlines()[0]}", err=True)
+            raise typer.Exit(2) from None
+        print_table(result)
+        typer.echo(f"wrote {Path(cfg.out) / 'compare.json'}")

@@ -1,0 +1,153 @@
+"""Tests of ``robodecode compare``: config rules, pooling and paired tests, report files.
+
+The ``--quick`` run end to end is marked slow: it trains, distills and evaluates (~1 minute).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from experiments.compare import (
+    COMMITTED,
+    QUICK_DECODERS,
+    CompareConfig,
+    env_folder,
+)
+from experiments.compare_report import decoder_row, headline, paired_test, plot, write_markdown
+from experiments.stats import wilson_interval
+
+ROW_KEYS = {"decoder", "pc_success", "ci_low", "ci_high", "heldout_pc_success",
+            "latency_aware_pc_success", "nfe_per_chunk", "ms_per_chunk", "hz", "episodes", "k",
+            "per_seed"}
+
+
+def _run(successes: list[bool], *, seed0: int = 0, nfe: float = 32.0, ms: float = 40.0,
+         decode_ms: float = 30.0, chunks: int = 10, k: int = 8) -> dict:
+    """A synthetic ``eval_info.json`` summary with the fields the report reads."""
+    n = len(successes)
+    return {"n_success": sum(successes), "episodes": n, "pc_success": 100 * sum(successes) / n,
+            "nfe_per_chunk": nfe, "n_chunks": chunks, "ms_per_chunk": ms,
+            "decode_ms_per_chunk": decode_ms, "k": k, "avg_delay_steps": 2.0,
+            "per_episode": [{"seed": seed0 + i, "success": s} for i, s in enumerate(successes)]}
+
+
+def _runs(train: dict[int, dict]) -> dict:
+    return {"train": train, "heldout": {s: r for s, r in train.items()},
+            "latency": {s: r for s, r in train.items()}}
+
+
+def test_env_folder_drops_the_namespace():
+    assert env_folder("robodecode/TabletopPickPlace-v0") == "TabletopPickPlace-v0"
+    assert env_folder("envs:robodecode/TabletopPush-v0") == "TabletopPush-v0"
+
+
+def test_default_output_is_scratch_and_quick_refuses_committed_results(tmp_path):
+    assert "scratch" in CompareConfig().out.parts
+    assert "quick" in CompareConfig.quick_settings().out.parts
+    with pytest.raises(ValueError, match="--quick never writes committed results"):
+        CompareConfig.quick_settings(out=COMMITTED / "TabletopPickPlace-v0")
+    assert CompareConfig(out=tmp_path).out == tmp_path
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("decoders", ("ar", "bogus"), "valid forms"),
+    ("decoders", ("ar", "ar"), "distinct"),
+    ("episodes", 0, "episodes"),
+    ("train_seeds", (), "train_seeds"),
+    ("k", 0, "k must be"),
+    ("jobs", 2, "thread-safe"),
+])
+def test_bad_settings_raise_value_errors_naming_them(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        CompareConfig(**{field: value})
+
+
+def test_decoder_row_pools_training_seeds_with_a_wilson_interval():
+    runs = _runs({0: _run([True] * 7 + [False] * 3, chunks=10, nfe=4.0, ms=10.0),
+                  1: _run([True] * 9 + [False], seed0=100, chunks=30, nfe=2.0, ms=20.0)})
+    row = decoder_row("cjacobi+ee", runs)
+    assert ROW_KEYS <= set(row)
+    low, high = wilson_interval(16, 20)
+    assert row["pc_success"] == pytest.approx(80.0)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((100 * low, 100 * high))
+    assert row["per_seed"] == [70.0, 90.0]
+    assert row["episodes"] == 20 and row["k"] == 8
+    assert row["nfe_per_chunk"] == pytest.approx((4.0 * 10 + 2.0 * 30) / 40)  # per chunk
+    assert row["ms_per_chunk"] == pytest.approx(15.0)
+    assert row["hz"] == pytest.approx(8 * 1000 / 15.0)
+
+
+def test_paired_test_counts_discordant_episodes_on_shared_seeds():
+    a = [True, True, False, True, False, True]
+    b = [True, False, False, False, True, True]
+    runs = {"ar": _runs({0: _run(a)}), "oft": _runs({0: _run(b + [True], nfe=1.0)})}
+    test = paired_test("ar", "oft", runs)
+    assert test["pairs"] == 6  # the extra oft episode has no partner
+    assert (test["only_a"], test["only_b"]) == (2, 1)
+    assert 0.0 < test["p_value"] <= 1.0
+
+
+def test_headline_picks_the_best_parallel_decoder_and_the_floor_ratio():
+    ar = _run([True] * 9 + [False], nfe=32.0, ms=40.0, decode_ms=30.0)
+    runs = {"ar": _runs({0: ar}),
+            "cjacobi+ee": _runs({0: _run([True] * 9 + [False], nfe=4.0, ms=12.0,
+                                         decode_ms=5.0)}),
+            "flow@10": _runs({0: _run([True] * 5 + [False] * 5, nfe=10.0)}),
+            "oft": _runs({0: _run([True] * 8 + [False] * 2, nfe=1.0)})}
+    rows = [decoder_row(d, r) for d, r in runs.items()]
+    out = headline(rows, runs)
+    assert out["best_parallel"] == "oft"
+    assert [(t["a"], t["b"]) for t in out["tests"]] == [("ar", "cjacobi+ee"), ("ar", "oft")]
+    cj = out["cjacobi_vs_ar"]
+    assert cj["nfe_ratio"] == pytest.approx(4 / 32)
+    assert cj["ms_ratio_measured"] == pytest.approx(12 / 40)
+    assert cj["decode_ms_ratio_measured"] == pytest.approx(5 / 30)
+    assert cj["ms_ratio_floor_predicted"] == pytest.approx(4 * 1.6 / 22.7)
+
+
+def test_markdown_and_plot_are_written(tmp_path):
+    runs = {"ar": _runs({0: _run([True, False])}), "oft": _runs({0: _run([True, True])})}
+    rows = [decoder_row(d, r) for d, r in runs.items()]
+    result = {"env_id": "robodecode/TabletopPickPlace-v0", "rows": rows,
+              "headline": headline(rows, runs), "k": 8, "episodes_per_seed": 2,
+              "latency": "measured", "seeds": {"train": [0], "describe": "0 + i"},
+              "plot": "compare.png", "command": "robodecode compare",
+              "provenance": {"cpu": "test", "torch_threads": 1}}
+    write_markdown(result, tmp_path / "compare.md")
+    plot(result, tmp_path / "compare.png")
+    text = (tmp_path / "compare.md").read_text()
+    assert "| decoder | success % (95% CI) |" in text and "| oft |" in text
+    assert "McNemar ar vs oft" in text
+    assert (tmp_path / "compare.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_quick_compare_end_to_end(tmp_path, monkeypatch):
+    import typer
+    from typer.testing import CliRunner
+
+    from experiments import compare
+
+    monkeypatch.chdir(tmp_path)  # scratch/ (demos, checkpoints, runs, results) goes here
+    app = typer.Typer()
+    bench = typer.Typer()
+    app.add_typer(bench, name="bench")
+    compare.register(app, bench)
+    app.command("noop")(lambda: None)  # a second command keeps `compare` a subcommand
+    result = CliRunner().invoke(app, ["compare", "--quick"])
+    assert result.exit_code == 0, result.output
+    out = Path("scratch/compare/quick/TabletopPickPlace-v0")
+    data = json.loads((out / "compare.json").read_text())
+    assert data["env_id"] == "robodecode/TabletopPickPlace-v0"
+    assert [r["decoder"] for r in data["rows"]] == list(QUICK_DECODERS)
+    for row in data["rows"]:
+        assert ROW_KEYS <= set(row)
+        assert row["episodes"] == 1 and len(row["per_seed"]) == 1 and row["k"] == 8
+    nfe = {r["decoder"]: r["nfe_per_chunk"] for r in data["rows"]}
+    assert nfe["ar"] == 32 and nfe["oft"] == 1 and 1 <= nfe["cjacobi+ee"] <= 32
+    assert {"provenance", "command", "seeds"} <= set(data)
+    assert (out / "compare.md").is_file() and (out / "compare.png").is_file()
+    assert "success % (95% CI)" in result.output
