@@ -52,17 +52,17 @@ def test_default_output_is_scratch_and_quick_refuses_committed_results(tmp_path)
     assert CompareConfig(out=tmp_path).out == tmp_path
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("decoders", ("ar", "bogus"), "valid forms"),
-    ("decoders", ("ar", "ar"), "distinct"),
-    ("episodes", 0, "episodes"),
-    ("train_seeds", (), "train_seeds"),
-    ("k", 0, "k must be"),
-    ("jobs", 2, "thread-safe"),
+@pytest.mark.parametrize("settings,message", [
+    ({"decoders": ("ar", "bogus")}, "valid forms"),
+    ({"decoders": ("ar", "ar")}, "distinct"),
+    ({"episodes": 0}, "episodes"),
+    ({"train_seeds": ()}, "train_seeds"),
+    ({"k": 0}, "k must be"),
+    ({"jobs": 2, "workers": 1}, "thread-safe"),
 ])
-def test_bad_settings_raise_value_errors_naming_them(field, value, message):
+def test_bad_settings_raise_value_errors_naming_them(settings, message):
     with pytest.raises(ValueError, match=message):
-        CompareConfig(**{field: value})
+        CompareConfig(**settings)
 
 
 def test_decoder_row_pools_training_seeds_with_a_wilson_interval():
