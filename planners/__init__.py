@@ -3,7 +3,8 @@
 Usage: ``from planners import Planner; Planner.from_default("drone_nav").plan("go to the lab",
 ltl="F(lab)")``
 
-Importing this package is light: torch and transformers load when a planner is built.
+Importing this package is light: torch and transformers load when a planner is built or
+``LTLLogitsProcessor`` (from ``planners.constrained``) is first accessed.
 """
 
 from planners.check import (
@@ -17,6 +18,7 @@ from planners.check import (
 from planners.planner import Plan, Planner
 
 __all__ = [
+    "LTLLogitsProcessor",
     "Plan",
     "PlanCheck",
     "Planner",
@@ -26,3 +28,12 @@ __all__ = [
     "check_plan",
     "shortest_plan",
 ]
+
+
+def __getattr__(name: str):
+    """Load ``LTLLogitsProcessor`` (which imports torch and transformers) on first access."""
+    if name == "LTLLogitsProcessor":
+        from planners.constrained import LTLLogitsProcessor
+
+        return LTLLogitsProcessor
+    raise AttributeError(f"module 'planners' has no attribute {name!r}")
