@@ -1,7 +1,7 @@
 """A tiny image env with the robodecode observation contract and a scripted expert, for tests.
 
-Importing this module registers ``robodecode_test/FakeReach-v0`` and its expert; use the id
-``dataset_fake_env:robodecode_test/FakeReach-v0`` so that spawned workers import it too.
+Importing this module registers ``robodecode_test/DatasetFakeReach-v0`` and its expert; use the id
+``dataset_fake_env:robodecode_test/DatasetFakeReach-v0`` so that spawned workers import it too.
 A dot has to reach a coloured target; ``speed`` bounds the step, so small speeds make some seeds
 fail (the target is out of reach before the time limit), and ``step_delay`` slows steps down so
 that a test can kill a run midway.
@@ -17,7 +17,7 @@ import numpy as np
 
 from envs.experts import register_expert
 
-ENV_ID = "robodecode_test/FakeReach-v0"
+ENV_ID = "robodecode_test/DatasetFakeReach-v0"
 QUALIFIED_ID = f"dataset_fake_env:{ENV_ID}"
 COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255)}
 
