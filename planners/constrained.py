@@ -68,6 +68,7 @@ class LTLLogitsProcessor(LogitsProcessor):
         self.prompt_length, self.eos_token_id, self.max_steps = prompt_length, eos_token_id, \
             max_steps
         self._worst_next: dict[tuple, int] = {}
+        self._good: dict[tuple, frozenset[str]] = {}  # (product node, budget) -> good steps
         self._walks: dict[tuple[int, ...], _Walk] = {(): _Walk(graph.root, 0, 0, "ok")}
         self._masks: dict[tuple, tuple[int, ...]] = {}  # mask key -> allowed token ids
         self._additive: dict[tuple, torch.Tensor] = {}  # allowed set -> additive mask
@@ -121,19 +122,28 @@ class LTLLogitsProcessor(LogitsProcessor):
                                                    default=0)
         return left if left - 1 < worst else None
 
+    def good_steps(self, node: tuple, left: int | None) -> frozenset[str]:
+        """Steps executable at product ``node`` that keep acceptance reachable (cached).
+
+        With a budget ``left``, acceptance must be reachable within ``left - 1`` further steps.
+        """
+        key = (node, left)
+        good = self._good.get(key)
+        if good is None:
+            dist = self.graph.dist
+            good = self._good[key] = frozenset(
+                step for step, nxt in self.graph.succ[node]
+                if nxt in dist and (left is None or dist[nxt] <= left - 1))
+        return good
+
     def allowed_tokens(self, w: _Walk, left: int | None = None) -> list[int]:
         """Token ids allowed after walk ``w`` with ``left`` steps of budget (None: unbounded)."""
         if w.status != "ok":
             return [self.eos_token_id]
-        dist, nexts = self.graph.dist, self._step_next(w.node)
-
-        def good(step: str) -> bool:
-            nxt = nexts.get(step)
-            d = None if nxt is None else dist.get(nxt)
-            return d is not None and (left is None or d <= left - 1)
-
+        good = self.good_steps(w.node, left)
+        under = self.trie.steps_under
         out = [tok for tok, child in self.trie.children[w.trie].items()
-               if any(good(s) for s in self.trie.steps_under[child])]
+               if not good.isdisjoint(under[child])]
         if w.trie == 0 and w.node[1] in self.graph.dfa.accepting:
             out.append(self.eos_token_id)
         return out
