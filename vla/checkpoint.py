@@ -40,7 +40,8 @@ class CheckpointError(ValueError):
 
 
 def _is_stat_buffer(name: str) -> bool:
-    return name.startswith(("tokenizer.", "state_norm."))
+    return name.startswith(("tokenizer.", "state_norm.")) or name in ("lang_proj.mean",
+                                                                       "lang_proj.std")
 
 
 def save_pretrained(model: VLAModel, path: str | os.PathLike,

@@ -28,6 +28,12 @@ class VLAConfig:
         cnn_channels: Output channels of the CNN's stride-2 conv stages.
         image_grid: Side of the pooled feature grid; each camera gives image_grid**2 tokens.
         lang_tokens: Tokens the projected MiniLM embedding is split into.
+        lang_norm: Standardize MiniLM embeddings per dimension with the training
+            instructions' mean and std (stored in the model), so the few dimensions in which
+            instructions differ (colours, targets) are not drowned by what they share.
+        lang_film: FiLM-modulate the CNN's last feature map with the language (per-channel
+            scale and shift, identity at init), as RT-1 conditions its image encoder, so the
+            image tokens can depend on which object the instruction names.
         d_model: Transformer width.
         n_layers: Transformer blocks.
         n_heads: Attention heads per block (must divide d_model).
@@ -48,6 +54,8 @@ class VLAConfig:
     cnn_channels: tuple[int, ...] = (32, 64, 96, 128)
     image_grid: int = 4
     lang_tokens: int = 1
+    lang_norm: bool = True
+    lang_film: bool = True
     d_model: int = 128
     n_layers: int = 4
     n_heads: int = 4
@@ -142,6 +150,8 @@ class VLAConfig:
             ValueError: If a key is not a field of ``VLAConfig`` or a value is invalid.
         """
         known = {f.name for f in dataclasses.fields(cls)}
+        # Checkpoints written before these switches existed were built without them.
+        data = {"lang_norm": False, "lang_film": False, **data}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown VLAConfig fields {unknown}; known: {sorted(known)}")

@@ -96,8 +96,9 @@ def jacobi_trajectories(model: VLAModel, obs: Observation) -> tuple[torch.Tensor
     Returns:
         ``(states, n_iter)``: states (B, n + 2, n) with ``states[:, 0]`` the first guess and
         ``states[:, j]`` the iterate after ``j`` passes (rows padded with their fixed point);
-        ``n_iter`` (B,) passes after which the row first equals its fixed point y* (what
-        exact Jacobi with acceptance costs; the pass that would confirm it is not counted).
+        ``n_iter`` (B,) passes after which the row first equals its fixed point y* (exact
+        Jacobi with acceptance, ``decoding.jacobi``, needs this many passes or one more to
+        verify the last changed tokens).
     """
     model.eval()
     n = model.config.n_action_tokens

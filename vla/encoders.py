@@ -39,6 +39,7 @@ class ImageEncoder(nn.Module):
         self.cnn = nn.Sequential(*layers)
         self.proj = nn.Linear(c_in, config.d_model)
         self.camera_embed = nn.Parameter(torch.zeros(len(config.cameras), config.d_model))
+        self.film = nn.Linear(config.d_model, 2 * c_in) if config.lang_film else None
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B, H, W, 3) -> float (B, 3, size, size) in [-1, 1] (area resize if needed)."""
@@ -49,11 +50,25 @@ class ImageEncoder(nn.Module):
             x = F.interpolate(x, size=(self.size, self.size), mode="area")
         return x
 
-    def forward(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
-        """One preprocessed (B, 3, size, size) tensor per camera -> tokens (B, N_img, d)."""
+    def init_film(self) -> None:
+        """Zero the FiLM layer so that modulation starts as the identity."""
+        if self.film is not None:
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
+
+    def forward(self, images: Sequence[torch.Tensor], cond: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """One preprocessed (B, 3, size, size) tensor per camera -> tokens (B, N_img, d).
+
+        ``cond`` (B, d) is the language summary that FiLM-modulates the last feature map.
+        """
         tokens = []
         for cam, x in enumerate(images):
-            f = F.adaptive_avg_pool2d(self.cnn(x.to(self.proj.weight.dtype)), self.grid)
+            f = self.cnn(x.to(self.proj.weight.dtype))
+            if self.film is not None and cond is not None:
+                gamma, beta = self.film(cond).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
+                f = f * (1.0 + gamma) + beta
+            f = F.adaptive_avg_pool2d(f, self.grid)
             tokens.append(self.proj(f.flatten(2).transpose(1, 2)) + self.camera_embed[cam])
         return torch.cat(tokens, dim=1)
 
@@ -72,16 +87,41 @@ class StateEncoder(nn.Module):
 
 
 class LanguageProjector(nn.Module):
-    """Frozen-MiniLM embedding (B, 384) -> ``lang_tokens`` tokens (B, L, d)."""
+    """Frozen-MiniLM embedding (B, 384) -> ``lang_tokens`` tokens (B, L, d).
+
+    With ``config.lang_norm`` the embedding is first standardized per dimension with the
+    training instructions' statistics (buffers, set by :meth:`set_stats`).
+    """
 
     def __init__(self, config: VLAConfig) -> None:
         super().__init__()
         self.n = config.lang_tokens
+        self.normalize = config.lang_norm
+        if self.normalize:
+            self.register_buffer("mean", torch.zeros(LANG_DIM))
+            self.register_buffer("std", torch.ones(LANG_DIM))
         self.proj = nn.Sequential(nn.Linear(LANG_DIM, config.d_model), nn.GELU(),
                                   nn.Linear(config.d_model, config.d_model * config.lang_tokens))
 
+    def set_stats(self, embeddings: torch.Tensor) -> None:
+        """Per-dimension mean and std of the distinct training instructions' embeddings.
+
+        The std is floored at a quarter of its median so that a dimension in which the
+        training instructions happen to agree is not blown up for an unseen instruction.
+        """
+        if not self.normalize:
+            return
+        emb = torch.as_tensor(embeddings, dtype=torch.float32).reshape(-1, LANG_DIM)
+        if emb.shape[0] < 2:
+            raise ValueError("language statistics need at least two distinct instructions")
+        std = emb.std(0)
+        self.mean.copy_(emb.mean(0))
+        self.std.copy_(std.clamp_min(0.25 * float(std.median())))
+
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
         """Project sentence embeddings to language tokens."""
+        if self.normalize:
+            emb = (emb.to(self.mean.dtype) - self.mean) / self.std
         return self.proj(emb.to(self.proj[0].weight.dtype)).unflatten(-1, (self.n, -1))
 
 

@@ -115,12 +115,24 @@ class VLAModel(nn.Module):
             self.act_mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
             self.act_out = nn.Linear(d, n_act)
         self.apply(_init_weights)
+        self.image_enc.init_film()
 
     # ----------------------------------------------------------------- observation & prefix
-    def set_stats(self, stats: Mapping[str, Mapping[str, Any]]) -> None:
-        """Store dataset statistics (reader's ``.stats``) in the model's buffers."""
+    def set_stats(self, stats: Mapping[str, Mapping[str, Any]],
+                  instructions: Sequence[str] | None = None) -> None:
+        """Store dataset statistics (reader's ``.stats``) in the model's buffers.
+
+        Args:
+            stats: ``{"action": {q01, q99, ...}, "state": {mean, std, ...}}``.
+            instructions: The training instructions, for the language standardization
+                (``config.lang_norm``); their embeddings come from ``self.instructions``.
+        """
         self.tokenizer.set_stats(stats["action"]["q01"], stats["action"]["q99"])
         self.state_norm.set_stats(stats["state"]["mean"], stats["state"]["std"])
+        if self.config.lang_norm:
+            if not instructions:
+                raise ValueError("instructions are required when config.lang_norm is on")
+            self.lang_proj.set_stats(self.instructions.embed(sorted(set(instructions))))
 
     @property
     def device(self) -> torch.device:
@@ -163,8 +175,8 @@ class VLAModel(nn.Module):
 
     def prefix_tokens(self, obs: Observation) -> torch.Tensor:
         """Observation -> prefix embeddings (B, P, d): [image | language | state]."""
-        img = self.image_enc([x.to(self.dtype) for x in obs.images])
         lang = self.lang_proj(obs.lang.to(self.dtype))
+        img = self.image_enc([x.to(self.dtype) for x in obs.images], cond=lang.mean(1))
         state = self.state_enc(self.state_norm(obs.state).to(self.dtype))
         return torch.cat([img, lang, state], dim=1)
 

@@ -66,9 +66,10 @@ def train_head(*, head: str, data: Path, out: Path, steps: int = 3000, batch_siz
         model = VLAModel(preset(preset_name, head=head, horizon=horizon,
                                 action_dim=split.action_dim, state_dim=split.state_dim,
                                 **overrides), instructions=InstructionCache(allow_encoder=True))
-        model.set_stats(split.stats)
     for t in texts:  # the checkpoint carries the embeddings of its data's instructions
         model.instructions.put(t, shared.embed([t])[0])
+    if not resuming:
+        model.set_stats(split.stats, instructions=split.train.instructions)
     model.to(device)
     tcfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, ema=ema,
                        seed=seed, eval_every=eval_every, augment_shift=augment_shift)

@@ -84,7 +84,7 @@ def make_model(synthetic):
         torch.manual_seed(seed)
         model = VLAModel(preset("tiny", head=head, **overrides),
                          instructions=fake_instruction_cache())
-        model.set_stats(synthetic.stats)
+        model.set_stats(synthetic.stats, instructions=INSTRUCTIONS)
         return model
 
     return make

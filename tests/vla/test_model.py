@@ -39,6 +39,15 @@ def test_config_validation_names_the_field():
     with pytest.raises(ValueError, match="unknown VLAConfig fields"):
         VLAConfig.from_dict({"d_modle": 3})
     assert VLAConfig.from_dict(preset("gpu").to_dict()) == preset("gpu")
+    old = {k: v for k, v in preset("cpu").to_dict().items() if k not in ("lang_norm", "lang_film")}
+    assert not VLAConfig.from_dict(old).lang_film  # pre-FiLM checkpoints load as they were
+
+
+def test_language_standardization_uses_training_instructions(make_model):
+    model = make_model("oft")
+    emb = model.instructions.embed(list(model.instructions.instructions))
+    z = (emb - model.lang_proj.mean) / model.lang_proj.std
+    assert z.mean(0).abs().max() < 1e-4 and z.abs().max() > 0.5
 
 
 def _batch(synthetic, model, n=8):
