@@ -42,7 +42,8 @@ def _selp_plan(planner: Planner, task) -> Plan:
     graph = planner.graph(task.ltl, task.initial_state)
     prompt = format_prompt(task.domain.describe(task.initial_state), task.instruction)
     steps, st = selp_decode(planner.model, encode(planner.tokenizer, prompt), planner.trie,
-                            graph, planner.tokenizer.eos_token_id, planner.max_steps)
+                            graph, planner.tokenizer.eos_token_id, planner.max_steps,
+                            max_length=planner.context_limit())
     stats = {"new_tokens": st["tokens"], "seconds": st["seconds"], "stop": st["stop"],
              "tokens_per_s": st["tokens"] / max(st["seconds"], 1e-9), "retries": st["retries"],
              "mask_us_per_token": 1e6 * st["mask_seconds"] / max(st["tokens"], 1)}

@@ -68,7 +68,8 @@ class Planner:
         tokenizer: Its tokenizer (HF or a raw ``tokenizers.Tokenizer``); must have an EOS token.
         domain: The symbolic domain plans are grounded in.
         max_steps: Step budget of a plan (constrained decoding never exceeds it and finds a
-            satisfying plan within it whenever one exists).
+            satisfying plan within it whenever one exists). It shrinks where the plan would not
+            fit the model's context (``n_positions``) at the longest step encoding.
     """
 
     def __init__(self, model, tokenizer, domain: SymbolicDomain, max_steps: int = 16) -> None:
@@ -108,6 +109,15 @@ class Planner:
     def with_domain(self, domain: SymbolicDomain) -> Planner:
         """The same LM planning in another domain instance (e.g. another building layout)."""
         return Planner(self.model, self.tokenizer, domain, self.max_steps)
+
+    def context_limit(self) -> int | None:
+        """The model's maximum sequence length (``n_positions``/``max_position_embeddings``)."""
+        cfg = getattr(self.model, "config", None)
+        for name in ("n_positions", "max_position_embeddings"):
+            value = getattr(cfg, name, None)
+            if isinstance(value, int):
+                return value
+        return None
 
     def graph(self, ltl, state: Hashable) -> ProductGraph:
         """The product graph of ``ltl`` from ``state`` (cached); checks atoms."""
@@ -163,8 +173,16 @@ class Planner:
             ids = [bos, *ids]
         input_ids = torch.tensor([ids], dtype=torch.long)
         eos = self.tokenizer.eos_token_id
-        max_new = self.max_steps * self.trie.max_unit_length + 1
-        proc = (LTLLogitsProcessor(graph, self.trie, len(ids), eos, self.max_steps)
+        max_steps = self.max_steps
+        limit = self.context_limit()
+        if limit is not None:  # the plan must fit the model's positions, EOS included
+            max_steps = min(max_steps, (limit - len(ids) - 1) // self.trie.max_unit_length)
+            if max_steps < graph.dist[graph.root]:
+                return Plan([], "", False, True, [state],
+                            {"stop": "no_plan_within_budget", "constrained": constrained,
+                             "shortest": graph.dist[graph.root], "max_steps": max_steps})
+        max_new = max_steps * self.trie.max_unit_length + 1
+        proc = (LTLLogitsProcessor(graph, self.trie, len(ids), eos, max_steps)
                 if constrained else None)
         t0 = time.perf_counter()
         if decoder == "generate":

@@ -34,8 +34,12 @@ def trie_mask(trie: StepTrie, node: int, banned: set[str], vocab: int, eos: int 
 
 @torch.no_grad()
 def selp_decode(model, prompt_ids: list[int], trie: StepTrie, graph: ProductGraph, eos: int,
-                max_steps: int = 16, max_forwards: int = 2000) -> tuple[list[str], dict]:
+                max_steps: int = 16, max_forwards: int = 2000, max_length: int | None = None
+                ) -> tuple[list[str], dict]:
     """Greedy ban-and-retry decoding; returns the steps and stats.
+
+    ``max_length`` caps the sequence (prompt included) at the model's context; decoding stops
+    with ``stop="budget"`` when the next token would not fit.
 
     Stats: ``forwards`` (model calls), ``tokens`` (tokens decoded, retried ones included),
     ``retries``, ``mask_seconds`` (building masks and automaton checks), ``seconds``, ``stop``.
@@ -49,6 +53,8 @@ def selp_decode(model, prompt_ids: list[int], trie: StepTrie, graph: ProductGrap
     while len(steps) < max_steps and stats["forwards"] < max_forwards:
         start, tnode, ban = len(seq), 0, banned.setdefault(len(steps), set())
         while stats["forwards"] < max_forwards:
+            if max_length is not None and len(seq) >= max_length:
+                break
             logits = model(input_ids=torch.tensor([seq])).logits[0, -1]  # no KV reuse
             stats["forwards"] += 1
             t0 = time.perf_counter()

@@ -99,3 +99,20 @@ def test_from_default_plans_offline_with_the_shipped_lm(name):
 def test_from_default_unknown_domain():
     with pytest.raises(ValueError, match="drone_nav"):
         Planner.from_default("kitchen_world")
+
+
+def test_plans_fit_the_model_context(bpe_tokenizer):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(bpe_tokenizer), n_positions=56, n_embd=16,
+                                       n_layer=1, n_head=2, bos_token_id=0, eos_token_id=0))
+    d = DroneNav("office")
+    planner = Planner(model.eval(), bpe_tokenizer, d, max_steps=16)
+    assert planner.context_limit() == 56
+    plan = planner.plan("go to the cafe", ltl="F(cafe)", state="lobby")
+    assert plan.satisfied  # 2 steps fit; the step budget shrank to the context
+    far = planner.plan("go to the lab", ltl="F(lab)", state="lobby")
+    assert far.stats["stop"] == "no_plan_within_budget"
+    free = planner.plan("go to the cafe", ltl="F(cafe)", state="lobby", constrained=False)
+    assert free.stats["new_tokens"] <= 56
