@@ -22,7 +22,7 @@ import torch
 
 from vla.checkpoint import from_pretrained
 from vla.data import ChunkTensors, load_split
-from vla.evaluate import eval_indices
+from vla.evaluate import eval_indices, instruction_sensitivity
 
 # Measured floor (anchors.md): 4 layers d128, 2-core CPU: AR 32 single-token passes 22.7 ms,
 # one pass over the 32-token chunk 1.6 ms.
@@ -170,6 +170,7 @@ def run_bench(checkpoints: Path, data: Path | None, device: str = "cpu", threads
                          f"{[n for n, _ in folders]}")
     rows: list[dict[str, Any]] = []
     fp16: dict[str, Any] = {}
+    sensitivity: dict[str, float | None] = {}
     plan = []
     held = None
     for name, folder in folders:
@@ -185,6 +186,10 @@ def run_bench(checkpoints: Path, data: Path | None, device: str = "cpu", threads
         if missing:
             raise ValueError(f"{folder} lacks embeddings for {missing[:2]}: rebuild its cache")
         sps = train_steps_per_s(model, held, train_steps) if train_steps else None
+        pool = split.train.instructions + held.instructions
+        sensitivity[name] = (instruction_sensitivity(model, held, indices[:16], pool)
+                             if len(set(pool)) > 1 else None)
+        print(f"{name}: instruction sensitivity {sensitivity[name]}", flush=True)
         if fp16_check:
             fp16[name] = fp16_storage_effect(model, held, indices[:fp16_check])
             print(f"{name}: fp16 storage {fp16[name]}", flush=True)
@@ -219,7 +224,7 @@ def run_bench(checkpoints: Path, data: Path | None, device: str = "cpu", threads
                 FLOOR_PASS_MS * r["nfe_per_chunk"])
             r["measured_decoder_speedup"] = base["ms_decoder_only"] / r["ms_decoder_only"]
     load = os.getloadavg()
-    return {"rows": rows, "fp16_storage": fp16,
+    return {"rows": rows, "fp16_storage": fp16, "instruction_sensitivity": sensitivity,
             "settings": {"device": device, "threads": threads, "n_obs": n_obs,
                          "loadavg_1_5_15min_at_end": load,
                          "batch": 1, "timing": "predict_chunk end to end, median over "

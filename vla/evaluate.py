@@ -98,3 +98,32 @@ def sweep_early_exit(model: VLAModel, data: ChunkTensors, indices: Sequence[int]
     return {"curve": curve, "reference_l1": reference_l1, "budget": budget,
             "chosen": chosen["name"], "chosen_setting": chosen["setting"],
             "within_budget": bool(ok)}
+
+
+def instruction_sensitivity(model: VLAModel, data: ChunkTensors, indices: Sequence[int],
+                            alternatives: Sequence[str] | None = None) -> float:
+    """Mean |change| of the chunk (normalized units) when the instruction is swapped.
+
+    Each item is decoded with its own instruction and with the next one in the sorted
+    ``alternatives`` (default: the instructions of ``data``; another target as a rule). A
+    policy that grounds language changes its chunk; one near 0 ignores the instruction and
+    cannot tell targets apart.
+    """
+    pool = sorted(set(alternatives if alternatives is not None else data.instructions))
+    if len(pool) < 2:
+        raise ValueError("instruction_sensitivity needs two or more distinct instructions")
+    changes = []
+    for i in indices:
+        obs = data.obs_dict([i])
+        kw = {}
+        if model.config.head == "flow":
+            kw = {"generator": torch.Generator(device=model.device).manual_seed(i)}
+        a = model.tokenizer.normalize(torch.as_tensor(model.predict_chunk(obs, **kw)[0]))
+        own = obs["instruction"][0]
+        others = [t for t in pool if t != own]
+        obs["instruction"] = [next((t for t in others if t > own), others[0])]
+        if model.config.head == "flow":
+            kw = {"generator": torch.Generator(device=model.device).manual_seed(i)}
+        b = model.tokenizer.normalize(torch.as_tensor(model.predict_chunk(obs, **kw)[0]))
+        changes.append(float((a - b).abs().mean()))
+    return statistics.fmean(changes)

@@ -133,6 +133,8 @@ def test_train_and_distill_cli_end_to_end(tiny_lerobot, tmp_path):
                                       "--data-cache", str(tmp_path / "chunks"),
                                       "--out", str(tmp_path / "bench.json")])
     assert res.exit_code == 0, res.output
-    rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
+    result = json.loads((tmp_path / "bench.json").read_text())
+    assert set(result["instruction_sensitivity"]) == {"ar", "cjacobi"}
+    rows = result["rows"]
     assert {r["decoder"] for r in rows} >= {"ar", "jacobi", "jacobi+ee", "cjacobi+ee"}
     assert next(r for r in rows if r["decoder"] == "ar")["nfe_per_chunk"] == 16
