@@ -35,6 +35,25 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, mid - half), min(1.0, mid + half))
 
 
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant pair counts (binomial, p=1/2)."""
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    k = min(only_a, only_b)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def paired(rows: list[dict[str, Any]], a: str, b: str, key: str) -> dict[str, Any]:
+    """Discordant counts and exact McNemar p of ``key`` between methods ``a`` and ``b``."""
+    va = {r["task"]: bool(r[key]) for r in rows if r["method"] == a}
+    vb = {r["task"]: bool(r[key]) for r in rows if r["method"] == b}
+    only_a = sum(va[t] and not vb[t] for t in va if t in vb)
+    only_b = sum(vb[t] and not va[t] for t in va if t in vb)
+    return {"only_" + a: only_a, "only_" + b: only_b, "p": mcnemar_exact(only_a, only_b)}
+
+
 def _selp_plan(planner: Planner, task) -> Plan:
     """Plan one task with the SELP-style baseline."""
     from planners.selp import selp_decode
@@ -137,11 +156,14 @@ def evaluate(domain: str, n_tasks: int, seed: int, split: str, model_dir: Path |
                                                             "mask_us_per_token",
                                                             "retries")}})
     metrics = {m: summarize([r for r in rows if r["method"] == m]) for m in methods}
+    tests = {f"{key}: constrained vs {other}": paired(rows, "constrained", other, key)
+             for other in methods if other != "constrained" and "constrained" in methods
+             for key in ("safe", "success")}
     bench = mask_benchmark(base, tasks[: min(10, len(tasks))])
     result = {"domain": domain, "tasks": n_tasks, "seed": seed, "split": split,
               "decoding": "sampling (T=1)" if sample else "greedy",
               "model": str(model_dir or f"planners/default_lm/{domain}"),
-              "metrics": metrics, "mask_benchmark": bench, "rows": rows}
+              "metrics": metrics, "paired_tests": tests, "mask_benchmark": bench, "rows": rows}
     result["markdown"] = markdown(result)
     return result
 
@@ -183,6 +205,10 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {m} | {pct(s['safe'])} | {pct(s['success'])} | "
                      f"{100 * s['valid']['rate']:.1f} | {eff} | {s['tokens_per_s']:.0f} | "
                      f"{mask} | {ret} |")
+    tests = result.get("paired_tests", {})
+    if tests:
+        lines += ["", "Paired exact McNemar tests (same tasks): " + "; ".join(
+            f"{name} p={t['p']:.2g}" for name, t in tests.items()) + "."]
     b = result["mask_benchmark"]
     lines += ["", f"Mask overhead at a {b['vocab']}-token vocabulary, µs/token wall (thread CPU), "
               f"replayed reference plans: LTL cached masks {b['ltl_warm_us']:.1f} "

@@ -62,3 +62,14 @@ def test_selp_baseline_bans_and_retries(bpe_tokenizer, gpt2_bpe):
     assert run.valid and "fly_to(reception)" not in steps and len(steps) <= 6
     assert stats["forwards"] <= 300 and stats["tokens"] >= stats["forwards"] - 1
     assert stats["stop"] in ("eos", "budget", "dead_end")
+
+
+def test_exact_mcnemar_and_pairing():
+    from planners.evaluate import mcnemar_exact, paired
+
+    assert mcnemar_exact(0, 5) == pytest.approx(2 / 32)
+    assert mcnemar_exact(3, 3) == 1.0 and mcnemar_exact(0, 0) == 1.0
+    rows = [{"task": t, "method": m, "safe": m == "constrained" or t == 0}
+            for t in range(4) for m in ("constrained", "unconstrained")]
+    assert paired(rows, "constrained", "unconstrained", "safe") == \
+        {"only_constrained": 3, "only_unconstrained": 0, "p": pytest.approx(0.25)}
