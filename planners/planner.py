@@ -162,10 +162,6 @@ class Planner:
         if graph.root not in graph.dist:
             raise UnsatisfiableSpecError(f"no plan satisfies {str(ltl)!r} from {state!r} in "
                                          f"{self.domain!r}")
-        if graph.dist[graph.root] > self.max_steps:
-            return Plan([], "", False, True, [state],
-                        {"stop": "no_plan_within_budget", "constrained": constrained,
-                         "shortest": graph.dist[graph.root], "max_steps": self.max_steps})
         prompt = format_prompt(self.domain.describe(state), instruction)
         ids = encode(self.tokenizer, prompt)
         bos = self.tokenizer.bos_token_id
@@ -177,10 +173,10 @@ class Planner:
         limit = self.context_limit()
         if limit is not None:  # the plan must fit the model's positions, EOS included
             max_steps = min(max_steps, (limit - len(ids) - 1) // self.trie.max_unit_length)
-            if max_steps < graph.dist[graph.root]:
-                return Plan([], "", False, True, [state],
-                            {"stop": "no_plan_within_budget", "constrained": constrained,
-                             "shortest": graph.dist[graph.root], "max_steps": max_steps})
+        if graph.dist[graph.root] > max_steps:  # a clear result instead of a hopeless decode
+            return Plan([], "", False, True, [state],
+                        {"stop": "no_plan_within_budget", "constrained": constrained,
+                         "shortest": graph.dist[graph.root], "max_steps": max_steps})
         max_new = max_steps * self.trie.max_unit_length + 1
         proc = (LTLLogitsProcessor(graph, self.trie, len(ids), eos, max_steps)
                 if constrained else None)
