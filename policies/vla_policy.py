@@ -75,9 +75,9 @@ def decoder_kwargs(spec: DecoderSpec) -> dict[str, Any]:
     if spec.family in ("jacobi", "cjacobi"):
         if not spec.early_exit:
             return {"decoder": "jacobi"}
-        from decoding import EarlyExit
-
-        return {"decoder": "jacobi", "early_exit": EarlyExit()}
+        # "auto": the relaxed-convergence setting chosen on held-out data and stored in the
+        # checkpoint (by `robodecode distill`); EarlyExit() defaults where none was chosen.
+        return {"decoder": "jacobi", "early_exit": "auto"}
     if spec.family == "diffusion":
         return {"decoder": "diffusion", "steps": spec.steps}
     if spec.family == "flow":

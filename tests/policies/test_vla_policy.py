@@ -40,7 +40,7 @@ def checkpoint_set(tmp_path_factory):
             cache.put(text, torch.nn.functional.normalize(torch.randn(384), dim=0))
         model = VLAModel(preset("tiny", head=head, state_dim=4, action_dim=4, horizon=4),
                          instructions=cache)
-        model.set_stats(stats)
+        model.set_stats(stats, instructions=["reach the goal", "go to the goal"])
         vla_checkpoint.save_pretrained(model, root / folder)
     return root
 
