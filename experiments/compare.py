@@ -230,12 +230,8 @@ def _train(cfg: CompareConfig, data: Path, folder: Path, head: str, seed: int) -
 
 
 def fingerprint(folder: Path) -> str:
-    """Short content hash of a checkpoint set's weights (keys the eval-run cache)."""
-    h = hashlib.sha1()
-    for f in sorted(folder.glob("*/model.safetensors")):
-        h.update(f.parent.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:12]
+    """Short content hash of a model folder's weights (keys the eval-run cache)."""
+    return hashlib.sha1((folder / "model.safetensors").read_bytes()).hexdigest()[:12]
 
 
 # ------------------------------------------------------------------------------- evaluation
@@ -259,13 +255,14 @@ def eval_plan(cfg: CompareConfig, sets: dict[int, Path]) -> list[tuple[str, str,
 def run_evals(cfg: CompareConfig, sets: dict[int, Path], log=print) -> dict[str, Any]:
     """Run (or resume) every eval; returns ``runs[decoder][condition][seed] = summary``."""
     from experiments.evaluate import evaluate
+    from policies.vla_policy import resolve_checkpoint
 
-    prints = {s: fingerprint(p) for s, p in sets.items()}
     runs_root = SCRATCH / "runs" / env_folder(cfg.env_id)
 
     def one(item: tuple[str, str, int, Any]) -> tuple[str, str, int, dict[str, Any]]:
         decoder, cond, seed, ecfg = item
-        out = runs_root / prints[seed] / f"{decoder}-{cond}-s{ecfg.seed}-n{cfg.episodes}"
+        model = fingerprint(resolve_checkpoint(sets[seed], decoder))
+        out = runs_root / model / f"{decoder}-{cond}-s{ecfg.seed}-n{cfg.episodes}"
         summary = evaluate(ecfg, out, resume=True, progress=False)
         log(f"  {decoder:<12} {cond:<8} seed {seed}: {summary['pc_success']:5.1f}% "
             f"({summary['episodes']} ep, {summary['eval_s']:.0f} s)")

@@ -164,7 +164,7 @@ def train_job(args: argparse.Namespace, head: str, seed: int) -> None:
     model = VLAModel(cfg, instructions=InstructionCache(allow_encoder=False))
     for t in shared.instructions:  # train + held-out instructions: no MiniLM at eval time
         model.instructions.put(t, shared.embed([t])[0])
-    model.set_stats(split.stats)
+    model.set_stats(split.stats, instructions=split.train.instructions)
     model.to(args.device)
     tcfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                        warmup=args.warmup, ema=args.ema, seed=seed, eval_every=args.eval_every)
