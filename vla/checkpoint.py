@@ -155,7 +155,7 @@ def from_pretrained(path: str | os.PathLike, allow_encoder: bool = True,
     folder = Path(path)
     config = load_config(folder)
     instr_file = folder / INSTRUCTIONS_FILE
-    cache = InstructionCache(allow_encoder=allow_encoder)
+    cache = InstructionCache(allow_encoder=allow_encoder, n_tokens=config.lang_cache_tokens)
     if instr_file.exists():
         try:
             cache.merge_file(instr_file)

@@ -25,6 +25,24 @@ def _torch_setup(threads: int, device: str):
     return torch
 
 
+def parse_overrides(items: list[str]) -> dict:
+    """``["lang_tokens=16", "lang_features=tokens"]`` -> config overrides (JSON or plain text).
+
+    Raises:
+        ValueError: If an item has no ``=``.
+    """
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Add this package's commands to the top-level app and the ``bench`` group."""
 
@@ -52,6 +70,9 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         instruction_cache: Path = DEFAULT_INSTRUCTION_CACHE,
         data_cache: Path = DEFAULT_DATA_CACHE,
         progress: bool = True,
+        set_: Annotated[list[str] | None, typer.Option(
+            "--set", help="VLAConfig field override KEY=VALUE (JSON value), repeatable, e.g. "
+                          "--set lang_features='\"tokens\"' --set lang_tokens=16")] = None,
     ) -> None:
         """Train one action head on a LeRobot v3 dataset (held-out episodes for validation)."""
         from vla.pipeline import train_head
@@ -64,7 +85,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
                              eval_every=eval_every, resume=resume,
                              instruction_cache=instruction_cache, data_cache=data_cache,
                              progress=progress, config_overrides={
-                                 "cameras": tuple(c.strip() for c in cameras.split(","))})
+                                 "cameras": tuple(c.strip() for c in cameras.split(",")),
+                                 **parse_overrides(set_ or [])})
         typer.echo(json.dumps(summary, indent=2))
 
     @app.command("distill")

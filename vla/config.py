@@ -13,6 +13,9 @@ HEADS: tuple[str, ...] = ("ar", "diffusion", "flow", "oft")
 LANG_DIM = 384
 """Width of the frozen MiniLM sentence embedding (all-MiniLM-L6-v2)."""
 
+LANG_FEATURES: tuple[str, ...] = ("pooled", "tokens")
+"""What of MiniLM the model reads: the pooled sentence embedding or per-word-piece states."""
+
 
 @dataclass
 class VLAConfig:
@@ -27,13 +30,21 @@ class VLAConfig:
         cameras: Observation keys of the cameras, in token order (``image``, ``wrist_image``).
         cnn_channels: Output channels of the CNN's stride-2 conv stages.
         image_grid: Side of the pooled feature grid; each camera gives image_grid**2 tokens.
-        lang_tokens: Tokens the projected MiniLM embedding is split into.
+        lang_tokens: With ``lang_features="pooled"``, tokens the projected MiniLM sentence
+            embedding is split into; with ``"tokens"``, the number of MiniLM word-piece
+            positions kept (``[CLS]`` included, longer instructions truncated, shorter padded).
+        lang_features: ``pooled`` (one mean-pooled MiniLM sentence embedding) or ``tokens``
+            (MiniLM's last-layer hidden state of every word piece, each its own prefix token,
+            padding replaced by a learned pad token), so attention can find the colour and
+            zone words instead of decoding them from an embedding entangled with phrasing.
         lang_norm: Standardize MiniLM embeddings per dimension with the training
             instructions' mean and std (stored in the model), so the few dimensions in which
             instructions differ (colours, targets) are not drowned by what they share.
         lang_film: FiLM-modulate the CNN's last feature map with the language (per-channel
             scale and shift, identity at init), as RT-1 conditions its image encoder, so the
             image tokens can depend on which object the instruction names.
+        lang_film_all: With ``lang_film``, FiLM-modulate every CNN stage's output (RT-1's
+            FiLM-EfficientNet conditions every block), not only the last feature map.
         d_model: Transformer width.
         n_layers: Transformer blocks.
         n_heads: Attention heads per block (must divide d_model).
@@ -56,6 +67,8 @@ class VLAConfig:
     lang_tokens: int = 1
     lang_norm: bool = True
     lang_film: bool = True
+    lang_features: str = "pooled"
+    lang_film_all: bool = False
     d_model: int = 128
     n_layers: int = 4
     n_heads: int = 4
@@ -97,9 +110,19 @@ class VLAConfig:
         if self.flow_time_dist not in ("beta", "uniform"):
             raise ValueError(f"flow_time_dist must be 'beta' or 'uniform', got "
                              f"{self.flow_time_dist!r}")
+        if self.lang_features not in LANG_FEATURES:
+            raise ValueError(f"lang_features must be one of {LANG_FEATURES}, got "
+                             f"{self.lang_features!r}")
+        if self.lang_film_all and not self.lang_film:
+            raise ValueError("lang_film_all needs lang_film=True")
         if self.param_dtype not in ("float16", "float32"):
             raise ValueError(f"param_dtype must be 'float16' or 'float32', got "
                              f"{self.param_dtype!r}")
+
+    @property
+    def lang_cache_tokens(self) -> int | None:
+        """Word-piece positions per cached instruction (``None``: pooled sentence embedding)."""
+        return self.lang_tokens if self.lang_features == "tokens" else None
 
     @property
     def n_image_tokens(self) -> int:
@@ -151,7 +174,8 @@ class VLAConfig:
         """
         known = {f.name for f in dataclasses.fields(cls)}
         # Checkpoints written before these switches existed were built without them.
-        data = {"lang_norm": False, "lang_film": False, **data}
+        data = {"lang_norm": False, "lang_film": False, "lang_features": "pooled",
+                "lang_film_all": False, **data}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown VLAConfig fields {unknown}; known: {sorted(known)}")

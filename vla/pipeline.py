@@ -18,9 +18,26 @@ from vla.model import VLAModel
 from vla.train import TrainConfig, Trainer
 
 
-def open_instruction_cache(path: Path | None, texts: list[str]) -> InstructionCache:
-    """Load the shared instruction cache, embed any new ``texts`` and save it back."""
-    cache = InstructionCache(path)
+def token_cache_path(path: Path | None, n_tokens: int | None) -> Path | None:
+    """The shared cache file for ``n_tokens`` per-token entries, next to the pooled ``path``.
+
+    ``instructions.safetensors`` holds pooled embeddings; per-token states of 16 word pieces
+    live in ``instructions_tok16.safetensors`` beside it.
+    """
+    if path is None or n_tokens is None:
+        return path
+    path = Path(path)
+    return path.with_name(f"{path.stem}_tok{n_tokens}{path.suffix}")
+
+
+def open_instruction_cache(path: Path | None, texts: list[str],
+                           n_tokens: int | None = None) -> InstructionCache:
+    """Load the shared instruction cache, embed any new ``texts`` and save it back.
+
+    With ``n_tokens`` the per-token cache beside ``path`` (:func:`token_cache_path`) is used.
+    """
+    path = token_cache_path(path, n_tokens)
+    cache = InstructionCache(path, n_tokens=n_tokens)
     before = len(cache)
     cache.add(texts)
     if path is not None and len(cache) != before:
@@ -60,12 +77,13 @@ def train_head(*, head: str, data: Path, out: Path, steps: int = 3000, batch_siz
     split = load_split(data, layout.horizon, layout.cameras, layout.image_size,
                        val_fraction=val_fraction, seed=seed, cache_dir=data_cache)
     texts = split.train.instructions + (split.val.instructions if split.val else [])
-    shared = open_instruction_cache(instruction_cache, texts)
+    shared = open_instruction_cache(instruction_cache, texts, layout.lang_cache_tokens)
     if not resuming:  # action and state sizes come from the data
         torch.manual_seed(seed)
         model = VLAModel(preset(preset_name, head=head, horizon=horizon,
                                 action_dim=split.action_dim, state_dim=split.state_dim,
-                                **overrides), instructions=InstructionCache(allow_encoder=True))
+                                **overrides),
+                         instructions=InstructionCache(n_tokens=layout.lang_cache_tokens))
     for t in texts:  # the checkpoint carries the embeddings of its data's instructions
         model.instructions.put(t, shared.embed([t])[0])
     if not resuming:
@@ -87,9 +105,12 @@ def train_head(*, head: str, data: Path, out: Path, steps: int = 3000, batch_siz
 
 def head_param_table(preset_name: str = "cpu", **overrides: Any) -> dict[str, int]:
     """Trainable parameters of each head at one preset size."""
-    return {h: VLAModel(preset(preset_name, head=h, **overrides),
-                        instructions=InstructionCache(allow_encoder=False)).num_parameters()
-            for h in HEADS}
+    out = {}
+    for h in HEADS:
+        config = preset(preset_name, head=h, **overrides)
+        cache = InstructionCache(allow_encoder=False, n_tokens=config.lang_cache_tokens)
+        out[h] = VLAModel(config, instructions=cache).num_parameters()
+    return out
 
 
 def describe_checkpoint(path: Path, add_instructions: list[str] | None = None
