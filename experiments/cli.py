@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "planners.cli",
     "policies.cli",
     "experiments.commands",
+    "experiments.compare",
 )
 
 
