@@ -126,3 +126,23 @@ def test_token_checkpoint_round_trip_carries_its_token_cache(synthetic, tmp_path
         (tmp_path / "ckpt" / "config.json").read_text().replace('"tokens"', '"pooled"'))
     with pytest.raises(CheckpointError):
         from_pretrained(tmp_path / "ckpt", allow_encoder=False)
+
+
+def test_target_heading_runs_closed_loop_and_validates(synthetic):
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers the tabletop envs)
+    from vla.evaluate import target_heading
+
+    env = gym.make("robodecode/TabletopPickPlace-v0", image_size=32)
+    model = token_model(synthetic).eval()
+    model.instructions = InstructionCache(allow_encoder=False, n_tokens=N_TOK)
+    obs, _ = env.reset(seed=3)
+    model.instructions.put(obs["instruction"], token_cache().embed([INSTRUCTIONS[0]])[0])
+    with pytest.raises(ValueError, match="seeds"):
+        target_heading(model, env, [])
+    out = target_heading(model, env, [3], steps=2)
+    env.close()
+    row = out["rows"][0]
+    assert out["nearest_is_target"] in (0.0, 1.0) and row["d_target"] > 0
+    assert row["target"] == env.unwrapped.task_spec.block and row["d_others_mean"] > 0
