@@ -168,6 +168,8 @@ def print_table(result: dict[str, Any]) -> None:
     for cells in table_rows(result["rows"]):
         table.add_row(*cells)
     console = Console()
+    if console.width < 120:  # pipes and narrow terminals: keep the seven columns readable
+        console = Console(width=120)
     console.print(table)
     for line in headline_lines(result):
         console.print(line, highlight=False)
@@ -192,6 +194,25 @@ def headline_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def requirement_lines(result: dict[str, Any]) -> list[str]:
+    """PASS/FAIL of the issue's hard requirements that this table can check."""
+    by = {r["decoder"]: r for r in result["rows"]}
+    ar, cj = by.get(TOKEN_BASELINE), by.get(DISTILLED)
+    if ar is None or cj is None:
+        return ["needs both `ar` and `cjacobi+ee` rows"]
+    test = next((t for t in result["headline"].get("tests", []) if t["b"] == DISTILLED), None)
+    below = test is not None and test["only_a"] > test["only_b"] and test["p_value"] < 0.05
+    ok = {True: "PASS", False: "FAIL"}
+    ratio = cj["nfe_per_chunk"] / ar["nfe_per_chunk"]
+    gap = cj["pc_success"] - ar["pc_success"]
+    return [f"AR success >= 80%: {ok[ar['pc_success'] >= 80]} ({ar['pc_success']:.1f}%)",
+            f"cjacobi+ee passes <= 1/4 of AR's: {ok[ratio <= 0.25]} (x{ratio:.3f}; aim 1/8)",
+            f"cjacobi+ee success within 3 points of AR and not significantly below: "
+            f"{ok[abs(gap) <= 3 and not below]} ({gap:+.1f} points"
+            + (f", McNemar p={test['p_value']:.3g})" if test else ")")
+            + ("; meaningless while AR fails its own bar" if ar["pc_success"] < 80 else "")]
+
+
 def write_markdown(result: dict[str, Any], path: Path) -> None:
     """Write ``compare.md``: the table, the paired tests, the floor ratio and provenance."""
     prov = result["provenance"]
@@ -210,9 +231,11 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"{r['decoder']} {', '.join(f'{x:.0f}' for x in r['per_seed'])}"
         for r in result["rows"]), ""]
     lines += [f"- {line}" for line in headline_lines(result)]
+    lines += ["", "Issue requirements, checked on these numbers:", ""]
+    lines += [f"- {line}" for line in requirement_lines(result)]
     lines += ["", f"![success vs latency]({result['plot']})", "",
               f"git {prov.get('git_sha')}, python {prov.get('python')}, torch "
-              f"{prov.get('packages', {}).get('torch')}."]
+              f"{prov.get('versions', {}).get('torch')}, {prov.get('cpu_count')} CPU cores."]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -239,7 +262,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.set_ylim(-3, 103)
     ax.set_title(result["env_id"])
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
