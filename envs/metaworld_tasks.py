@@ -22,6 +22,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.experts import register_expert
+from envs.rendering import make_renderer
 
 
 @dataclass(frozen=True)
@@ -329,7 +330,7 @@ class MetaWorldTaskEnv(gymnasium.Env):
     def close(self) -> None:
         """Release the EGL renderer and MetaWorld's own resources."""
         if self._renderer is not None:
-            self._renderer.close()
+            self._close_renderer()
             self._renderer = None
         self._mw.close()
 
@@ -347,7 +348,8 @@ class MetaWorldTaskEnv(gymnasium.Env):
     def _render(self, camera: str) -> np.ndarray:
         mujoco = self._mujoco
         if self._renderer is None:
-            self._renderer = mujoco.Renderer(self._mw.model, self.image_size, self.image_size)
+            self._renderer, self._close_renderer = make_renderer(
+                self, self._mw.model, self.image_size, self.image_size)
             flags = self._renderer.scene.flags
             flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
             flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False

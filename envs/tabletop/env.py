@@ -7,7 +7,6 @@ Usage: ``env = gymnasium.make("robodecode/TabletopPickPlace-v0", render_mode="rg
 from __future__ import annotations
 
 import os
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import numpy as np  # noqa: E402
 from gymnasium import spaces  # noqa: E402
 
 from envs.experts import register_expert  # noqa: E402
+from envs.rendering import make_renderer  # noqa: E402
 from envs.tabletop import instructions as ins  # noqa: E402
 from envs.tabletop.layout import BLOCK_HALF, ZONE_HALF, sample_layout  # noqa: E402
 
@@ -314,9 +314,9 @@ class TabletopEnv(gym.Env):
     def render_camera(self, camera: str) -> np.ndarray:
         """Render ``"main"`` or ``"wrist"`` at ``image_size`` (uint8 H x W x 3)."""
         if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
-            # Close before interpreter teardown even if the user never calls close().
-            self._finalizer = weakref.finalize(self, self._renderer.close)
+            # Closed before EGL's own teardown even if the user never calls close().
+            self._renderer, self._finalizer = make_renderer(
+                self, self.model, self.image_size, self.image_size)
         self._renderer.update_scene(self.data, camera=camera)
         return self._renderer.render()
 
