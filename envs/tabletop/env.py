@@ -86,6 +86,17 @@ class TabletopEnv(gym.Env):
     ``info`` along with ``is_success``, ``task`` and ``grasped``. The episode terminates on
     success; ``truncated`` comes from the ``TimeLimit`` of the registered id.
 
+    ## Reset options
+    ``reset(seed=s, options={"target": {"block": "red", "zone": "white"}})`` keeps everything
+    that ``seed=s`` draws (task, layout, gripper start) and replaces the episode's target pair;
+    the instruction's phrasing is then drawn for that pair from the templates of the split.
+    Reach targets name one of the two (``{"block": "red"}`` or ``{"zone": "white"}``). The
+    pair must be one ``target_choices()`` lists for the episode's task and split (held-out
+    block/zone pairs are refused in ``"train"``), else ``ValueError``. Push layouts keep the
+    path of the seed's own target clear, not necessarily the override's. Demonstrations of
+    one layout under several targets make a policy read the instruction, not memorise the
+    scene (``collect(..., targets_per_layout=K)``).
+
     ## Version History
     * v0: initial version (robodecode issue 3).
     """
@@ -150,12 +161,26 @@ class TabletopEnv(gym.Env):
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        """Start an episode: new layout, gripper start pose and instruction."""
+        """Start an episode: new layout, gripper start pose and instruction.
+
+        Args:
+            seed: Seed of the episode's draws.
+            options: ``{"target": {"block": ..., "zone": ...}}`` overrides the target pair and
+                keeps the layout of ``seed`` (see "Reset options" in the class docstring).
+        """
+        override = _target_option(options)
         super().reset(seed=seed)
         rng = self.np_random
         task = self.task if self.task != "multi" else ins.TASKS[int(rng.integers(3))]
-        self.task_spec = ins.sample_task(rng, task, self.split)
-        blocks, zones = sample_layout(rng, self.task_spec)
+        spec = ins.sample_task(rng, task, self.split)
+        if override is not None:
+            candidates = [s for s in ins.episode_choices(task, self.split)
+                          if (s.block, s.zone) == override]
+            if not candidates:
+                raise ValueError(f"options['target']={options['target']!r} is not a"
+                                 f" {task} target of the {self.split!r} split; valid: "
+                                 f"{_targets(task, self.split)}")
+        blocks, zones = sample_layout(rng, spec)  # the seed's own target: same layout
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)
         for colour, xy in zones.items():
@@ -169,6 +194,9 @@ class TabletopEnv(gym.Env):
         self._target = hand.copy()
         d.ctrl[:] = (*hand, FINGER_MAX)
         mujoco.mj_step(m, d, nstep=N_SUBSTEPS)  # let the blocks settle on the table
+        if override is not None:  # drawn last, so the layout and start pose stay the seed's
+            spec = candidates[int(rng.integers(len(candidates)))]
+        self.task_spec = spec
         self.elapsed_steps = 0
         obs = self._observe()
         return obs, self._info(self._reward_parts())
@@ -211,6 +239,19 @@ class TabletopEnv(gym.Env):
         if self._renderer is not None:
             self._finalizer()
             self._renderer = None
+
+    @property
+    def target(self) -> dict[str, str | None]:
+        """The episode's target pair ``{"block": ..., "zone": ...}`` (one is ``None`` in reach)."""
+        if self.task_spec is None:
+            raise RuntimeError("call reset() before reading the target")
+        return {"block": self.task_spec.block, "zone": self.task_spec.zone}
+
+    def target_choices(self) -> list[dict[str, str | None]]:
+        """Every target pair ``options={"target": ...}`` accepts for this episode's task."""
+        if self.task_spec is None:
+            raise RuntimeError("call reset() before asking for target choices")
+        return _targets(self.task_spec.task, self.split)
 
     # ------------------------------------------------------------------ privileged state
     @property
@@ -319,6 +360,27 @@ class TabletopEnv(gym.Env):
                 self, self.model, self.image_size, self.image_size)
         self._renderer.update_scene(self.data, camera=camera)
         return self._renderer.render()
+
+
+def _targets(task: str, split: str) -> list[dict[str, str | None]]:
+    pairs = dict.fromkeys((s.block, s.zone) for s in ins.episode_choices(task, split))
+    return [{"block": b, "zone": z} for b, z in pairs]
+
+
+def _target_option(options: dict[str, Any] | None) -> tuple[str | None, str | None] | None:
+    """Check ``options`` of ``reset`` and return the requested ``(block, zone)`` or ``None``."""
+    if options is None or options.get("target") is None:
+        return None
+    target = options["target"]
+    if not isinstance(target, dict) or not target or set(target) - {"block", "zone"}:
+        raise ValueError("options['target'] must be a dict with keys 'block' and/or 'zone', "
+                         f"got {target!r}")
+    block, zone = target.get("block"), target.get("zone")
+    if block is not None and block not in ins.BLOCK_COLOURS:
+        raise ValueError(f"target block must be one of {ins.BLOCK_COLOURS}, got {block!r}")
+    if zone is not None and zone not in ins.ZONE_COLOURS:
+        raise ValueError(f"target zone must be one of {ins.ZONE_COLOURS}, got {zone!r}")
+    return block, zone
 
 
 def _make_expert(env: TabletopEnv, **kwargs: Any):

@@ -251,3 +251,58 @@ def test_held_block_survives_full_speed_shaking():
             action[2] = 1.0 if base.grip_pos[2] < 0.1 else action[2]
         env.step(action)
         assert base.is_grasped(base.task_spec.block), k
+
+
+def test_target_override_keeps_the_layout_and_changes_the_instruction():
+    env = gym.make(PICK, image_size=64)
+    base = env.unwrapped
+    obs, _ = env.reset(seed=5)
+    own, choices = base.target, base.target_choices()
+    assert own in choices and len(choices) == len(ins.TRAIN_COMBOS)
+    blocks = {c: base.block_pos(c) for c in ins.BLOCK_COLOURS}
+    for other in [t for t in choices if t["block"] != own["block"]][:2]:
+        obs2, _ = env.reset(seed=5, options={"target": other})
+        np.testing.assert_array_equal(obs2["image"], obs["image"])
+        np.testing.assert_array_equal(obs2["state"], obs["state"])
+        for c in ins.BLOCK_COLOURS:
+            np.testing.assert_array_equal(base.block_pos(c), blocks[c])
+        assert base.target == other and obs2["instruction"] != obs["instruction"]
+        assert other["block"] in obs2["instruction"] and other["zone"] in obs2["instruction"]
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", [PICK, "robodecode/TabletopReach-v0"])
+def test_expert_follows_an_overridden_target(env_id):
+    env = gym.make(env_id, images=False)
+    expert = envs.make_expert(env)
+    for seed in range(3):
+        env.reset(seed=seed)
+        own = env.unwrapped.target
+        target = next(t for t in env.unwrapped.target_choices()
+                      if t["block"] != own["block"] or t["zone"] != own["zone"])
+        obs, _ = env.reset(seed=seed, options={"target": target})
+        expert.reset()
+        for _ in range(400):
+            obs, _, terminated, truncated, info = env.step(expert.act(obs))
+            if terminated or truncated:
+                break
+        assert info["is_success"] and env.unwrapped.target == target, (env_id, seed, target)
+    env.close()
+
+
+def test_bad_target_override_raises_listing_the_valid_ones():
+    env = gym.make(PICK, images=False)
+    with pytest.raises(ValueError, match="block must be one of"):
+        env.reset(seed=0, options={"target": {"block": "pink", "zone": "white"}})
+    with pytest.raises(ValueError, match="zone must be one of"):
+        env.reset(seed=0, options={"target": {"block": "red", "zone": "black"}})
+    with pytest.raises(ValueError, match="keys 'block' and/or 'zone'"):
+        env.reset(seed=0, options={"target": {"colour": "red"}})
+    with pytest.raises(ValueError, match=r"not a pickplace target of the 'train' split; valid: .*"
+                                         r"'yellow', 'zone': 'white'"):
+        env.reset(seed=0, options={"target": {"block": "red", "zone": "orange"}})  # held out
+    heldout = gym.make(PICK, images=False, split="heldout")
+    obs, _ = heldout.reset(seed=0, options={"target": {"block": "red", "zone": "orange"}})
+    assert obs["instruction"] in ins.instructions("pickplace", "heldout")
+    heldout.close()
+    env.close()
