@@ -29,7 +29,10 @@ def register_collect(app: typer.Typer) -> None:
             help="Dataset folder (default: scratch/datasets/<env name>).")] = None,
         noise: Annotated[float, typer.Option(help="Expert action-noise level.")] = 0.0,
         workers: Annotated[int, typer.Option(help="Spawned rollout processes.")] = 1,
-        seed: Annotated[int, typer.Option(help="Attempt i uses seed + i.")] = 0,
+        seed: Annotated[int, typer.Option(help="Attempt i uses seed + i // K.")] = 0,
+        targets_per_layout: Annotated[int, typer.Option(
+            "--targets-per-layout", help="K episodes per layout, each with another target pair "
+            "(same scene, different instruction); --episodes must be a multiple of K.")] = 1,
         video: Annotated[bool, typer.Option(
             "--video", help="Store frames as H.264 mp4 (lossy) instead of PNG.")] = False,
         keep_failed: Annotated[bool, typer.Option(
@@ -45,6 +48,9 @@ def register_collect(app: typer.Typer) -> None:
         Rerunning an interrupted command with the same arguments resumes it.
 
         Only successful expert episodes are kept unless --keep-failed.
+
+        With --targets-per-layout K, every layout is recorded under K target pairs (only whole
+        layouts are kept), so only the instruction tells its episodes apart.
         """
         from envs.lerobot_dataset import check_env_id, collect
 
@@ -59,7 +65,8 @@ def register_collect(app: typer.Typer) -> None:
         try:
             check_env_id(env)
             result = collect(env, episodes, target, noise=noise, workers=workers, seed=seed,
-                             env_kwargs=kwargs, keep_failed=keep_failed, video=video)
+                             env_kwargs=kwargs, keep_failed=keep_failed, video=video,
+                             targets_per_layout=targets_per_layout)
         except (ValueError, RuntimeError) as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None

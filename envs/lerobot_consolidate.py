@@ -6,6 +6,7 @@ folder with an ``info.json`` is always a complete, consistent dataset.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,8 @@ def consolidate(out: Path, staged: list[Path], metas: list[dict[str, Any]], *,
     Args:
         out: Dataset folder.
         staged: Staged episode parquet files, in dataset order (episode ``k`` is ``staged[k]``).
-        metas: Their episode facts (``seed``, ``success``, ``attempt``, ``fps``, names).
+        metas: Their episode facts (``seed``, ``success``, ``attempt``, ``fps``, names; with
+            ``reset_options`` they add a ``reset_options`` column, JSON).
         spec: The collection settings, recorded under ``info["robodecode"]``.
         video: Encode images to mp4 under ``videos/`` instead of PNG bytes in the data files.
 
@@ -90,6 +92,8 @@ def consolidate(out: Path, staged: list[Path], metas: list[dict[str, Any]], *,
             "dataset_from_index": cursor, "dataset_to_index": cursor + n,
             "seed": meta["seed"], "success": meta["success"], "attempt": meta["attempt"],
         })
+        if "reset_options" in meta:  # only runs with reset options add the column
+            episodes[-1]["reset_options"] = json.dumps(meta["reset_options"])
         cursor += n
 
     tables = [pa.concat_tables(g) for g in groups]

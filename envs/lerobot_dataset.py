@@ -7,6 +7,15 @@ lossless PNG, state, instruction, the action sent to the env). Attempt ``i`` use
 ``seed + i`` for both the env reset and the expert's noise, so any stored episode can be replayed
 exactly from its ``seed`` column.
 
+Several targets per layout (``targets_per_layout=K``, for envs with ``target_choices()`` such as
+the tabletop): attempt ``i`` resets with seed ``seed + i // K`` (the layout) and
+``options={"target": ...}``, the ``i % K``-th of K distinct target pairs (the seed's own target
+first, then a choice seeded by the layout seed), so K episodes share one scene and differ only
+in what the instruction asks. The options are stored per episode (``reset_options`` column of
+``meta/episodes``, JSON): replay with ``env.reset(seed=seed, options=json.loads(...))``. The
+dataset then holds whole layouts only: all K attempts of a layout succeeded (or
+``keep_failed``).
+
 Crash safety: each finished attempt is written on its own, atomically, to
 ``<out>/.staging/episode_<attempt>.parquet`` (temporary file + ``os.replace``); a rerun of the
 same command skips attempts already staged. Only then is the v3.0 layout (``data/``, ``meta/``,
@@ -47,7 +56,9 @@ from envs.lerobot_format import write_parquet_atomic as _write_parquet
 STAGING_DIR = ".staging"
 RUN_SPEC_FILE = "collect.json"
 EPISODE_META_KEY = b"robodecode.episode"
-_SPEC_FIELDS = ("env_id", "env_kwargs", "noise", "seed")
+_SPEC_FIELDS = ("env_id", "env_kwargs", "noise", "seed", "targets_per_layout")
+_SPEC_DEFAULTS = {"targets_per_layout": 1}
+"""Values of fields that ``collect.json`` files written before the field existed imply."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +119,8 @@ def check_env_id(env_id: str) -> str:
     raise ValueError(f"unknown env id {env_id!r}; known robodecode ids: {', '.join(known)}.{hint}")
 
 
-def record_episode(env: Any, seed: int, noise: float = 0.0) -> tuple[pa.Table, dict[str, Any]]:
+def record_episode(env: Any, seed: int, noise: float = 0.0,
+                   options: dict[str, Any] | None = None) -> tuple[pa.Table, dict[str, Any]]:
     """Roll out the scripted expert once and return the frames as a staging table.
 
     Frame ``t`` holds the observation before step ``t`` and the action taken from it (clipped to
@@ -120,16 +132,17 @@ def record_episode(env: Any, seed: int, noise: float = 0.0) -> tuple[pa.Table, d
             ``instruction`` and uint8 images).
         seed: Seed of ``env.reset`` and of the expert's noise.
         noise: Expert action-noise level.
+        options: ``options`` of ``env.reset`` (e.g. a target override), stored in the facts.
 
     Returns:
         The table (columns ``frame_index``, ``timestamp``, ``observation.state``, ``action``,
         ``observation.images.<cam>``, ``task``) and episode facts (``seed``, ``success``,
-        ``length``, ``fps``).
+        ``length``, ``fps``, and ``reset_options`` when ``options`` is given).
     """
     from envs.experts import make_expert
 
     fps = episode_fps(env)
-    obs, info = env.reset(seed=seed)
+    obs, info = env.reset(seed=seed, options=options)
     expert = make_expert(env, noise=noise, seed=seed)
     expert.reset()
     cams = sorted((k for k, v in obs.items() if _is_image(v)), key=lambda k: (k != "image", k))
@@ -160,6 +173,8 @@ def record_episode(env: Any, seed: int, noise: float = 0.0) -> tuple[pa.Table, d
     meta = {"seed": int(seed), "success": bool(info.get("is_success", False)), "length": n,
             "fps": fps, "state_names": _names(env, "state_names", state.shape[1]),
             "action_names": _names(env, "action_names", action.shape[1])}
+    if options is not None:
+        meta["reset_options"] = options
     return table, meta
 
 
@@ -202,13 +217,37 @@ class _Recorder:
         self.spec = spec
         self.staging = staging
         self.env = gymnasium.make(env_id, **spec["env_kwargs"])
+        self.per_layout = int(spec.get("targets_per_layout", 1))
+        self._targets: dict[int, list[dict[str, Any]]] = {}
 
     def record(self, attempt: int) -> dict[str, Any]:
-        table, meta = record_episode(self.env, self.spec["seed"] + attempt, self.spec["noise"])
+        seed = self.spec["seed"] + attempt // self.per_layout
+        options = None
+        if self.per_layout > 1:
+            options = {"target": self.layout_targets(seed)[attempt % self.per_layout]}
+        table, meta = record_episode(self.env, seed, self.spec["noise"], options)
         meta["attempt"] = attempt
         table = table.replace_schema_metadata({EPISODE_META_KEY: json.dumps(meta).encode()})
         _write_parquet(table, staged_path(self.staging, attempt))
         return meta
+
+    def layout_targets(self, seed: int) -> list[dict[str, Any]]:
+        """The ``targets_per_layout`` distinct targets of layout ``seed`` (its own one first)."""
+        if seed not in self._targets:
+            base = self.env.unwrapped
+            if not hasattr(base, "target_choices"):
+                raise ValueError(f"targets_per_layout={self.per_layout} needs an env with "
+                                 f"target_choices(); {type(base).__name__} has none")
+            self.env.reset(seed=seed)
+            own = base.target
+            others = [t for t in base.target_choices() if t != own]
+            if self.per_layout - 1 > len(others):
+                raise ValueError(f"targets_per_layout={self.per_layout} exceeds the "
+                                 f"{len(others) + 1} targets of layout seed {seed}")
+            picks = np.random.default_rng(seed).choice(len(others), self.per_layout - 1,
+                                                       replace=False)
+            self._targets = {seed: [own, *(others[i] for i in picks)]}  # keep only the last
+        return self._targets[seed]
 
     def close(self) -> None:
         self.env.close()
@@ -276,9 +315,10 @@ def _prepare_staging(out: Path, spec: dict[str, Any]) -> Path:
     if spec_path.exists():
         old = json.loads(spec_path.read_text())
         for field in _SPEC_FIELDS:
-            if old.get(field) != spec[field]:
+            previous = old.get(field, _SPEC_DEFAULTS.get(field))
+            if previous != spec[field]:
                 raise ValueError(
-                    f"{out} was collected with {field}={old.get(field)!r}, not {spec[field]!r}; "
+                    f"{out} was collected with {field}={previous!r}, not {spec[field]!r}; "
                     "use another --out or the same settings to resume")
     elif (out / INFO_PATH).exists():
         raise ValueError(f"out={str(out)!r} already holds a dataset without {STAGING_DIR}/; "
@@ -293,7 +333,7 @@ def _prepare_staging(out: Path, spec: dict[str, Any]) -> Path:
 def collect(env_id: str, episodes: int, out: str | os.PathLike, noise: float = 0.0,
             workers: int = 1, seed: int = 0, env_kwargs: dict[str, Any] | None = None, *,
             keep_failed: bool = False, video: bool = False, max_attempts: int | None = None,
-            progress: bool = True) -> CollectResult:
+            targets_per_layout: int = 1, progress: bool = True) -> CollectResult:
     """Collect expert demonstrations of ``env_id`` into a LeRobotDataset v3.0 folder.
 
     Args:
@@ -303,12 +343,14 @@ def collect(env_id: str, episodes: int, out: str | os.PathLike, noise: float = 0
         out: Dataset folder; an existing one made by ``collect`` with the same settings resumes.
         noise: Expert action-noise level (diverse demonstrations).
         workers: Processes rolling out episodes (spawned, each with its own env).
-        seed: Attempt ``i`` uses ``seed + i``.
+        seed: Attempt ``i`` uses ``seed + i // targets_per_layout``.
         env_kwargs: Keyword arguments for ``gymnasium.make`` (e.g. ``{"image_size": 128}``).
         keep_failed: Store failed expert attempts too (attempts ``0..episodes-1`` exactly);
             by default only successes are stored and more seeds are tried as needed.
         video: Store images as mp4 (H.264, lossy) under ``videos/`` instead of PNG in parquet.
         max_attempts: Give up after this many attempts (default ``2 * episodes + 10``).
+        targets_per_layout: Episodes per layout seed, each with another target pair (see the
+            module docstring); ``episodes`` must be a multiple of it.
         progress: Show a progress bar.
 
     Returns:
@@ -328,13 +370,19 @@ def collect(env_id: str, episodes: int, out: str | os.PathLike, noise: float = 0
         raise ValueError(f"workers must be >= 1, got {workers}")
     if not np.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0, got {noise}")
+    if not isinstance(targets_per_layout, int) or targets_per_layout < 1:
+        raise ValueError(f"targets_per_layout must be an int >= 1, got {targets_per_layout!r}")
+    per = targets_per_layout
+    if episodes % per:
+        raise ValueError(f"episodes ({episodes}) must be a multiple of "
+                         f"targets_per_layout ({per})")
     max_attempts = 2 * episodes + 10 if max_attempts is None else max_attempts
     if max_attempts < episodes:
         raise ValueError(f"max_attempts ({max_attempts}) must be >= episodes ({episodes})")
     check_env_id(env_id)
     start = time.perf_counter()
     spec = {"env_id": env_id, "env_kwargs": dict(env_kwargs or {}), "noise": float(noise),
-            "seed": int(seed)}
+            "seed": int(seed), "targets_per_layout": per}
     out = Path(out)
     staging = _prepare_staging(out, spec)
     done = read_staged(staging)
@@ -343,7 +391,9 @@ def collect(env_id: str, episodes: int, out: str | os.PathLike, noise: float = 0
     def kept() -> list[int]:
         if keep_failed:
             return [a for a in range(episodes) if a in done]
-        return [a for a in sorted(done) if done[a]["success"]]
+        layouts = sorted({a // per for a in done})
+        return [a for g in layouts for a in range(g * per, g * per + per)
+                if all(b in done and done[b]["success"] for b in range(g * per, g * per + per))]
 
     bar = tqdm(total=episodes, initial=min(len(kept()), episodes), unit="ep",
                desc=f"collect {env_id}", disable=not progress)

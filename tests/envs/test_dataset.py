@@ -241,3 +241,39 @@ def test_large_datasets_span_several_files_and_stale_files_go(tmp_path, monkeypa
     assert [p.name for p in tmp_path.glob("data/*/*")] == ["file-000.parquet"]
     assert not list(tmp_path.glob("videos/*/*/*.mp4"))
     assert len(ActionChunkDataset(tmp_path, horizon=2)) == len(ds)
+
+
+def test_targets_per_layout_arguments_and_run_identity(tmp_path):
+    with pytest.raises(ValueError, match="targets_per_layout must be an int >= 1"):
+        collect(QUALIFIED_ID, 2, tmp_path / "x", targets_per_layout=0)
+    with pytest.raises(ValueError, match=r"episodes \(3\) must be a multiple"):
+        collect(QUALIFIED_ID, 3, tmp_path / "x", targets_per_layout=2)
+    with pytest.raises(ValueError, match="needs an env with target_choices"):
+        collect(QUALIFIED_ID, 2, tmp_path / "nochoices", targets_per_layout=2, progress=False)
+    collect(QUALIFIED_ID, 1, tmp_path / "ds", progress=False)
+    with pytest.raises(ValueError, match="targets_per_layout=1, not 2"):
+        collect(QUALIFIED_ID, 2, tmp_path / "ds", targets_per_layout=2, progress=False)
+    spec_path = tmp_path / "ds" / lerobot_dataset.STAGING_DIR / lerobot_dataset.RUN_SPEC_FILE
+    spec = json.loads(spec_path.read_text())
+    del spec["targets_per_layout"]  # a run recorded before the setting existed resumes as K=1
+    spec_path.write_text(json.dumps(spec))
+    assert collect(QUALIFIED_ID, 2, tmp_path / "ds", progress=False).new_attempts == 1
+
+
+def test_targets_per_layout_keeps_whole_layouts_only(tmp_path, monkeypatch):
+    from dataset_fake_env import COLOURS, FakeReachEnv
+
+    # The fake env ignores reset options; giving it target choices tests the bookkeeping.
+    monkeypatch.setattr(FakeReachEnv, "target", property(lambda self: {"colour": self.colour}),
+                        raising=False)
+    monkeypatch.setattr(FakeReachEnv, "target_choices",
+                        lambda self: [{"colour": c} for c in COLOURS], raising=False)
+    kwargs = {"speed": 0.015}  # some layouts fail (as in the test above)
+    result = collect(QUALIFIED_ID, 4, tmp_path, env_kwargs=kwargs, targets_per_layout=2,
+                     progress=False)
+    eps = ActionChunkDataset(tmp_path, 1).episode_info()
+    assert result.attempts > 4 and all(e["success"] for e in eps)
+    assert [e["attempt"] // 2 for e in eps] == [e["seed"] for e in eps]
+    for a, b in (eps[0:2], eps[2:4]):
+        assert a["seed"] == b["seed"] and a["attempt"] + 1 == b["attempt"]
+        assert json.loads(a["reset_options"]) != json.loads(b["reset_options"])
