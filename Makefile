@@ -28,7 +28,7 @@ mona:
 	  && (apt-get update -qq >/dev/null 2>&1; apt-get install -y -qq mona >/dev/null 2>&1) \
 	  || echo "warning: could not install mona; LTL differential tests will skip (fail under CI=true)"; }
 
-# The main job: every decoder on the shipped checkpoints, a short run (~5 min on 2 cores);
+# The main job: every decoder on the shipped checkpoints, a short run (~8 min on 2 cores);
 # writes to scratch/compare (git-ignored), never over committed results.
 demo: $(STAMP)
 	MUJOCO_GL=egl $(BIN)/robodecode compare --episodes 2 --workers 2
