@@ -17,6 +17,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 from envs.symbolic import SymbolicDomain
+from envs.symbolic.base import shortest_path
 
 
 class UnsatisfiableSpecError(ValueError):
@@ -121,22 +122,13 @@ def shortest_plan(domain: SymbolicDomain, ltl, start: Hashable) -> list[str] | N
     """
     dfa = spec_dfa(domain, ltl)
     root = (start, dfa.step(dfa.initial, domain.label(start) & dfa.atoms))
-    parent: dict[tuple, tuple[tuple, str] | None] = {root: None}
-    queue = deque([root])
-    while queue:
-        node = queue.popleft()
-        if node[1] in dfa.accepting:
-            plan: list[str] = []
-            while parent[node] is not None:
-                node, step = parent[node]  # type: ignore[misc]
-                plan.append(step)
-            return plan[::-1]
-        for step, nxt in domain.successors(node[0]):
-            pair = (nxt, dfa.step(node[1], domain.label(nxt) & dfa.atoms))
-            if pair not in parent and pair[1] in dfa.live:
-                parent[pair] = (node, step)
-                queue.append(pair)
-    return None
+
+    def successors(node: tuple) -> list[tuple[str, tuple]]:
+        return [(step, (nxt, dfa.step(node[1], domain.label(nxt) & dfa.atoms)))
+                for step, nxt in domain.successors(node[0])]
+
+    return shortest_path(root, successors, goal=lambda node: node[1] in dfa.accepting,
+                         forbidden=lambda node: node[1] not in dfa.live)
 
 
 @dataclass(frozen=True)

@@ -126,8 +126,7 @@ class SymbolicDomain(ABC):
         Returns:
             The steps, or None when no such path exists.
         """
-        if forbidden(start):
-            return None
+        return shortest_path(start, self.successors, goal, forbidden)
         parent: dict[State, tuple[State, str] | None] = {start: None}
         queue = deque([start])
         while queue:
@@ -143,6 +142,39 @@ class SymbolicDomain(ABC):
                     parent[nxt] = (s, step)
                     queue.append(nxt)
         return None
+
+
+def shortest_path(start: Hashable, successors: Callable[[Any], Iterable[tuple[str, Any]]],
+                  goal: Callable[[Any], bool],
+                  forbidden: Callable[[Any], bool] = lambda s: False) -> list[str] | None:
+    """Shortest step list from ``start`` to a node satisfying ``goal`` (breadth-first search).
+
+    Args:
+        start: The first node.
+        successors: ``node -> [(step, next_node), ...]``.
+        goal: Whether a node ends the search.
+        forbidden: Nodes never entered (``start`` included).
+
+    Returns:
+        The steps, or None when no such path exists.
+    """
+    if forbidden(start):
+        return None
+    parent: dict[Any, tuple[Any, str] | None] = {start: None}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        if goal(node):
+            path: list[str] = []
+            while parent[node] is not None:
+                node, step = parent[node]  # type: ignore[misc]
+                path.append(step)
+            return path[::-1]
+        for step, nxt in successors(node):
+            if nxt not in parent and not forbidden(nxt):
+                parent[nxt] = (node, step)
+                queue.append(nxt)
+    return None
 
 
 @dataclass(frozen=True)
