@@ -50,6 +50,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from envs.layout_targets import layout_targets
 from envs.lerobot_format import IMAGE_PREFIX, IMAGE_STRUCT, INFO_PATH, encode_png, write_json_atomic
 from envs.lerobot_format import write_parquet_atomic as _write_parquet
 
@@ -234,19 +235,8 @@ class _Recorder:
     def layout_targets(self, seed: int) -> list[dict[str, Any]]:
         """The ``targets_per_layout`` distinct targets of layout ``seed`` (its own one first)."""
         if seed not in self._targets:
-            base = self.env.unwrapped
-            if not hasattr(base, "target_choices"):
-                raise ValueError(f"targets_per_layout={self.per_layout} needs an env with "
-                                 f"target_choices(); {type(base).__name__} has none")
-            self.env.reset(seed=seed)
-            own = base.target
-            others = [t for t in base.target_choices() if t != own]
-            if self.per_layout - 1 > len(others):
-                raise ValueError(f"targets_per_layout={self.per_layout} exceeds the "
-                                 f"{len(others) + 1} targets of layout seed {seed}")
-            picks = np.random.default_rng(seed).choice(len(others), self.per_layout - 1,
-                                                       replace=False)
-            self._targets = {seed: [own, *(others[i] for i in picks)]}  # keep only the last
+            targets = layout_targets(self.env, seed, self.per_layout)
+            self._targets = {seed: targets}  # keep only the last
         return self._targets[seed]
 
     def close(self) -> None:

@@ -131,12 +131,13 @@ class Backbone(nn.Module):
         self.run(prefix, cache, append=True, causal=False)
         return cache
 
-    def run_full(self, prefix: torch.Tensor, actions: torch.Tensor, *, causal: bool
-                 ) -> torch.Tensor:
+    def run_full(self, prefix: torch.Tensor, actions: torch.Tensor, *, causal: bool,
+                 with_prefix: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Training pass over [prefix | actions] in one call; returns the action states.
 
         The mask reproduces the cached path: prefix tokens see only the prefix; action tokens
-        see the prefix and (causally or all) the action tokens.
+        see the prefix and (causally or all) the action tokens. ``with_prefix`` also returns
+        the prefix tokens' final states: ``(action_states, prefix_states)``.
         """
         p, t = prefix.shape[1], actions.shape[1]
         x = torch.cat([prefix, actions], dim=1)
@@ -144,7 +145,8 @@ class Backbone(nn.Module):
         mask = full_mask(p, t, causal=causal, device=x.device)
         for i, block in enumerate(self.blocks):
             h = block(h, i, None, append=False, mask=mask)
-        return self.ln_f(h[:, p:])
+        h = self.ln_f(h)
+        return (h[:, p:], h[:, :p]) if with_prefix else h[:, p:]
 
 
 def full_mask(prefix_len: int, n_actions: int, *, causal: bool,

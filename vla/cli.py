@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from vla.config import parse_overrides
+
 SCRATCH = Path("scratch/vla")
 DEFAULT_INSTRUCTION_CACHE = SCRATCH / "instructions.safetensors"
 DEFAULT_DATA_CACHE = SCRATCH / "chunks"
@@ -23,24 +25,6 @@ def _torch_setup(threads: int, device: str):
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise typer.BadParameter(f"device {device!r} requested but CUDA is not available")
     return torch
-
-
-def parse_overrides(items: list[str]) -> dict:
-    """``["lang_tokens=16", "lang_features=tokens"]`` -> config overrides (JSON or plain text).
-
-    Raises:
-        ValueError: If an item has no ``=``.
-    """
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:

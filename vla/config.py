@@ -45,6 +45,20 @@ class VLAConfig:
             image tokens can depend on which object the instruction names.
         lang_film_all: With ``lang_film``, FiLM-modulate every CNN stage's output (RT-1's
             FiLM-EfficientNet conditions every block), not only the last feature map.
+        image_keypoints: Spatial-softmax keypoints per camera (0: none). A 1x1 conv turns the
+            (FiLM-modulated) output of CNN stage ``keypoint_stage`` into this many heatmaps;
+            each heatmap's expected (x, y) becomes one extra image token (Levine et al. 2016,
+            Diffusion Policy). With language FiLM the heatmaps can follow the named block, so
+            the policy reads its coordinates directly instead of decoding them from pooled
+            features.
+        keypoint_stage: 0-based CNN stage whose output map feeds the keypoints (an earlier,
+            finer map localizes better).
+        state_dropout: Training-time probability that a sample's state token is replaced by a
+            learned "no state" token, so the policy cannot act from proprioception alone (the
+            gripper's random start position otherwise identifies the demo episode).
+        aux_target_weight: Weight of an auxiliary training loss that regresses, from the
+            observation prefix, where the demo grasps and where it releases (the gripper xyz
+            at its first closing and its first re-opening action); 0 disables it.
         d_model: Transformer width.
         n_layers: Transformer blocks.
         n_heads: Attention heads per block (must divide d_model).
@@ -69,6 +83,10 @@ class VLAConfig:
     lang_film: bool = True
     lang_features: str = "pooled"
     lang_film_all: bool = False
+    image_keypoints: int = 0
+    keypoint_stage: int = 1
+    state_dropout: float = 0.0
+    aux_target_weight: float = 0.0
     d_model: int = 128
     n_layers: int = 4
     n_heads: int = 4
@@ -115,6 +133,15 @@ class VLAConfig:
                              f"{self.lang_features!r}")
         if self.lang_film_all and not self.lang_film:
             raise ValueError("lang_film_all needs lang_film=True")
+        if self.image_keypoints < 0:
+            raise ValueError(f"image_keypoints must be >= 0, got {self.image_keypoints}")
+        if not 0 <= self.keypoint_stage < len(self.cnn_channels):
+            raise ValueError(f"keypoint_stage must index cnn_channels (0..."
+                             f"{len(self.cnn_channels) - 1}), got {self.keypoint_stage}")
+        if not 0.0 <= self.state_dropout <= 1.0:
+            raise ValueError(f"state_dropout must be in [0, 1], got {self.state_dropout}")
+        if self.aux_target_weight < 0:
+            raise ValueError(f"aux_target_weight must be >= 0, got {self.aux_target_weight}")
         if self.param_dtype not in ("float16", "float32"):
             raise ValueError(f"param_dtype must be 'float16' or 'float32', got "
                              f"{self.param_dtype!r}")
@@ -127,7 +154,7 @@ class VLAConfig:
     @property
     def n_image_tokens(self) -> int:
         """Image tokens over all cameras."""
-        return len(self.cameras) * self.image_grid ** 2
+        return len(self.cameras) * (self.image_grid ** 2 + self.image_keypoints)
 
     @property
     def prefix_len(self) -> int:
@@ -175,7 +202,8 @@ class VLAConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         # Checkpoints written before these switches existed were built without them.
         data = {"lang_norm": False, "lang_film": False, "lang_features": "pooled",
-                "lang_film_all": False, **data}
+                "lang_film_all": False, "image_keypoints": 0, "state_dropout": 0.0,
+                "aux_target_weight": 0.0, **data}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown VLAConfig fields {unknown}; known: {sorted(known)}")
@@ -200,3 +228,21 @@ def preset(name: str, **overrides: Any) -> VLAConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known: {sorted(PRESETS)}")
     return VLAConfig(**{**PRESETS[name], **overrides})
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["lang_tokens=16", "lang_features=tokens"]`` -> config overrides (JSON or plain text).
+
+    Raises:
+        ValueError: If an item has no ``=``.
+    """
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out

@@ -36,6 +36,7 @@ class ChunkTensors:
         instr_index: (N,) index into ``instructions``.
         instructions: Distinct instruction strings.
         episode: (N,) episode index of each item.
+        aux: Optional (N, 7) auxiliary targets (:func:`grasp_release_targets`), else ``None``.
     """
 
     images: dict[str, torch.Tensor]
@@ -45,6 +46,7 @@ class ChunkTensors:
     instr_index: torch.Tensor
     instructions: list[str]
     episode: torch.Tensor
+    aux: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.state.shape[0]
@@ -55,7 +57,8 @@ class ChunkTensors:
                             state=self.state.to(device), actions=self.actions.to(device),
                             is_pad=self.is_pad.to(device),
                             instr_index=self.instr_index.to(device),
-                            instructions=self.instructions, episode=self.episode.to(device))
+                            instructions=self.instructions, episode=self.episode.to(device),
+                            aux=self.aux.to(device) if self.aux is not None else None)
 
     def batch(self, idx: torch.Tensor, lang_table: torch.Tensor, size: int, shift: int = 0,
               generator: torch.Generator | None = None) -> tuple[
@@ -73,7 +76,8 @@ class ChunkTensors:
         if shift > 0:
             images = [random_shift(x, shift, generator) for x in images]
         obs = Observation(images=images, state=self.state[idx],
-                          lang=lang_table[self.instr_index[idx]])
+                          lang=lang_table[self.instr_index[idx]],
+                          aux=self.aux[idx] if self.aux is not None else None)
         return obs, self.actions[idx], self.is_pad[idx]
 
     def obs_dict(self, idx: Sequence[int]) -> dict[str, Any]:
@@ -83,6 +87,34 @@ class ChunkTensors:
         out["state"] = self.state[idx_t]
         out["instruction"] = [self.instructions[int(i)] for i in self.instr_index[idx_t]]
         return out
+
+
+def grasp_release_targets(data: ChunkTensors, gripper_dim: int = -1, xyz: slice = slice(0, 3)
+                          ) -> torch.Tensor:
+    """Per item: where its episode's demo grasps and releases, for the auxiliary loss.
+
+    The grasp point is the state's ``xyz`` at the episode's first closing gripper action
+    (first action of the chunk ``< 0`` in ``gripper_dim``), the release point the same at the
+    first opening action after it. Returns (N, 7): grasp xyz, release xyz and a validity flag
+    (0 where an episode never closes, or never re-opens: then the release xyz is the last
+    state's and still counts as a target only for the grasp).
+    """
+    n = len(data)
+    out = torch.zeros(n, 7)
+    first_grip = data.actions[:, 0, gripper_dim].cpu()
+    state, episode = data.state.cpu(), data.episode.cpu()
+    for e in episode.unique():
+        idx = (episode == e).nonzero().flatten()  # items of one episode, in time order
+        closing = (first_grip[idx] < 0).nonzero().flatten()
+        if len(closing) == 0:
+            continue
+        grasp = idx[closing[0]]
+        later = (first_grip[idx[closing[0]:]] > 0).nonzero().flatten()
+        release = idx[closing[0] + later[0]] if len(later) else idx[-1]
+        out[idx, 0:3] = state[grasp, xyz]
+        out[idx, 3:6] = state[release, xyz]
+        out[idx, 6] = 1.0
+    return out
 
 
 def random_shift(x: torch.Tensor, shift: int, generator: torch.Generator | None

@@ -44,6 +44,14 @@ class ImageEncoder(nn.Module):
         self.stage_films = nn.ModuleList(
             nn.Linear(config.d_model, 2 * c) for c in config.cnn_channels[:-1]
         ) if config.lang_film_all else None
+        self.n_keypoints = config.image_keypoints
+        self.keypoint_stage = config.keypoint_stage
+        if self.n_keypoints:
+            c_kp = config.cnn_channels[config.keypoint_stage]
+            self.kp_conv = nn.Conv2d(c_kp, self.n_keypoints, 1)
+            self.kp_embed = nn.Sequential(nn.Linear(2, config.d_model), nn.GELU(),
+                                          nn.Linear(config.d_model, config.d_model))
+            self.kp_ids = nn.Parameter(torch.zeros(self.n_keypoints, config.d_model))
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B, H, W, 3) -> float (B, 3, size, size) in [-1, 1] (area resize if needed)."""
@@ -62,30 +70,49 @@ class ImageEncoder(nn.Module):
                 nn.init.zeros_(film.weight)
                 nn.init.zeros_(film.bias)
 
-    def _features(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        """CNN feature map, FiLM-modulated after the last (or every) stage."""
-        films = [*(self.stage_films or []), self.film] if cond is not None else []
-        if self.stage_films is None or cond is None:
-            f = self.cnn(x)
-            return _film(f, self.film, cond) if self.film is not None and cond is not None else f
-        f = x
+    def _features(self, x: torch.Tensor, cond: torch.Tensor | None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(last feature map, output map of ``keypoint_stage``), FiLM-modulated by ``cond``.
+
+        The last map is modulated by ``film``; with ``stage_films`` every stage's output is.
+        """
+        films = [*(self.stage_films or [None] * (len(self.cnn) // 3 - 1)), self.film]
+        f, kp_map = x, x
         for stage, film in enumerate(films):
             f = self.cnn[3 * stage + 2](self.cnn[3 * stage + 1](self.cnn[3 * stage](f)))
-            f = _film(f, film, cond)
-        return f
+            if film is not None and cond is not None:
+                f = _film(f, film, cond)
+            if stage == self.keypoint_stage:
+                kp_map = f
+        return f, kp_map
+
+    def keypoints(self, kp_map: torch.Tensor) -> torch.Tensor:
+        """Spatial softmax: (B, C, h, w) map -> expected (x, y) in [-1, 1] per heatmap (B, K, 2)."""
+        heat = self.kp_conv(kp_map)
+        b, k, h, w = heat.shape
+        prob = heat.flatten(2).float().softmax(-1).view(b, k, h, w)
+        ys = torch.linspace(-1.0, 1.0, h, device=heat.device)
+        xs = torch.linspace(-1.0, 1.0, w, device=heat.device)
+        x = (prob.sum(2) * xs).sum(-1)
+        y = (prob.sum(3) * ys).sum(-1)
+        return torch.stack([x, y], dim=-1).to(heat.dtype)
 
     def forward(self, images: Sequence[torch.Tensor], cond: torch.Tensor | None = None
                 ) -> torch.Tensor:
         """One preprocessed (B, 3, size, size) tensor per camera -> tokens (B, N_img, d).
 
         ``cond`` (B, d) is the language summary that FiLM-modulates the last feature map (every
-        stage's with ``config.lang_film_all``).
+        stage's with ``config.lang_film_all``). With ``image_keypoints`` each camera adds one
+        token per spatial-softmax keypoint after its grid tokens.
         """
         tokens = []
         for cam, x in enumerate(images):
-            f = self._features(x.to(self.proj.weight.dtype), cond)
+            f, kp_map = self._features(x.to(self.proj.weight.dtype), cond)
             f = F.adaptive_avg_pool2d(f, self.grid)
             tokens.append(self.proj(f.flatten(2).transpose(1, 2)) + self.camera_embed[cam])
+            if self.n_keypoints:
+                kp = self.kp_embed(self.keypoints(kp_map)) + self.kp_ids
+                tokens.append(kp + self.camera_embed[cam])
         return torch.cat(tokens, dim=1)
 
 

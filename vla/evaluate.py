@@ -118,13 +118,15 @@ def instruction_sensitivity(model: VLAModel, data: ChunkTensors, indices: Sequen
         kw = {}
         if model.config.head == "flow":
             kw = {"generator": torch.Generator(device=model.device).manual_seed(i)}
-        a = model.tokenizer.normalize(torch.as_tensor(model.predict_chunk(obs, **kw)[0]))
+        a = model.tokenizer.normalize(torch.as_tensor(model.predict_chunk(obs, **kw)[0],
+                                                      device=model.device))
         own = obs["instruction"][0]
         others = [t for t in pool if t != own]
         obs["instruction"] = [next((t for t in others if t > own), others[0])]
         if model.config.head == "flow":
             kw = {"generator": torch.Generator(device=model.device).manual_seed(i)}
-        b = model.tokenizer.normalize(torch.as_tensor(model.predict_chunk(obs, **kw)[0]))
+        b = model.tokenizer.normalize(torch.as_tensor(model.predict_chunk(obs, **kw)[0],
+                                                      device=model.device))
         changes.append(float((a - b).abs().mean()))
     return statistics.fmean(changes)
 

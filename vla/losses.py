@@ -7,7 +7,10 @@
   actions - noise, MSE; t drawn as pi0 does (noise level 1 - t ~ Beta(1.5, 1)) or uniform.
 * ``oft``: L1 between the one-pass chunk and the normalized actions.
 
-Padded action steps (``action_is_pad``) never count in a loss.
+Padded action steps (``action_is_pad``) never count in a loss. With
+``config.aux_target_weight`` every head adds ``weight x`` the MSE of an auxiliary regression,
+from the mean of the prefix's final states, of the demo's grasp and release points (normalized
+like the state; items whose episode never grasps are left out).
 """
 
 from __future__ import annotations
@@ -29,11 +32,43 @@ def head_loss(model: VLAModel, obs: Observation, actions: torch.Tensor,
     cfg = model.config
     dev = model.device
     actions = actions.to(dev)
-    b = actions.shape[0]
     if actions.shape[1:] != (cfg.horizon, cfg.action_dim):
         raise ValueError(f"actions must be (B, {cfg.horizon}, {cfg.action_dim}), got "
                          f"{tuple(actions.shape)}")
     prefix = model.prefix_tokens(obs)
+    aux_on = cfg.aux_target_weight > 0 and obs.aux is not None
+    states: dict[str, torch.Tensor] = {}
+
+    def run(x: torch.Tensor, causal: bool) -> torch.Tensor:
+        if not aux_on:
+            return model.backbone.run_full(prefix, x, causal=causal)
+        h, states["prefix"] = model.backbone.run_full(prefix, x, causal=causal,
+                                                      with_prefix=True)
+        return h
+
+    loss, metrics = _head_loss(model, prefix, actions, is_pad, generator, run)
+    if aux_on:
+        aux = _aux_loss(model, states["prefix"], obs.aux.to(dev))
+        metrics["aux"] = float(aux.detach())
+        loss = loss + cfg.aux_target_weight * aux
+    return loss, metrics
+
+
+def _aux_loss(model: VLAModel, prefix_states: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
+    """MSE of the grasp/release point regression on the items whose target is valid."""
+    norm = model.state_norm
+    xyz = slice(0, 3)
+    mean, std = norm.mean[xyz].to(aux.dtype), norm.std[xyz].to(aux.dtype)
+    target = torch.cat([(aux[:, 0:3] - mean) / std, (aux[:, 3:6] - mean) / std], dim=-1)
+    pred = model.aux_head(prefix_states.mean(1)).float()
+    w = aux[:, 6:7].float()
+    return ((pred - target.float()).pow(2) * w).sum() / (w.sum() * 6).clamp_min(1.0)
+
+
+def _head_loss(model: VLAModel, prefix: torch.Tensor, actions: torch.Tensor,
+               is_pad: torch.Tensor | None, generator: torch.Generator | None, run
+               ) -> tuple[torch.Tensor, dict[str, float]]:
+    cfg, dev, b = model.config, model.device, actions.shape[0]
     valid_steps = (~is_pad.bool()).to(dev) if is_pad is not None else torch.ones(
         b, cfg.horizon, dtype=torch.bool, device=dev)
     if cfg.head in ("ar", "diffusion"):
@@ -41,12 +76,12 @@ def head_loss(model: VLAModel, obs: Observation, actions: torch.Tensor,
         valid = valid_steps.repeat_interleave(cfg.action_dim, dim=-1)
         if cfg.head == "ar":
             inputs = torch.cat([model.bos_ids(b), targets[:, :-1]], dim=1)
-            h = model.backbone.run_full(prefix, model.tok_embed(inputs), causal=True)
+            h = run(model.tok_embed(inputs), True)
         else:
             masked = _cosine_mask(b, targets.shape[1], generator).to(dev)
             valid = valid & masked
             inputs = torch.where(masked, torch.full_like(targets, cfg.mask_id), targets)
-            h = model.backbone.run_full(prefix, model.tok_embed(inputs), causal=False)
+            h = run(model.tok_embed(inputs), False)
         logits = model.lm_head(h)
         ce = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
         w = valid.flatten().float()
@@ -60,11 +95,11 @@ def head_loss(model: VLAModel, obs: Observation, actions: torch.Tensor,
         t = _flow_times(b, cfg.flow_time_dist, generator).to(dev, target.dtype)
         x_t = (1 - t[:, None, None]) * noise + t[:, None, None] * target
         x = model.act_in(x_t) + model._time_embed(t, b)[:, None]
-        v = model.act_out(model.backbone.run_full(prefix, x, causal=False))
+        v = model.act_out(run(x, False))
         err = (v - (target - noise)).pow(2)
     else:
         q = model.queries.unsqueeze(0).expand(b, -1, -1)
-        h = model.backbone.run_full(prefix, q, causal=False)
+        h = run(q, False)
         err = (model.act_out(h + model.act_mlp(h)) - target).abs()
     loss = (err * w).sum() / (w.sum() * cfg.action_dim).clamp_min(1.0)
     return loss, {"loss": float(loss.detach())}

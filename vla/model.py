@@ -30,11 +30,13 @@ class Observation:
         images: One float (B, 3, s, s) tensor per camera of the config.
         state: Raw state (B, S) in env units (normalized inside the model).
         lang: MiniLM features, (B, 384) pooled or (B, L, 384) per token.
+        aux: Training only: (B, 7) auxiliary targets (``vla.data.grasp_release_targets``).
     """
 
     images: list[torch.Tensor]
     state: torch.Tensor
     lang: torch.Tensor
+    aux: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -108,6 +110,10 @@ class VLAModel(nn.Module):
         self.lang_proj = LanguageProjector(config)
         self.state_enc = StateEncoder(config)
         self.backbone = Backbone(config)
+        if config.state_dropout > 0:
+            self.state_null = nn.Parameter(torch.zeros(1, 1, d))
+        if config.aux_target_weight > 0:
+            self.aux_head = nn.Linear(d, 6)
         if config.head in ("ar", "diffusion"):
             self.tok_embed = nn.Embedding(config.n_bins + 1, d)  # + BOS / [MASK]
             self.lm_head = nn.Linear(d, config.n_bins)
@@ -184,6 +190,10 @@ class VLAModel(nn.Module):
         img = self.image_enc([x.to(self.dtype) for x in obs.images],
                              cond=self.lang_proj.summary(lang, obs.lang))
         state = self.state_enc(self.state_norm(obs.state).to(self.dtype))
+        if self.training and self.config.state_dropout > 0:
+            drop = torch.rand(state.shape[0], 1, 1, device=state.device) < \
+                self.config.state_dropout
+            state = torch.where(drop, self.state_null.to(state.dtype), state)
         return torch.cat([img, lang, state], dim=1)
 
     def encode_prefix(self, obs: Observation) -> DynamicCache:

@@ -9,6 +9,7 @@ saved one stopped (weights, AdamW moments and EMA are stored in the checkpoint f
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -118,6 +119,12 @@ class Trainer:
     def __init__(self, model: VLAModel, train_data: ChunkTensors, val_data: ChunkTensors | None,
                  config: TrainConfig, out: str | Path) -> None:
         dev = model.device
+        if model.config.aux_target_weight > 0:
+            from vla.data import grasp_release_targets
+
+            train_data = dataclasses.replace(train_data, aux=grasp_release_targets(train_data))
+            if val_data is not None:
+                val_data = dataclasses.replace(val_data, aux=grasp_release_targets(val_data))
         self.model, self.train_data = model, train_data.to(dev)
         self.val_data = val_data.to(dev) if val_data is not None else None
         self.config, self.out = config, Path(out)

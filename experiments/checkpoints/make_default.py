@@ -56,15 +56,30 @@ def load_archive(archive: Path, seed: int):
             instr_index=torch.tensor([remap[i] for i in old.tolist()]),
             instructions=[meta["instructions"][o] for o in used], episode=episode[idx])
 
-    split = meta["splits"][str(seed)]
+    split = meta["splits"].get(str(seed)) or episode_split(meta["episodes"], seed)
     stats = {k: {n: np.asarray(v, np.float32) for n, v in d.items()}
              for k, d in meta["stats"].items()}
     return Split(part(split["train"]), part(split["val"]), stats, meta["action_dim"],
                  meta["state_dim"])
 
 
-def _record(env_id: str, seed: int, size: int) -> dict:
-    """One expert episode, recorded as ``envs.lerobot_dataset.record_episode`` does."""
+def episode_split(n_eps: int, seed: int) -> dict[str, list[int]]:
+    """``envs.dataset_reader.split_episodes`` with val_fraction 0.1 (no pyarrow needed)."""
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(n_eps)
+    n_val = min(max(int(round(0.1 * n_eps)), 1), n_eps - 1)
+    return {"train": sorted(int(i) for i in order[n_val:]),
+            "val": sorted(int(i) for i in order[:n_val])}
+
+
+def _record(env_id: str, seed: int, size: int, per_layout: int = 1, attempt: int = 0) -> dict:
+    """One expert episode, recorded as ``envs.lerobot_dataset.record_episode`` does.
+
+    With ``per_layout > 1`` the layout of ``seed`` is kept and the target is the
+    ``attempt``-th of its ``envs.layout_targets.layout_targets`` (as ``collect
+    --targets-per-layout`` does).
+    """
     import gymnasium as gym
     import numpy as np
     import torch
@@ -72,9 +87,13 @@ def _record(env_id: str, seed: int, size: int) -> dict:
 
     import envs  # noqa: F401 - registers the ids
     from envs.experts import make_expert
+    from envs.layout_targets import layout_targets
 
     env = gym.make(env_id)
-    obs, info = env.reset(seed=seed)
+    options = None
+    if per_layout > 1:
+        options = {"target": layout_targets(env, seed, per_layout)[attempt]}
+    obs, info = env.reset(seed=seed, options=options)
     expert = make_expert(env, seed=seed)
     expert.reset()
     low, high = env.action_space.low, env.action_space.high
@@ -107,9 +126,11 @@ def collect_archive(args: argparse.Namespace) -> None:
 
     import numpy as np
 
-    seeds = list(range(args.collect_seed, args.collect_seed + args.collect))
+    k = args.targets_per_layout
+    jobs = [(args.env, args.collect_seed + i // k, args.image_size, k, i % k)
+            for i in range(args.collect)]
     with mp.get_context("spawn").Pool(args.workers) as pool:
-        episodes = pool.starmap(_record, [(args.env, s, args.image_size) for s in seeds])
+        episodes = pool.starmap(_record, jobs, chunksize=4)
     episodes = [e for e in episodes if e["success"]]
     h = args.horizon
     texts = sorted({e["instruction"] for e in episodes})
@@ -129,18 +150,14 @@ def collect_archive(args: argparse.Namespace) -> None:
     np.savez(args.archive / "chunks_all.npz", **arrays)
     n_eps, actions, state = len(episodes), np.concatenate([e["action"] for e in episodes]), \
         arrays["state"]
-    splits = {}
-    for seed in args.seeds:  # envs.dataset_reader.split_episodes with val_fraction 0.1
-        order = np.random.default_rng(seed).permutation(n_eps)
-        n_val = min(max(int(round(0.1 * n_eps)), 1), n_eps - 1)
-        splits[str(seed)] = {"train": sorted(int(i) for i in order[n_val:]),
-                             "val": sorted(int(i) for i in order[:n_val])}
+    splits = {str(seed): episode_split(n_eps, seed) for seed in args.seeds}
     stats = {"action": {"q01": np.quantile(actions, 0.01, 0).tolist(),
                         "q99": np.quantile(actions, 0.99, 0).tolist()},
              "state": {"mean": state.mean(0).tolist(), "std": state.std(0).tolist()}}
     meta = {"instructions": texts, "action_dim": int(actions.shape[1]),
             "state_dim": int(state.shape[1]), "env_id": args.env, "episodes": n_eps,
-            "episode_seeds": [args.collect_seed, args.collect_seed + args.collect],
+            "episode_seeds": [args.collect_seed, args.collect_seed + -(-args.collect // k)],
+            "targets_per_layout": k,
             "splits": splits, "stats": stats}
     (args.archive / "chunks_meta.json").write_text(json.dumps(meta))
     print(f"collected {n_eps} episodes, {len(arrays['state'])} frames", flush=True)
@@ -158,8 +175,10 @@ def train_job(args: argparse.Namespace, head: str, seed: int) -> None:
     torch.set_num_threads(1)
     split = load_archive(args.archive, seed)
     shared = InstructionCache(args.archive / "instructions.safetensors", allow_encoder=False)
+    from vla.config import parse_overrides
+
     cfg = preset(args.preset, head=head, horizon=args.horizon, action_dim=split.action_dim,
-                 state_dim=split.state_dim)
+                 state_dim=split.state_dim, **parse_overrides(args.set or []))
     torch.manual_seed(seed)
     model = VLAModel(cfg, instructions=InstructionCache(allow_encoder=False))
     for t in shared.instructions:  # train + held-out instructions: no MiniLM at eval time
@@ -167,8 +186,11 @@ def train_job(args: argparse.Namespace, head: str, seed: int) -> None:
     model.set_stats(split.stats, instructions=split.train.instructions)
     model.to(args.device)
     tcfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                       warmup=args.warmup, ema=args.ema, seed=seed, eval_every=args.eval_every)
+                       warmup=args.warmup, ema=args.ema, seed=seed, eval_every=args.eval_every,
+                       augment_shift=args.augment_shift)
     trainer = Trainer(model, split.train, split.val, tcfg, args.out / f"seed{seed}" / head)
+    if trainer.resume():  # a run cut short (device-time limit) goes on from its last save
+        print(f"resumed {head} seed {seed} at step {trainer.step}", flush=True)
     history = trainer.run(progress=False)
     print(json.dumps({"head": head, "seed": seed, **history[-1]}), flush=True)
 
@@ -223,12 +245,18 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--eval-every", type=int, default=1000)
+    p.add_argument("--augment-shift", type=int, default=4)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="VLAConfig override (JSON value), repeatable, as robodecode train --set")
+    p.add_argument("--heads", nargs="+", default=list(HEADS))
     p.add_argument("--distill-steps", type=int, default=3000)
     p.add_argument("--distill-lr", type=float, default=3e-4)
     p.add_argument("--n-trajectories", type=int, default=8192)
     p.add_argument("--collect", type=int, default=0,
                    help="collect this many expert episodes into --archive first")
     p.add_argument("--collect-seed", type=int, default=1_000_000)
+    p.add_argument("--targets-per-layout", type=int, default=1,
+                   help="episodes per layout, each under another target (counterfactual demos)")
     p.add_argument("--env", default="robodecode/TabletopPickPlace-v0")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=8)
@@ -245,11 +273,13 @@ def main() -> None:
         collect_archive(args)
         return
     base = list(sys.argv[1:])
-    jobs = [f"train:{h}:{s}" for s in args.seeds for h in HEADS]
+    jobs = [f"train:{h}:{s}" for s in args.seeds for h in args.heads]
     tic = time.time()
     procs = [_spawn([*base, *_device_args(args, i), "--job", job]) for i, job in enumerate(jobs)]
     codes = [q.wait() for q in procs]
     print(f"training done in {time.time() - tic:.0f} s, exit codes {codes}", flush=True)
+    if "ar" not in args.heads or args.distill_steps <= 0:
+        return
     procs = [_spawn([*base, *_device_args(args, i), "--job", f"distill:{s}"])
              for i, s in enumerate(args.seeds)]
     codes = [q.wait() for q in procs]
