@@ -36,6 +36,10 @@ COMMITTED = REPO / "experiments" / "results"
 SCRATCH = Path("scratch") / "compare"
 HELDOUT_SEED_OFFSET = 50_000
 SEED_STRIDE = 100_000
+CONDITIONS = ("train", "heldout", "latency")
+GROUNDING: dict[str, Any] = {"image_keypoints": 16, "lang_film_all": True, "state_dropout": 0.5,
+                             "aux_target_weight": 1.0, "ar_input_noise": 0.4}
+"""``VLAConfig`` switches of the shipped checkpoints (experiments/checkpoints/COMMANDS.md)."""
 
 
 def env_folder(env_id: str) -> str:
@@ -59,11 +63,18 @@ class CompareConfig:
         threads: Torch threads per worker.
         k: Actions executed per chunk (``None``: the whole chunk).
         latency: Latency of the latency-aware runs: ``measured`` or milliseconds.
+        conditions: Which of ``train``, ``heldout``, ``latency`` to evaluate (default all; a
+            large paired run of a few decoders may take ``train`` alone).
         checkpoints: Root of the checkpoint sets (``None``: shipped, else scratch).
         retrain: Train every set again even if one exists.
         quick: Smoke settings: tiny model, ~50 steps, a tiny dataset.
         demo_episodes: Expert demos to collect when the dataset is missing.
+        targets_per_layout: Demos per scene layout, each under another target (counterfactual
+            demos; the shipped set used 4).
+        demo_seed: First layout seed of the collected demos.
         preset: Model size of newly trained heads.
+        config_overrides: ``VLAConfig`` switches of newly trained heads (default: the
+            grounding recipe the shipped set was trained with, ``GROUNDING``).
         train_steps: Training steps per head.
         batch_size: Training batch size.
         distill_steps: Consistency-distillation steps.
@@ -81,15 +92,19 @@ class CompareConfig:
     threads: int = 1
     k: int | None = None
     latency: str = "measured"
+    conditions: tuple[str, ...] = CONDITIONS
     checkpoints: Path | None = None
     retrain: bool = False
     quick: bool = False
-    demo_episodes: int = 300
+    demo_episodes: int = 4000
+    targets_per_layout: int = 4
+    demo_seed: int = 1_000_000
     preset: str = "cpu"
-    train_steps: int = 6000
+    config_overrides: dict[str, Any] = field(default_factory=lambda: dict(GROUNDING))
+    train_steps: int = 12000
     batch_size: int = 128
-    distill_steps: int = 3000
-    n_trajectories: int = 8192
+    distill_steps: int = 1500
+    n_trajectories: int = 4096
     command: str = field(default_factory=lambda: shlex.join(["robodecode", *sys.argv[1:]]))
 
     def __post_init__(self) -> None:
@@ -106,6 +121,13 @@ class CompareConfig:
             raise ValueError(f"train_seeds must be distinct and non-empty, got {self.train_seeds}")
         if self.k is not None and self.k < 1:
             raise ValueError(f"k must be >= 1, got {self.k}")
+        self.conditions = tuple(dict.fromkeys(self.conditions))
+        unknown = [c for c in self.conditions if c not in CONDITIONS]
+        if unknown or not self.conditions:
+            raise ValueError(f"conditions must be drawn from {CONDITIONS}, got "
+                             f"{list(self.conditions)}")
+        if "train" not in self.conditions:
+            raise ValueError("conditions must include 'train' (the table's pc_success)")
         if self.jobs > 1 and self.workers == 1:  # workers=1 evaluates in this process
             raise ValueError("jobs > 1 needs workers >= 2: in-process evaluation (workers=1) "
                              "is not thread-safe")
@@ -119,7 +141,8 @@ class CompareConfig:
     def quick_settings(cls, **overrides: Any) -> CompareConfig:
         """The ``--quick`` smoke configuration (any field may still be overridden)."""
         base = {"quick": True, "decoders": QUICK_DECODERS, "episodes": 1, "workers": 1,
-                "demo_episodes": 2, "preset": "tiny", "train_steps": 50, "batch_size": 8,
+                "demo_episodes": 2, "targets_per_layout": 1, "demo_seed": 0, "preset": "tiny",
+                "train_steps": 50, "batch_size": 8,
                 "distill_steps": 10, "n_trajectories": 32}
         return cls(**{**base, **overrides})
 
@@ -135,7 +158,8 @@ def _inside(path: Path, root: Path) -> bool:
 # ------------------------------------------------------------------------ data and checkpoints
 def dataset_dir(cfg: CompareConfig) -> Path:
     """Where the expert demos of ``cfg`` live (collected on first use)."""
-    tag = f"quick{cfg.demo_episodes}" if cfg.quick else f"demos{cfg.demo_episodes}"
+    tag = (f"quick{cfg.demo_episodes}" if cfg.quick else
+           f"demos{cfg.demo_episodes}-k{cfg.targets_per_layout}-s{cfg.demo_seed}")
     return SCRATCH / "data" / env_folder(cfg.env_id) / tag
 
 
@@ -177,7 +201,8 @@ def ensure_checkpoints(cfg: CompareConfig, log=print) -> dict[int, Path]:
         from envs.lerobot_dataset import collect
 
         log(f"collecting {cfg.demo_episodes} expert demos into {data}")
-        collect(cfg.env_id, cfg.demo_episodes, data, workers=min(2, cfg.workers), seed=0,
+        collect(cfg.env_id, cfg.demo_episodes, data, workers=min(2, cfg.workers),
+                seed=cfg.demo_seed, targets_per_layout=cfg.targets_per_layout,
                 progress=not cfg.quick)
     for seed, heads in todo.items():
         for head in heads:
@@ -226,7 +251,7 @@ def _train(cfg: CompareConfig, data: Path, folder: Path, head: str, seed: int) -
                val_fraction=0.0 if cfg.quick else 0.1,
                eval_every=max(1, min(1000, cfg.train_steps)), resume=not cfg.retrain,
                instruction_cache=DEFAULT_INSTRUCTION_CACHE, data_cache=DEFAULT_DATA_CACHE,
-               progress=not cfg.quick)
+               progress=not cfg.quick, config_overrides=cfg.config_overrides)
 
 
 def fingerprint(folder: Path) -> str:
@@ -245,10 +270,11 @@ def eval_plan(cfg: CompareConfig, sets: dict[int, Path]) -> list[tuple[str, str,
             base = EvalConfig(policy=str(folder), env_id=cfg.env_id, decoder=decoder,
                               episodes=cfg.episodes, seed=cfg.seed + SEED_STRIDE * seed,
                               workers=cfg.workers, threads=cfg.threads, k=cfg.k)
-            plan.append((decoder, "train", seed, base))
-            plan.append((decoder, "heldout", seed,
-                         replace(base, split="heldout", seed=base.seed + HELDOUT_SEED_OFFSET)))
-            plan.append((decoder, "latency", seed, replace(base, latency=cfg.latency)))
+            runs = {"train": base,
+                    "heldout": replace(base, split="heldout",
+                                       seed=base.seed + HELDOUT_SEED_OFFSET),
+                    "latency": replace(base, latency=cfg.latency)}
+            plan += [(decoder, c, seed, runs[c]) for c in cfg.conditions]
     return plan
 
 
@@ -326,8 +352,8 @@ def compare(cfg: CompareConfig, log=print) -> dict[str, Any]:
 
     check_env_id(cfg.env_id)
     sets = ensure_checkpoints(cfg, log=log)
-    log(f"evaluating {len(cfg.decoders)} decoders x {len(sets)} training seed(s) x 3 "
-        f"conditions x {cfg.episodes} episodes")
+    log(f"evaluating {len(cfg.decoders)} decoders x {len(sets)} training seed(s) x "
+        f"{len(cfg.conditions)} conditions x {cfg.episodes} episodes")
     runs = run_evals(cfg, sets, log=log)
     rows = [decoder_row(d, runs[d]) for d in cfg.decoders]
     ks = {r["k"] for r in rows}
@@ -340,6 +366,7 @@ def compare(cfg: CompareConfig, log=print) -> dict[str, Any]:
         "k": ks.pop() if len(ks) == 1 else sorted(ks, key=str),
         "episodes_per_seed": cfg.episodes,
         "latency": cfg.latency,
+        "conditions": list(cfg.conditions),
         "seeds": {"train": list(cfg.train_seeds),
                   "env_first": {str(s): cfg.seed + SEED_STRIDE * s for s in cfg.train_seeds},
                   "heldout_offset": HELDOUT_SEED_OFFSET,
@@ -388,6 +415,9 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         checkpoints: Annotated[Path | None, typer.Option(
             help="Root of seed<S>/ checkpoint sets (default: shipped, else scratch).")] = None,
         seed: Annotated[int, typer.Option(help="First env seed.")] = 1000,
+        conditions: Annotated[list[str] | None, typer.Option(
+            "--conditions", help="train, heldout, latency (repeat the option); default all.")
+        ] = None,
     ) -> None:
         """Compare every action decoder (success, passes, ms, Hz, latency-aware) on one task."""
         from experiments.compare_report import print_table
@@ -401,6 +431,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             given["train_seeds"] = tuple(train_seeds)
         if decoders:
             given["decoders"] = tuple(decoders)
+        if conditions:
+            given["conditions"] = tuple(conditions)
         try:
             cfg = (CompareConfig.quick_settings(**given) if quick else CompareConfig(**given))
             result = compare(cfg, log=lambda m: typer.echo(m, err=True))

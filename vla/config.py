@@ -56,6 +56,9 @@ class VLAConfig:
         state_dropout: Training-time probability that a sample's state token is replaced by a
             learned "no state" token, so the policy cannot act from proprioception alone (the
             gripper's random start position otherwise identifies the demo episode).
+        ar_input_noise: AR head only: training-time probability that each teacher-forced input
+            token (BOS excluded) is replaced by a uniformly random bin, so the head cannot
+            predict a token by copying its neighbours and must read the observation.
         aux_target_weight: Weight of an auxiliary training loss that regresses, from the
             observation prefix, where the demo grasps and where it releases (the gripper xyz
             at its first closing and its first re-opening action); 0 disables it.
@@ -87,6 +90,7 @@ class VLAConfig:
     keypoint_stage: int = 1
     state_dropout: float = 0.0
     aux_target_weight: float = 0.0
+    ar_input_noise: float = 0.0
     d_model: int = 128
     n_layers: int = 4
     n_heads: int = 4
@@ -140,6 +144,8 @@ class VLAConfig:
                              f"{len(self.cnn_channels) - 1}), got {self.keypoint_stage}")
         if not 0.0 <= self.state_dropout <= 1.0:
             raise ValueError(f"state_dropout must be in [0, 1], got {self.state_dropout}")
+        if not 0.0 <= self.ar_input_noise < 1.0:
+            raise ValueError(f"ar_input_noise must be in [0, 1), got {self.ar_input_noise}")
         if self.aux_target_weight < 0:
             raise ValueError(f"aux_target_weight must be >= 0, got {self.aux_target_weight}")
         if self.param_dtype not in ("float16", "float32"):
@@ -203,7 +209,7 @@ class VLAConfig:
         # Checkpoints written before these switches existed were built without them.
         data = {"lang_norm": False, "lang_film": False, "lang_features": "pooled",
                 "lang_film_all": False, "image_keypoints": 0, "state_dropout": 0.0,
-                "aux_target_weight": 0.0, **data}
+                "aux_target_weight": 0.0, "ar_input_noise": 0.0, **data}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown VLAConfig fields {unknown}; known: {sorted(known)}")

@@ -76,6 +76,11 @@ def _head_loss(model: VLAModel, prefix: torch.Tensor, actions: torch.Tensor,
         valid = valid_steps.repeat_interleave(cfg.action_dim, dim=-1)
         if cfg.head == "ar":
             inputs = torch.cat([model.bos_ids(b), targets[:, :-1]], dim=1)
+            if cfg.ar_input_noise > 0 and model.training:
+                noisy = torch.rand(inputs.shape, generator=generator).to(dev) < cfg.ar_input_noise
+                noisy[:, 0] = False  # BOS stays
+                random_bins = torch.randint(cfg.n_bins, inputs.shape, generator=generator)
+                inputs = torch.where(noisy, random_bins.to(dev), inputs)
             h = run(model.tok_embed(inputs), True)
         else:
             masked = _cosine_mask(b, targets.shape[1], generator).to(dev)

@@ -151,3 +151,16 @@ def test_quick_compare_end_to_end(tmp_path, monkeypatch):
     assert {"provenance", "command", "seeds"} <= set(data)
     assert (out / "compare.md").is_file() and (out / "compare.png").is_file()
     assert "success % (95% CI)" in result.output
+
+
+def test_conditions_select_the_eval_runs():
+    from experiments.compare import eval_plan
+
+    cfg = CompareConfig(decoders=("ar", "oft"), conditions=("train",), episodes=3)
+    plan = eval_plan(cfg, {0: Path("set0"), 1: Path("set1")})
+    assert {(d, c, s) for d, c, s, _ in plan} == {("ar", "train", 0), ("ar", "train", 1),
+                                                  ("oft", "train", 0), ("oft", "train", 1)}
+    with pytest.raises(ValueError, match="conditions"):
+        CompareConfig(conditions=("heldout", "typo"))
+    with pytest.raises(ValueError, match="include 'train'"):
+        CompareConfig(conditions=("latency",))

@@ -96,3 +96,20 @@ def test_grounded_model_trains_with_the_aux_loss(make_model, synthetic):
     assert metrics["aux"] < first / 3, (first, metrics["aux"])
     obs.aux = None  # without targets (inference data) the head loss alone is computed
     assert "aux" not in model.compute_loss(obs, actions, pad)[1]
+
+
+def test_ar_input_noise_only_in_training(make_model, synthetic):
+    model = make_model("ar", ar_input_noise=0.5)
+    data = _data(synthetic, model)
+    obs, actions, pad = data.batch(torch.arange(8), model.instructions.embed(data.instructions),
+                                   model.config.image_size)
+    model.train()
+    losses = {float(model.compute_loss(obs, actions, pad,
+                                       generator=torch.Generator().manual_seed(s))[0])
+              for s in range(3)}
+    assert len(losses) == 3  # different corrupted inputs per draw
+    model.eval()
+    clean = make_model("ar").eval()
+    clean.load_state_dict(model.state_dict())
+    torch.testing.assert_close(model.compute_loss(obs, actions, pad)[0],
+                               clean.compute_loss(obs, actions, pad)[0])
