@@ -18,6 +18,13 @@ def _data(synthetic, model) -> ChunkTensors:
     return load_chunks(synthetic, ["image"], model.config.image_size, 4, 4)
 
 
+def _batch(synthetic, model, n: int):
+    """(Observation, actions, is_pad) of the first ``n`` synthetic items."""
+    data = _data(synthetic, model)
+    return data.batch(torch.arange(n), model.instructions.embed(data.instructions),
+                      model.config.image_size)
+
+
 def test_config_rejects_bad_switches():
     with pytest.raises(ValueError, match="keypoint_stage"):
         preset("tiny", image_keypoints=4, keypoint_stage=5)
@@ -49,9 +56,7 @@ def test_keypoints_follow_the_bright_spot(make_model):
 
 def test_state_dropout_acts_only_in_training(make_model, synthetic):
     model = make_model("oft", state_dropout=1.0)
-    data = _data(synthetic, model)
-    obs, _, _ = data.batch(torch.arange(4), model.instructions.embed(data.instructions),
-                           model.config.image_size)
+    obs, _, _ = _batch(synthetic, model, 4)
     model.train()
     prefix = model.prefix_tokens(obs)
     assert torch.equal(prefix[:, -1], model.state_null[0].expand(4, -1))
@@ -100,9 +105,7 @@ def test_grounded_model_trains_with_the_aux_loss(make_model, synthetic):
 
 def test_ar_input_noise_only_in_training(make_model, synthetic):
     model = make_model("ar", ar_input_noise=0.5)
-    data = _data(synthetic, model)
-    obs, actions, pad = data.batch(torch.arange(8), model.instructions.embed(data.instructions),
-                                   model.config.image_size)
+    obs, actions, pad = _batch(synthetic, model, 8)
     model.train()
     losses = {float(model.compute_loss(obs, actions, pad,
                                        generator=torch.Generator().manual_seed(s))[0].detach())
