@@ -239,14 +239,38 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def step_curves(rows: list[dict[str, Any]]) -> dict[str, list[tuple[int, float, float]]]:
+    """Success against step count per iterative family: ``{"diffusion": [(steps, ms, %)]}``.
+
+    Reads ``diffusion@T`` and ``flow@K`` rows (Euler only; ``flow@K:heun`` is another solver),
+    sorted by steps; families with fewer than two step counts are left out.
+    """
+    curves: dict[str, list[tuple[int, float, float]]] = {}
+    for r in rows:
+        family, _, steps = r["decoder"].partition("@")
+        if family in ("diffusion", "flow") and steps.isdigit():
+            curves.setdefault(family, []).append((int(steps), r["ms_per_chunk"],
+                                                  r["pc_success"]))
+    return {f: sorted(c) for f, c in curves.items() if len(c) >= 2}
+
+
 def plot(result: dict[str, Any], path: Path) -> None:
-    """Success (95% CI) and latency-aware success against ms per chunk, one point per decoder."""
+    """Success (95% CI) and latency-aware success against ms per chunk, one point per decoder.
+
+    With two or more step counts of diffusion or flow, a second panel draws success against the
+    number of denoising / integration steps (where the iterative decoders fall off).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    curves = step_curves(result["rows"])
+    fig, axes = plt.subplots(1, 2 if curves else 1, figsize=(11 if curves else 7, 4.5),
+                             squeeze=False, gridspec_kw={"width_ratios": [7, 4] if curves
+                                                         else [1]})
+    ax = axes[0][0]
     for r in result["rows"]:
         x, y = r["ms_per_chunk"], r["pc_success"]
         ax.errorbar([x], [y], yerr=[[y - r["ci_low"]], [r["ci_high"] - y]], fmt="o",
@@ -263,6 +287,20 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.set_title(result["env_id"])
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
+    if curves:
+        steps_ax = axes[0][1]
+        for family, points in curves.items():
+            steps_ax.plot([p[0] for p in points], [p[2] for p in points], "o-", label=family)
+        steps_ax.set_xscale("log", base=2)
+        steps_ax.set_xticks(sorted({p[0] for c in curves.values() for p in c}))
+        steps_ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        steps_ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        steps_ax.set_xlabel("denoising / Euler steps per chunk")
+        steps_ax.set_ylabel("success %")
+        steps_ax.set_ylim(-3, 103)
+        steps_ax.set_title("success vs steps")
+        steps_ax.grid(alpha=0.3)
+        steps_ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -164,3 +164,13 @@ def test_conditions_select_the_eval_runs():
         CompareConfig(conditions=("heldout", "typo"))
     with pytest.raises(ValueError, match="include 'train'"):
         CompareConfig(conditions=("latency",))
+
+
+def test_step_curves_group_iterative_decoders():
+    from experiments.compare_report import step_curves
+
+    rows = [{"decoder": d, "ms_per_chunk": ms, "pc_success": pc} for d, ms, pc in (
+        ("flow@10", 40.0, 80.0), ("flow@2", 16.0, 92.0), ("flow@5:heun", 30.0, 10.0),
+        ("diffusion@4", 30.0, 84.0), ("oft", 13.0, 86.0), ("ar", 90.0, 78.0))]
+    curves = step_curves(rows)
+    assert curves == {"flow": [(2, 16.0, 92.0), (10, 40.0, 80.0)]}  # one diffusion count: none
