@@ -93,11 +93,10 @@ def grasp_release_targets(data: ChunkTensors, gripper_dim: int = -1, xyz: slice 
                           ) -> torch.Tensor:
     """Per item: where its episode's demo grasps and releases, for the auxiliary loss.
 
-    The grasp point is the state's ``xyz`` at the episode's first closing gripper action
-    (first action of the chunk ``< 0`` in ``gripper_dim``), the release point the same at the
-    first opening action after it. Returns (N, 7): grasp xyz, release xyz and a validity flag
-    (0 where an episode never closes, or never re-opens: then the release xyz is the last
-    state's and still counts as a target only for the grasp).
+    The grasp point is the state's ``xyz`` at the episode's first closing gripper action (the
+    chunk's first action ``< 0`` in ``gripper_dim``), the release point the same at the first
+    opening action after it, or at the episode's last item if it never re-opens. Returns
+    (N, 7): grasp xyz, release xyz and a validity flag (0 for episodes that never close).
     """
     n = len(data)
     out = torch.zeros(n, 7)
