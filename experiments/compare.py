@@ -11,6 +11,11 @@ Checkpoint sets live in ``<root>/seed<S>/{ar,diffusion,flow,oft,cjacobi}``; the 
 (``experiments/checkpoints/<Env>/``) is used when it holds the seed. Eval runs go to
 ``scratch/compare/runs/`` keyed by the checkpoint's content, so a rerun resumes them. Plain runs
 and ``--quick`` write to ``scratch/compare/``; committed results only with an explicit ``--out``.
+
+``--gpu-timing`` (on a machine with a CUDA GPU) only times every decoder's ``Policy.infer`` on
+the first training seed's set, eager, and writes ``gpu_eager_timing.json`` into the results
+folder; a later compare run there adds its ms as the ``gpu_eager_ms_per_chunk`` column for the
+decoders whose checkpoint is unchanged (same content hash).
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ SCRATCH = Path("scratch") / "compare"
 HELDOUT_SEED_OFFSET = 50_000
 SEED_STRIDE = 100_000
 CONDITIONS = ("train", "heldout", "latency")
+GPU_TIMING = "gpu_eager_timing.json"
+"""File in the results folder holding ``--gpu-timing``'s eager GPU ms per chunk."""
 GROUNDING: dict[str, Any] = {"image_keypoints": 16, "lang_film_all": True, "state_dropout": 0.5,
                              "aux_target_weight": 1.0, "ar_input_noise": 0.4}
 """``VLAConfig`` switches of the shipped checkpoints (experiments/checkpoints/COMMANDS.md)."""
@@ -343,12 +350,81 @@ def chunk_timing(checkpoint_set: Path, decoders: tuple[str, ...], env_id: str = 
     return rows
 
 
+def write_gpu_timing(cfg: CompareConfig, log=print, calls: int = 200) -> dict[str, Any]:
+    """Time every decoder eagerly on this machine's GPU; write ``GPU_TIMING`` into ``cfg.out``.
+
+    Uses the first training seed's checkpoint set as it exists (nothing is trained) and
+    records each decoder's checkpoint hash, so :func:`merge_gpu_timing` can refuse stale
+    numbers.
+    """
+    import torch
+
+    from experiments.evaluate import check_env_id
+    from experiments.provenance import provenance, write_json_atomic
+    from policies.vla_policy import resolve_checkpoint
+
+    check_env_id(cfg.env_id)
+    if not torch.cuda.is_available():
+        raise ValueError("--gpu-timing needs a CUDA GPU, and torch sees none on this machine")
+    folder = checkpoint_root(cfg) / f"seed{cfg.train_seeds[0]}"
+    missing = [h for h in _needed(cfg) if not (folder / h / "model.safetensors").is_file()]
+    if missing:
+        raise ValueError(f"--gpu-timing times existing checkpoints only; {folder} lacks "
+                         f"{missing} (run compare or --retrain first)")
+    log(f"timing {len(cfg.decoders)} decoders on {torch.cuda.get_device_name(0)} (eager)")
+    rows = chunk_timing(folder, cfg.decoders, cfg.env_id, device="cuda", calls=calls)
+    for row in rows:
+        row["model"] = fingerprint(resolve_checkpoint(folder, row["decoder"]))
+    result = {"label": "eager GPU: batch 1, Policy.infer end to end, no static cache, no CUDA "
+                       f"graph, synchronized per call; median of {calls} calls after 5 warm-up",
+              "gpu": torch.cuda.get_device_name(0), "checkpoints": str(folder), "rows": rows,
+              "command": cfg.command, "provenance": provenance(device="cuda")}
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / GPU_TIMING, result)
+    return result
+
+
+def merge_gpu_timing(rows: list[dict[str, Any]], out: Path, models: dict[str, str],
+                     log=print) -> dict[str, Any] | None:
+    """Add ``gpu_eager_ms_per_chunk`` to ``rows`` from ``out/GPU_TIMING`` if it exists.
+
+    Args:
+        rows: ``compare.json`` rows, changed in place.
+        out: The results folder.
+        models: Decoder -> content hash of the checkpoint this comparison evaluated (first
+            training seed); a timing of another checkpoint is left out (None).
+        log: Where the left-out decoders are reported.
+
+    Returns:
+        ``{"file", "gpu", "label", "stale"}`` or None when there is no timing file.
+    """
+    import json
+
+    path = Path(out) / GPU_TIMING
+    if not path.is_file():
+        return None
+    timing = json.loads(path.read_text())
+    measured = {r["decoder"]: r for r in timing["rows"]}
+    stale = []
+    for row in rows:
+        t = measured.get(row["decoder"])
+        fresh = t is not None and t.get("model") == models.get(row["decoder"])
+        if t is not None and not fresh:
+            stale.append(row["decoder"])
+        row["gpu_eager_ms_per_chunk"] = t["ms_per_chunk"] if fresh else None
+    if stale:
+        log(f"{path}: left out GPU timings of other checkpoints for {stale}")
+    return {"file": GPU_TIMING, "gpu": timing["gpu"], "label": timing["label"], "stale": stale}
+
+
 # ----------------------------------------------------------------------------------- results
 def compare(cfg: CompareConfig, log=print) -> dict[str, Any]:
     """Run the whole comparison and write its files; returns the ``compare.json`` object."""
     from experiments.compare_report import decoder_row, headline, plot, write_markdown
     from experiments.evaluate import check_env_id
     from experiments.provenance import provenance, write_json_atomic
+    from policies.vla_policy import resolve_checkpoint
 
     check_env_id(cfg.env_id)
     sets = ensure_checkpoints(cfg, log=log)
@@ -359,9 +435,13 @@ def compare(cfg: CompareConfig, log=print) -> dict[str, Any]:
     ks = {r["k"] for r in rows}
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    first = cfg.train_seeds[0]
+    models = {d: fingerprint(resolve_checkpoint(sets[first], d)) for d in cfg.decoders}
+    gpu_timing = merge_gpu_timing(rows, out, models, log=log)
     result = {
         "env_id": cfg.env_id,
         "rows": rows,
+        "gpu_timing": gpu_timing,
         "headline": headline(rows, runs),
         "k": ks.pop() if len(ks) == 1 else sorted(ks, key=str),
         "episodes_per_seed": cfg.episodes,
@@ -418,6 +498,10 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         conditions: Annotated[list[str] | None, typer.Option(
             "--conditions", help="train, heldout, latency (repeat the option); default all.")
         ] = None,
+        gpu_timing: Annotated[bool, typer.Option(
+            "--gpu-timing", help=f"Only time every decoder eagerly on this machine's CUDA GPU "
+            f"(first training seed's set) into OUT/{GPU_TIMING}; the next compare run there "
+            "adds it as a column.")] = False,
     ) -> None:
         """Compare every action decoder (success, passes, ms, Hz, latency-aware) on one task."""
         from experiments.compare_report import print_table
@@ -435,6 +519,13 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             given["conditions"] = tuple(conditions)
         try:
             cfg = (CompareConfig.quick_settings(**given) if quick else CompareConfig(**given))
+            if gpu_timing:
+                timing = write_gpu_timing(cfg, log=lambda m: typer.echo(m, err=True))
+                for row in timing["rows"]:
+                    typer.echo(f"{row['decoder']:<14} {row['ms_per_chunk']:8.2f} ms/chunk "
+                               f"({row['nfe_per_chunk']:.2f} passes, {timing['gpu']}, eager)")
+                typer.echo(f"wrote {Path(cfg.out) / GPU_TIMING}")
+                return
             result = compare(cfg, log=lambda m: typer.echo(m, err=True))
         except ValueError as err:
             typer.echo(f"error: {str(err).splitlines()[0]}", err=True)

@@ -144,16 +144,24 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def table_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
-    """The table's cells, one list per decoder, in DESIGN.md's column order."""
+    """The table's cells, one list per decoder, in :func:`columns` order."""
+    gpu = any("gpu_eager_ms_per_chunk" in r for r in rows)
     return [[r["decoder"],
              f"{r['pc_success']:.1f} ({r['ci_low']:.1f}–{r['ci_high']:.1f})",
              _fmt(r["heldout_pc_success"], ".1f"), _fmt(r["nfe_per_chunk"], ".2f"),
              _fmt(r["ms_per_chunk"], ".2f"), _fmt(r["hz"], ".0f"),
-             _fmt(r["latency_aware_pc_success"], ".1f")] for r in rows]
+             _fmt(r["latency_aware_pc_success"], ".1f")]
+            + ([_fmt(r.get("gpu_eager_ms_per_chunk"), ".2f")] if gpu else []) for r in rows]
 
 
 COLUMNS = ("decoder", "success % (95% CI)", "held-out instr. success", "passes / chunk",
            "ms / chunk", "Hz", "latency-aware success")
+
+
+def columns(result: dict[str, Any]) -> tuple[str, ...]:
+    """DESIGN.md's columns, plus the eager GPU ms when ``--gpu-timing`` measured them."""
+    timing = result.get("gpu_timing")
+    return COLUMNS + ((f"{timing['gpu']} eager ms / chunk",) if timing else ())
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -163,7 +171,7 @@ def print_table(result: dict[str, Any]) -> None:
 
     table = Table(title=f"{result['env_id']}: {result['episodes_per_seed']} episodes x "
                         f"{len(result['seeds']['train'])} training seed(s), k={result['k']}")
-    for col in COLUMNS:
+    for col in columns(result):
         table.add_column(col, justify="left" if col == "decoder" else "right")
     for cells in table_rows(result["rows"]):
         table.add_row(*cells)
@@ -225,8 +233,12 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
              "interval); ms per chunk is the median wall time of `Policy.infer` "
              f"({prov.get('torch_threads')} torch thread(s) per worker, CPU "
              f"{prov.get('cpu')}).", "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+             "| " + " | ".join(columns(result)) + " |", "|" + "---|" * len(columns(result))]
     lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(result["rows"])]
+    timing = result.get("gpu_timing")
+    if timing:
+        lines += ["", f"Last column: {timing['label']} (`{timing['file']}`, same checkpoints, "
+                      "seed 0; – where not measured)."]
     lines += ["", "Per training seed (success %): " + "; ".join(
         f"{r['decoder']} {', '.join(f'{x:.0f}' for x in r['per_seed'])}"
         for r in result["rows"]), ""]

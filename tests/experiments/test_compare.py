@@ -174,3 +174,47 @@ def test_step_curves_group_iterative_decoders():
         ("diffusion@4", 30.0, 84.0), ("oft", 13.0, 86.0), ("ar", 90.0, 78.0))]
     curves = step_curves(rows)
     assert curves == {"flow": [(2, 16.0, 92.0), (10, 40.0, 80.0)]}  # one diffusion count: none
+
+
+def test_gpu_timing_merges_only_for_the_same_checkpoints(tmp_path):
+    from experiments.compare import GPU_TIMING, merge_gpu_timing
+
+    rows = [{"decoder": "ar"}, {"decoder": "oft"}, {"decoder": "flow@2"}]
+    assert merge_gpu_timing(rows, tmp_path, {}) is None and "gpu_eager_ms_per_chunk" not in rows[0]
+    timing = {"gpu": "NVIDIA H100 80GB HBM3", "label": "eager GPU",
+              "rows": [{"decoder": "ar", "ms_per_chunk": 30.0, "model": "aaa"},
+                       {"decoder": "oft", "ms_per_chunk": 4.0, "model": "old"}]}
+    (tmp_path / GPU_TIMING).write_text(json.dumps(timing))
+    logged = []
+    info = merge_gpu_timing(rows, tmp_path, {"ar": "aaa", "oft": "new", "flow@2": "f"},
+                            log=logged.append)
+    assert [r["gpu_eager_ms_per_chunk"] for r in rows] == [30.0, None, None]
+    assert info["stale"] == ["oft"] and "oft" in logged[0]
+
+
+def test_markdown_adds_the_gpu_column_when_timed(tmp_path):
+    from experiments.compare_report import columns, table_rows
+
+    runs = {"ar": _runs({0: _run([True, False])})}
+    rows = [decoder_row("ar", runs["ar"])]
+    rows[0]["gpu_eager_ms_per_chunk"] = 31.5
+    result = {"env_id": "robodecode/TabletopPickPlace-v0", "rows": rows,
+              "headline": headline(rows, runs), "k": 8, "episodes_per_seed": 2,
+              "latency": "measured", "seeds": {"train": [0], "describe": "0 + i"},
+              "plot": "compare.png", "command": "robodecode compare",
+              "gpu_timing": {"file": "gpu_eager_timing.json", "gpu": "H100", "label": "eager"},
+              "provenance": {"cpu": "test", "torch_threads": 1}}
+    assert columns(result)[-1] == "H100 eager ms / chunk"
+    assert table_rows(rows)[0][-1] == "31.50"
+    write_markdown(result, tmp_path / "compare.md")
+    assert "H100 eager ms / chunk" in (tmp_path / "compare.md").read_text()
+
+
+def test_gpu_timing_without_a_gpu_is_a_clear_error(tmp_path, monkeypatch):
+    import torch
+
+    from experiments.compare import write_gpu_timing
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        write_gpu_timing(CompareConfig(out=tmp_path))
