@@ -5,11 +5,17 @@ symbolic planning domains.
 
 ``import envs`` registers the gymnasium ids in the ``robodecode`` namespace (registration only
 records entry points; nothing heavy is imported). This package imports nothing else of
-robodecode.
+robodecode. Without a display it makes EGL MuJoCo's default (``MUJOCO_GL=egl``), since every
+env here renders headless; this must precede the first ``import mujoco`` (MetaWorld's too).
 """
 
-from envs import metaworld_tasks, pusht_task, tabletop
-from envs.experts import make_expert, register_expert
+import os
+
+if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+    os.environ["MUJOCO_GL"] = "egl"
+
+from envs import metaworld_tasks, pusht_task, tabletop  # noqa: E402
+from envs.experts import make_expert, register_expert  # noqa: E402
 
 tabletop.register_envs()
 metaworld_tasks.register_envs()

@@ -6,22 +6,18 @@ Usage: ``env = gymnasium.make("robodecode/TabletopPickPlace-v0", render_mode="rg
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
-    os.environ["MUJOCO_GL"] = "egl"  # headless default; must precede the first `import mujoco`
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
 
-import gymnasium as gym  # noqa: E402
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-from gymnasium import spaces  # noqa: E402
-
-from envs.experts import register_expert  # noqa: E402
-from envs.rendering import make_renderer  # noqa: E402
-from envs.tabletop import instructions as ins  # noqa: E402
-from envs.tabletop.layout import BLOCK_HALF, ZONE_HALF, sample_layout  # noqa: E402
+from envs.experts import register_expert
+from envs.rendering import make_renderer
+from envs.tabletop import instructions as ins
+from envs.tabletop.layout import BLOCK_HALF, ZONE_HALF, sample_layout
 
 ASSET = Path(__file__).resolve().parent / "assets" / "tabletop.xml"
 N_SUBSTEPS = 10
