@@ -238,7 +238,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     timing = result.get("gpu_timing")
     if timing:
         lines += ["", f"Last column: {timing['label']} (`{timing['file']}`, same checkpoints, "
-                      "seed 0; – where not measured)."]
+                      f"training seed {result['seeds']['train'][0]}; – where not measured)."]
     lines += ["", "Per training seed (success %): " + "; ".join(
         f"{r['decoder']} {', '.join(f'{x:.0f}' for x in r['per_seed'])}"
         for r in result["rows"]), ""]
