@@ -285,31 +285,6 @@ def eval_plan(cfg: CompareConfig, sets: dict[int, Path]) -> list[tuple[str, str,
     return plan
 
 
-def _same_weights_path(ecfg: Any, out: Path, model: str, decoder: str) -> Any:
-    """Resume a cached run made from another path holding the same weights.
-
-    Run folders are keyed by the weights' hash, so a checkpoint set copied elsewhere (say the
-    shipped set next to scratch seeds) finds its earlier runs; ``evaluate`` refuses to resume
-    under another ``policy`` path, so keep the recorded one while it still holds these weights.
-    """
-    import json
-
-    from experiments.evaluate import CONFIG_FILE
-    from policies.vla_policy import resolve_checkpoint
-
-    saved = out / CONFIG_FILE
-    if not saved.is_file():
-        return ecfg
-    old = json.loads(saved.read_text()).get("policy")
-    if not old or old == ecfg.policy:
-        return ecfg
-    try:
-        same = fingerprint(resolve_checkpoint(Path(old), decoder)) == model
-    except (OSError, ValueError):
-        same = False
-    return replace(ecfg, policy=old) if same else ecfg
-
-
 def run_evals(cfg: CompareConfig, sets: dict[int, Path], log=print) -> dict[str, Any]:
     """Run (or resume) every eval; returns ``runs[decoder][condition][seed] = summary``."""
     from experiments.evaluate import evaluate
@@ -321,7 +296,6 @@ def run_evals(cfg: CompareConfig, sets: dict[int, Path], log=print) -> dict[str,
         decoder, cond, seed, ecfg = item
         model = fingerprint(resolve_checkpoint(sets[seed], decoder))
         out = runs_root / model / f"{decoder}-{cond}-s{ecfg.seed}-n{cfg.episodes}"
-        ecfg = _same_weights_path(ecfg, out, model, decoder)
         summary = evaluate(ecfg, out, resume=True, progress=False)
         log(f"  {decoder:<12} {cond:<8} seed {seed}: {summary['pc_success']:5.1f}% "
             f"({summary['episodes']} ep, {summary['eval_s']:.0f} s)")

@@ -263,6 +263,21 @@ def _repair_tail(path: Path) -> None:
             f.truncate(data.rfind(b"\n") + 1)
 
 
+def _same_weights(old: str | None, new: str, decoder: str | None) -> bool:
+    """True when two checkpoint paths serve ``decoder`` with byte-identical weights."""
+    import filecmp
+
+    from policies.vla_policy import resolve_checkpoint
+
+    if not old or not decoder:
+        return False
+    try:
+        a, b = (resolve_checkpoint(p, decoder) / "model.safetensors" for p in (old, new))
+        return filecmp.cmp(a, b, shallow=False)
+    except (OSError, ValueError):
+        return False
+
+
 def _prepare_out(config: EvalConfig, out: Path, resume: bool) -> dict[int, dict[str, Any]]:
     from experiments.provenance import write_json_atomic
 
@@ -275,6 +290,8 @@ def _prepare_out(config: EvalConfig, out: Path, resume: bool) -> dict[int, dict[
     if resume and saved.exists():
         old = json.loads(saved.read_text())
         diff = [f for f in _RUN_IDENTITY if old.get(f) != asdict(config).get(f)]
+        if diff == ["policy"] and _same_weights(old["policy"], config.policy, config.decoder):
+            diff = []  # the same weights reached through another path (a copied set)
         if diff:
             raise ValueError(f"cannot resume {out}: it was run with different {', '.join(diff)}")
     write_json_atomic(saved, asdict(config))

@@ -219,26 +219,3 @@ def test_gpu_timing_without_a_gpu_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="needs a CUDA GPU"):
         write_gpu_timing(CompareConfig(out=tmp_path))
 
-
-def test_cached_runs_resume_from_a_copy_with_the_same_weights(tmp_path):
-    from experiments.compare import _same_weights_path, fingerprint
-    from experiments.evaluate import EvalConfig
-
-    def model_set(name: str, weights: bytes) -> Path:
-        folder = tmp_path / name / "oft"
-        folder.mkdir(parents=True)
-        (folder / "config.json").write_text("{}")
-        (folder / "model.safetensors").write_bytes(weights)
-        return folder.parent
-
-    old, copy, other = model_set("old", b"w1"), model_set("copy", b"w1"), model_set("x", b"w2")
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.json").write_text(json.dumps({"policy": str(old)}))
-    model = fingerprint(old / "oft")
-    cfg = EvalConfig(policy=str(copy), decoder="oft")
-    assert _same_weights_path(cfg, run, model, "oft").policy == str(old)
-    other_cfg = EvalConfig(policy=str(other), decoder="oft")  # other weights: evaluate refuses
-    assert _same_weights_path(other_cfg, run, fingerprint(other / "oft"), "oft") is other_cfg
-    (old / "oft" / "model.safetensors").write_bytes(b"changed")  # the old path moved on
-    assert _same_weights_path(cfg, run, model, "oft") is cfg

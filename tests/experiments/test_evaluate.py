@@ -133,3 +133,33 @@ def test_cli_runs_and_prints_the_summary(tmp_path):
         str(tmp_path), "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "success 100.0% [" in result.output and "k 1" in result.output
+
+
+def test_resume_accepts_the_same_weights_under_another_path(tmp_path):
+    from dataclasses import asdict
+
+    from experiments.evaluate import CONFIG_FILE, _prepare_out
+
+    def model_set(name: str, weights: bytes):
+        folder = tmp_path / name / "oft"
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+        (folder / "model.safetensors").write_bytes(weights)
+        return folder.parent
+
+    old, copy, other = model_set("old", b"w1"), model_set("copy", b"w1"), model_set("x", b"w2")
+    run = tmp_path / "run"
+    run.mkdir()
+
+    def saved_by(policy):
+        saved = asdict(EvalConfig(policy=str(policy), decoder="oft"))
+        (run / CONFIG_FILE).write_text(json.dumps(saved))
+
+    saved_by(old)
+    _prepare_out(EvalConfig(policy=str(copy), decoder="oft"), run, resume=True)  # same weights
+    saved_by(old)
+    with pytest.raises(ValueError, match="different policy"):  # other weights
+        _prepare_out(EvalConfig(policy=str(other), decoder="oft"), run, resume=True)
+    (old / "oft" / "model.safetensors").write_bytes(b"changed")  # the old path moved on
+    with pytest.raises(ValueError, match="different policy"):
+        _prepare_out(EvalConfig(policy=str(copy), decoder="oft"), run, resume=True)
