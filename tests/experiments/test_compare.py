@@ -219,3 +219,16 @@ def test_gpu_timing_without_a_gpu_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="needs a CUDA GPU"):
         write_gpu_timing(CompareConfig(out=tmp_path))
 
+
+
+def test_plot_labels_of_close_points_do_not_overlap():
+    from experiments.compare_report import _label_offset
+
+    placed: list[tuple[float, float]] = []
+    # three decoders at nearly the same ms and success, one of them near the top of the axis
+    offsets = [_label_offset(1.66, 96.0, placed), _label_offset(1.67, 96.0, placed),
+               _label_offset(1.68, 96.0, placed)]
+    assert len(set(offsets)) == 3
+    assert all(96.0 + dy * 0.4 <= 100 for dy in offsets)
+    # a point far away in ms keeps the default place
+    assert _label_offset(2.5, 96.0, placed) == 4
