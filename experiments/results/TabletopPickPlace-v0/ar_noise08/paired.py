@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from experiments.compare import fingerprint
+from experiments.evaluate import load_records
 from experiments.stats import mcnemar
 
 RUNS = Path("scratch/compare/runs/TabletopPickPlace-v0")
@@ -24,8 +25,8 @@ def outcomes(root: str, head: str, decoder: str) -> list[bool]:
     for s in range(3):
         name = f"{decoder}-train-s{1000 + 100000 * s}-n200"
         run = RUNS / fingerprint(Path(root, f"seed{s}", head)) / name
-        rows = [json.loads(x) for x in (run / "episodes.jsonl").read_text().splitlines()]
-        flat += [bool(r["success"]) for r in sorted(rows, key=lambda r: r["seed"])]
+        rows = sorted(load_records(run).values(), key=lambda r: r["seed"])
+        flat += [bool(r["success"]) for r in rows]
     return flat
 
 

@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+from experiments.evaluate import load_records
 from experiments.stats import mcnemar, wilson_interval
 
 VARIANTS = {"ck3": 0.4, "ckn6": 0.6, "ckn8": 0.8}
@@ -16,8 +17,7 @@ VARIANTS = {"ck3": 0.4, "ckn6": 0.6, "ckn8": 0.8}
 
 def episodes(folder: Path) -> dict[int, bool]:
     """Success by env seed of one eval run folder."""
-    rows = [json.loads(line) for line in (folder / "episodes.jsonl").read_text().splitlines()]
-    return {r["seed"]: bool(r["success"]) for r in rows}
+    return {r["seed"]: bool(r["success"]) for r in load_records(folder).values()}
 
 
 def main(root: Path) -> None:
@@ -27,8 +27,7 @@ def main(root: Path) -> None:
                       "--seed 7000 --workers 2 --k 8", "machine": "2-core CPU", "variants": []}
     pooled = {}
     for v, noise in VARIANTS.items():
-        flat = [(s, e, ok) for s in range(3) for e, ok in sorted(runs[v][s].items())]
-        pooled[v] = [ok for _, _, ok in flat]
+        pooled[v] = [ok for s in range(3) for _, ok in sorted(runs[v][s].items())]
         k, n = sum(pooled[v]), len(pooled[v])
         lo, hi = wilson_interval(k, n)
         out["variants"].append({
