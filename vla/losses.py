@@ -65,6 +65,21 @@ def _aux_loss(model: VLAModel, prefix_states: torch.Tensor, aux: torch.Tensor) -
     return ((pred - target.float()).pow(2) * w).sum() / (w.sum() * 6).clamp_min(1.0)
 
 
+def noisy_inputs(inputs: torch.Tensor, p: float, n_bins: int,
+                 generator: torch.Generator | None) -> torch.Tensor:
+    """Teacher-forced AR inputs with each token after BOS replaced by a random bin w.p. ``p``.
+
+    The ``ar_input_noise`` regularizer: the head cannot copy its neighbours' tokens and has to
+    read the observation. ``p = 0`` returns ``inputs`` unchanged.
+    """
+    if p <= 0:
+        return inputs
+    noisy = torch.rand(inputs.shape, generator=generator).to(inputs.device) < p
+    noisy[:, 0] = False  # BOS stays
+    random_bins = torch.randint(n_bins, inputs.shape, generator=generator).to(inputs.device)
+    return torch.where(noisy, random_bins, inputs)
+
+
 def _head_loss(model: VLAModel, prefix: torch.Tensor, actions: torch.Tensor,
                is_pad: torch.Tensor | None, generator: torch.Generator | None, run
                ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -76,11 +91,8 @@ def _head_loss(model: VLAModel, prefix: torch.Tensor, actions: torch.Tensor,
         valid = valid_steps.repeat_interleave(cfg.action_dim, dim=-1)
         if cfg.head == "ar":
             inputs = torch.cat([model.bos_ids(b), targets[:, :-1]], dim=1)
-            if cfg.ar_input_noise > 0 and model.training:
-                noisy = torch.rand(inputs.shape, generator=generator).to(dev) < cfg.ar_input_noise
-                noisy[:, 0] = False  # BOS stays
-                random_bins = torch.randint(cfg.n_bins, inputs.shape, generator=generator)
-                inputs = torch.where(noisy, random_bins.to(dev), inputs)
+            if model.training:
+                inputs = noisy_inputs(inputs, cfg.ar_input_noise, cfg.n_bins, generator)
             h = run(model.tok_embed(inputs), True)
         else:
             masked = _cosine_mask(b, targets.shape[1], generator).to(dev)

@@ -11,7 +11,8 @@ from conftest import fake_instruction_cache
 from decoding import jacobi
 from vla.checkpoint import from_pretrained
 from vla.data import load_chunks
-from vla.distill import DistillConfig, distill, jacobi_trajectories
+from vla.distill import DistillConfig, distill, distill_loss, jacobi_trajectories
+from vla.losses import noisy_inputs
 from vla.train import TrainConfig, Trainer
 
 
@@ -58,6 +59,42 @@ def test_jacobi_trajectories_reach_the_greedy_ar_fixed_point(make_model, synthet
         # The iterate equals y* after n_iter passes; verifying it may take one pass more.
         assert int(n_iter[r]) <= ref.nfe <= int(n_iter[r]) + 1
     assert cache.get_seq_length() == model.config.prefix_len
+
+
+def test_noisy_inputs_keep_bos_and_corrupt_at_the_given_rate():
+    inputs = torch.full((64, 33), 7)
+    assert noisy_inputs(inputs, 0.0, 256, None) is inputs
+    out = noisy_inputs(inputs, 0.8, 256, torch.Generator().manual_seed(0))
+    assert torch.equal(out[:, 0], inputs[:, 0])
+    changed = (out[:, 1:] != 7).float().mean()
+    assert 0.75 < changed < 0.85  # 80% replaced, a few by the same bin
+
+
+def test_distill_loss_keeps_the_teachers_input_noise(make_model, synthetic):
+    """With ``keep_input_noise`` the AR term sees corrupted inputs.
+
+    The loss then depends on the draw; without it, or for a teacher trained without noise, not.
+    """
+    torch.set_num_threads(1)
+    data = _tensors(synthetic)
+
+    def losses(model, keep: bool) -> set[float]:
+        obs, actions, _ = data.batch(torch.arange(4), model.instructions.embed(data.instructions),
+                                     32)
+        with torch.no_grad():
+            states, n_iter = jacobi_trajectories(model.eval(), obs)
+        gt = model.tokenizer.encode(actions)
+        cfg = DistillConfig(keep_input_noise=keep, gt_label_prob=1.0)
+        model.eval()  # no dropout: only the input noise can vary between draws
+        return {round(float(distill_loss(model, obs, gt, states, n_iter * 0, cfg,
+                                         torch.Generator().manual_seed(s))[1]["ar"]), 6)
+                for s in range(3)}
+
+    assert len(losses(make_model("ar", ar_input_noise=0.8), keep=True)) == 3
+    assert len(losses(make_model("ar", ar_input_noise=0.8), keep=False)) == 1
+    assert len(losses(make_model("ar"), keep=True)) == 1
+    with pytest.raises(ValueError, match="augment_shift"):
+        DistillConfig(augment_shift=-1)
 
 
 def test_distill_end_to_end_writes_student_and_early_exit_curve(make_model, synthetic, tmp_path):
