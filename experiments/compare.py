@@ -45,7 +45,7 @@ CONDITIONS = ("train", "heldout", "latency")
 GPU_TIMING = "gpu_eager_timing.json"
 """File in the results folder holding ``--gpu-timing``'s eager GPU ms per chunk."""
 GROUNDING: dict[str, Any] = {"image_keypoints": 16, "lang_film_all": True, "state_dropout": 0.5,
-                             "aux_target_weight": 1.0, "ar_input_noise": 0.4}
+                             "aux_target_weight": 1.0, "ar_input_noise": 0.8}
 """``VLAConfig`` switches of the shipped checkpoints (experiments/checkpoints/COMMANDS.md)."""
 
 
