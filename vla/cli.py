@@ -91,6 +91,10 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         val_fraction: float = 0.1,
         eval_every: int = 250,
         n_eval: Annotated[int, typer.Option(help="held-out observations for the EE sweep")] = 256,
+        keep_input_noise: Annotated[bool, typer.Option(
+            help="corrupt the AR term's inputs with the teacher's ar_input_noise")] = False,
+        augment_shift: Annotated[int, typer.Option(
+            help="random-shift image augmentation in pixels (0: off)")] = 0,
         instruction_cache: Path = DEFAULT_INSTRUCTION_CACHE,
         data_cache: Path = DEFAULT_DATA_CACHE,
         progress: bool = True,
@@ -102,7 +106,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         cfg = DistillConfig(steps=steps, batch_size=batch_size, lr=lr,
                             n_trajectories=n_trajectories, ar_weight=ar_weight,
                             gt_label_prob=gt_label_prob, seed=seed, eval_every=eval_every,
-                            n_eval=n_eval)
+                            n_eval=n_eval, keep_input_noise=keep_input_noise,
+                            augment_shift=augment_shift)
         summary = distill_from_dirs(teacher, data, out, cfg, device=device,
                                     val_fraction=val_fraction,
                                     instruction_cache=instruction_cache, data_cache=data_cache,

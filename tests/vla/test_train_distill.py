@@ -159,9 +159,11 @@ def test_train_and_distill_cli_end_to_end(tiny_lerobot, tmp_path):
     res = runner.invoke(build_app(), ["distill", "--teacher", str(tmp_path / "ar"),
                                       "--out", str(tmp_path / "cjacobi"), "--steps", "2",
                                       "--batch-size", "4", "--n-trajectories", "8",
-                                      "--n-eval", "2", *common])
+                                      "--n-eval", "2", "--keep-input-noise",
+                                      "--augment-shift", "2", *common])
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "cjacobi" / "early_exit.json").is_file()
+    ee = json.loads((tmp_path / "cjacobi" / "early_exit.json").read_text())
+    assert ee["config"]["keep_input_noise"] and ee["config"]["augment_shift"] == 2
     res = runner.invoke(build_app(), ["info", str(tmp_path / "ar"), "--preset", "tiny"])
     assert res.exit_code == 0 and "params" in res.output
     res = runner.invoke(build_app(), ["bench", "vla", "--checkpoints", str(tmp_path),
