@@ -207,7 +207,11 @@ def distill_job(args: argparse.Namespace, seed: int) -> None:
     folder = args.out / f"seed{seed}"
     teacher = from_pretrained(folder / "ar", allow_encoder=False).to(args.device)
     cfg = DistillConfig(steps=args.distill_steps, batch_size=args.batch_size,
-                        lr=args.distill_lr, n_trajectories=args.n_trajectories, seed=seed)
+                        lr=args.distill_lr, n_trajectories=args.n_trajectories, seed=seed,
+                        ar_weight=args.distill_ar_weight,
+                        gt_label_prob=args.distill_gt_label_prob,
+                        keep_input_noise=args.distill_keep_input_noise,
+                        augment_shift=args.distill_augment_shift)
     summary = distill(teacher, split.train, split.val, cfg, folder / "cjacobi", progress=False)
     brief = {k: summary[k] for k in ("teacher_mean_passes_train",) if k in summary}
     for who in ("teacher_sweep", "student_sweep"):
@@ -252,6 +256,12 @@ def main() -> None:
     p.add_argument("--distill-steps", type=int, default=3000)
     p.add_argument("--distill-lr", type=float, default=3e-4)
     p.add_argument("--n-trajectories", type=int, default=8192)
+    p.add_argument("--distill-ar-weight", type=float, default=10.0)
+    p.add_argument("--distill-gt-label-prob", type=float, default=0.5)
+    p.add_argument("--distill-keep-input-noise", action="store_true",
+                   help="corrupt the AR term's inputs with the teacher's ar_input_noise")
+    p.add_argument("--distill-augment-shift", type=int, default=0,
+                   help="random-shift image augmentation during distillation (0: off)")
     p.add_argument("--collect", type=int, default=0,
                    help="collect this many expert episodes into --archive first")
     p.add_argument("--collect-seed", type=int, default=1_000_000)

@@ -1,5 +1,6 @@
 # session 5, second lease: distil the input-noise-0.8 AR heads again with the teacher's regularizers
-# kept (DistillConfig keep_input_noise + augment_shift, the new defaults) into scratch/ckn8c, one call.
+# kept (DistillConfig keep_input_noise + augment_shift=4) into scratch/ckn8c, one call. (The run used
+# a working tree where those were DistillConfig's defaults; with today's defaults the flags below say it.)
 # carry [.whl .gl scratch/gpu scratch/ckn8]
 T0=$(date +%s); t() { echo "t=$(( $(date +%s) - T0 )) s: $*"; }
 for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig
@@ -12,7 +13,7 @@ python3 $M --collect 4000 --targets-per-layout 4 --workers $(nproc) --archive sc
 tail -1 scratch/collect_tt.log; cp scratch/gpu/instructions.safetensors scratch/arch/; t collected
 for s in 0 1 2; do
   mkdir -p scratch/ckn8c/seed$s && cp -r scratch/ckn8/seed$s/ar scratch/ckn8c/seed$s/
-  CUDA_VISIBLE_DEVICES=$(( s % NG )) timeout $(( 560 - $(date +%s) + T0 )) python3 $M --archive scratch/arch --out scratch/ckn8c --seeds $s --device cuda --batch-size 128 --distill-steps 1500 --n-trajectories 4096 --job distill:$s > scratch/train_d8c_$s.log 2>&1 &
+  CUDA_VISIBLE_DEVICES=$(( s % NG )) timeout $(( 560 - $(date +%s) + T0 )) python3 $M --archive scratch/arch --out scratch/ckn8c --seeds $s --device cuda --batch-size 128 --distill-steps 1500 --n-trajectories 4096 --distill-keep-input-noise --distill-augment-shift 4 --job distill:$s > scratch/train_d8c_$s.log 2>&1 &
 done
 wait; t distilled; grep -h '"distill"' scratch/train_d8c_*.log | cut -c1-300
 tar czf $OUT/d8c.tgz --exclude=train_state.safetensors --exclude='*traj*' scratch/ckn8c/seed*/cjacobi scratch/train_d8c_*.log
