@@ -47,6 +47,8 @@ GPU_TIMING = "gpu_eager_timing.json"
 GROUNDING: dict[str, Any] = {"image_keypoints": 16, "lang_film_all": True, "state_dropout": 0.5,
                              "aux_target_weight": 1.0, "ar_input_noise": 0.8}
 """``VLAConfig`` switches of the shipped checkpoints (experiments/checkpoints/COMMANDS.md)."""
+DISTILL_TEACHER_MIX = 0.5
+"""``DistillConfig.teacher_mix`` of the shipped student (experiments/checkpoints/COMMANDS.md)."""
 
 
 def env_folder(env_id: str) -> str:
@@ -243,6 +245,7 @@ def _train(cfg: CompareConfig, data: Path, folder: Path, head: str, seed: int) -
 
         dcfg = DistillConfig(steps=cfg.distill_steps, batch_size=cfg.batch_size,
                              n_trajectories=cfg.n_trajectories, seed=seed,
+                             teacher_mix=DISTILL_TEACHER_MIX,
                              eval_every=cfg.distill_steps if cfg.quick else 500,
                              n_eval=8 if cfg.quick else 256)
         distill_from_dirs(folder / "ar", data, folder / "cjacobi", dcfg,

@@ -204,7 +204,11 @@ def headline_lines(result: dict[str, Any]) -> list[str]:
 
 
 def requirement_lines(result: dict[str, Any]) -> list[str]:
-    """PASS/FAIL of the issue's hard requirements that this table can check."""
+    """PASS/FAIL of the issue's hard requirements that this table can check.
+
+    "Within 3 points of AR" is read as non-inferiority: the student may be at most 3 points
+    below AR (and not significantly below); a student above AR passes.
+    """
     by = {r["decoder"]: r for r in result["rows"]}
     ar, cj = by.get(TOKEN_BASELINE), by.get(DISTILLED)
     if ar is None or cj is None:
@@ -216,8 +220,8 @@ def requirement_lines(result: dict[str, Any]) -> list[str]:
     gap = cj["pc_success"] - ar["pc_success"]
     return [f"AR success >= 80%: {ok[ar['pc_success'] >= 80]} ({ar['pc_success']:.1f}%)",
             f"cjacobi+ee passes <= 1/4 of AR's: {ok[ratio <= 0.25]} (x{ratio:.3f}; aim 1/8)",
-            f"cjacobi+ee success within 3 points of AR and not significantly below: "
-            f"{ok[abs(gap) <= 3 and not below]} ({gap:+.1f} points"
+            f"cjacobi+ee success at most 3 points below AR and not significantly below: "
+            f"{ok[gap >= -3 and not below]} ({gap:+.1f} points"
             + (f", McNemar p={test['p_value']:.3g})" if test else ")")
             + ("; meaningless while AR fails its own bar" if ar["pc_success"] < 80 else "")]
 

@@ -95,6 +95,9 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             help="corrupt the AR term's inputs with the teacher's ar_input_noise")] = False,
         augment_shift: Annotated[int, typer.Option(
             help="random-shift image augmentation in pixels (0: off)")] = 0,
+        teacher_mix: Annotated[float, typer.Option(
+            help="after training, move the student this far back towards the teacher "
+                 "(WiSE-FT; the shipped student: 0.5)")] = 0.0,
         instruction_cache: Path = DEFAULT_INSTRUCTION_CACHE,
         data_cache: Path = DEFAULT_DATA_CACHE,
         progress: bool = True,
@@ -107,7 +110,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
                             n_trajectories=n_trajectories, ar_weight=ar_weight,
                             gt_label_prob=gt_label_prob, seed=seed, eval_every=eval_every,
                             n_eval=n_eval, keep_input_noise=keep_input_noise,
-                            augment_shift=augment_shift)
+                            augment_shift=augment_shift, teacher_mix=teacher_mix)
         summary = distill_from_dirs(teacher, data, out, cfg, device=device,
                                     val_fraction=val_fraction,
                                     instruction_cache=instruction_cache, data_cache=data_cache,

@@ -19,7 +19,10 @@ Usage: robodecode distill --teacher scratch/vla/ckpt/ar --data DATA --out scratc
    the mean Jacobi passes to the fixed point. The recipe keeps the AR loss dominant (x10),
    labels partly ground truth, the learning rate low and the correct prefix masked, which is
    what keeps the rate at the data's level.
-4. **Early exit.** The relaxed-convergence setting is picked on held-out episodes: the
+4. **Teacher mix** (optional, ``teacher_mix``). The trained student's weights are moved part
+   of the way back towards the teacher's (WiSE-FT weight-space interpolation);
+   ``mix_with_teacher`` does the same to a saved student.
+5. **Early exit.** The relaxed-convergence setting is picked on held-out episodes: the
    cheapest ``EarlyExit`` whose action error stays within 1.1x greedy AR's (teacher);
    the curve and the choice are saved as ``early_exit.json`` in the student's folder.
 """
@@ -66,6 +69,12 @@ class DistillConfig:
             students of the shipped teachers did worse closed loop, 80.0% against 87.3%
             (``experiments/results/vla/session5/``).
         augment_shift: Random-shift image augmentation in pixels (0 disables it).
+        teacher_mix: After training, move the student's weights this far back towards the
+            teacher's: (1 - m) x student + m x teacher (WiSE-FT weight-space interpolation,
+            Wortsman et al. 2022); the early-exit sweep then runs on the mixed student. 0 keeps
+            the trained student. The shipped default task uses 0.5: on selection seeds its
+            students reach 89.7% against 87.3% unmixed at the same passes
+            (``experiments/results/vla/SUMMARY.md``, session 5).
     """
 
     steps: int = 1500
@@ -81,6 +90,7 @@ class DistillConfig:
     grad_clip: float = 1.0
     keep_input_noise: bool = False
     augment_shift: int = 0
+    teacher_mix: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "n_trajectories", "eval_every", "n_eval"):
@@ -90,8 +100,45 @@ class DistillConfig:
             raise ValueError(f"gt_label_prob must be in [0, 1], got {self.gt_label_prob}")
         if self.ar_weight < 0:
             raise ValueError(f"ar_weight must be >= 0, got {self.ar_weight}")
+        if not 0.0 <= self.teacher_mix < 1.0:
+            raise ValueError(f"teacher_mix must be in [0, 1), got {self.teacher_mix}")
         if self.augment_shift < 0:
             raise ValueError(f"augment_shift must be >= 0, got {self.augment_shift}")
+
+
+@torch.no_grad()
+def mix_weights(student: VLAModel, teacher: VLAModel, teacher_mix: float) -> None:
+    """Set the student's weights to ``(1 - teacher_mix) x student + teacher_mix x teacher``."""
+    theirs = teacher.state_dict()
+    for name, mine in student.state_dict().items():
+        if mine.is_floating_point():
+            mine.copy_((1 - teacher_mix) * mine + teacher_mix * theirs[name].to(mine))
+
+
+def mix_with_teacher(teacher_dir: Path, student_dir: Path, out: Path,
+                     teacher_mix: float) -> Path:
+    """Write a distilled checkpoint moved towards its teacher (``mix_weights``) to ``out``.
+
+    For students distilled with ``teacher_mix=0``: the early-exit choice and curve are the
+    unmixed student's (recorded as such in ``early_exit.json``); distilling with
+    ``DistillConfig.teacher_mix`` instead sweeps the mixed student.
+    """
+    DistillConfig(teacher_mix=teacher_mix)  # validates the value
+    teacher = from_pretrained(teacher_dir, allow_encoder=False)
+    student = from_pretrained(student_dir, allow_encoder=False)
+    if teacher.config != student.config:
+        raise ValueError(f"{student_dir} was not distilled from {teacher_dir} (configs differ)")
+    mix_weights(student, teacher, teacher_mix)
+    tmp = Path(tempfile.mkdtemp(prefix="mix-"))
+    ee = json.loads((Path(student_dir) / "early_exit.json").read_text())
+    ee["config"]["teacher_mix"] = teacher_mix
+    ee["teacher_mix_after_sweep"] = True
+    (tmp / "early_exit.json").write_text(json.dumps(ee, indent=2))
+    meta = json.loads((Path(student_dir) / "train_state.json").read_text())
+    meta["distill"]["teacher_mix"] = teacher_mix
+    meta["teacher_dir"] = str(teacher_dir)
+    return save_pretrained(student, out, train_meta=meta,
+                           extra_files={"early_exit.json": tmp / "early_exit.json"})
 
 
 def _greedy_pass(model: VLAModel, obs: Observation, y: torch.Tensor) -> torch.Tensor:
@@ -245,6 +292,11 @@ def distill(teacher: VLAModel, train: ChunkTensors, val: ChunkTensors | None,
             history.append(entry)
             bar.write(" ".join(f"{k}={v:.4g}" for k, v in entry.items()))
     student.eval()
+    if cfg.teacher_mix > 0:
+        mix_weights(student, teacher, cfg.teacher_mix)
+        if val is not None:
+            history.append({"step": cfg.steps, "teacher_mix": cfg.teacher_mix,
+                            **heldout_metrics(student, val, lang_val, val_idx)})
     summary: dict[str, Any] = {"config": asdict(cfg), "history": history,
                                "teacher_mean_passes_train": float(traj["n_iter"].float().mean())}
     if val is not None:

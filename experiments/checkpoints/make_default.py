@@ -211,7 +211,8 @@ def distill_job(args: argparse.Namespace, seed: int) -> None:
                         ar_weight=args.distill_ar_weight,
                         gt_label_prob=args.distill_gt_label_prob,
                         keep_input_noise=args.distill_keep_input_noise,
-                        augment_shift=args.distill_augment_shift)
+                        augment_shift=args.distill_augment_shift,
+                        teacher_mix=args.distill_teacher_mix)
     summary = distill(teacher, split.train, split.val, cfg, folder / "cjacobi", progress=False)
     brief = {k: summary[k] for k in ("teacher_mean_passes_train",) if k in summary}
     for who in ("teacher_sweep", "student_sweep"):
@@ -262,6 +263,8 @@ def main() -> None:
                    help="corrupt the AR term's inputs with the teacher's ar_input_noise")
     p.add_argument("--distill-augment-shift", type=int, default=0,
                    help="random-shift image augmentation during distillation (0: off)")
+    p.add_argument("--distill-teacher-mix", type=float, default=0.0,
+                   help="move the student this far back towards the teacher after training")
     p.add_argument("--collect", type=int, default=0,
                    help="collect this many expert episodes into --archive first")
     p.add_argument("--collect-seed", type=int, default=1_000_000)

@@ -16,7 +16,14 @@ from experiments.compare import (
     CompareConfig,
     env_folder,
 )
-from experiments.compare_report import decoder_row, headline, paired_test, plot, write_markdown
+from experiments.compare_report import (
+    decoder_row,
+    headline,
+    paired_test,
+    plot,
+    requirement_lines,
+    write_markdown,
+)
 from experiments.stats import wilson_interval
 
 ROW_KEYS = {"decoder", "pc_success", "ci_low", "ci_high", "heldout_pc_success",
@@ -232,3 +239,20 @@ def test_plot_labels_of_close_points_do_not_overlap():
     assert all(96.0 + dy * 0.4 <= 100 for dy in offsets)
     # a point far away in ms keeps the default place
     assert _label_offset(2.5, 96.0, placed) == 4
+
+
+@pytest.mark.parametrize(("cj", "only", "p", "verdict"), [
+    (89.1, (12, 19), 0.2, "PASS"),   # above AR: passes (non-inferiority)
+    (83.0, (20, 10), 0.07, "PASS"),  # 2.6 below, not significant
+    (82.1, (24, 17), 0.28, "FAIL"),  # 3.5 below
+    (84.0, (40, 10), 0.01, "FAIL"),  # within 3 points but significantly below
+])
+def test_requirement_lines_read_within_3_points_as_non_inferiority(cj, only, p, verdict):
+    rows = [{"decoder": "ar", "pc_success": 85.6, "nfe_per_chunk": 32.0},
+            {"decoder": "cjacobi+ee", "pc_success": cj, "nfe_per_chunk": 2.6}]
+    tests = [{"a": "ar", "b": "cjacobi+ee", "only_a": only[0], "only_b": only[1],
+              "p_value": p}]
+    lines = requirement_lines({"rows": rows, "headline": {"tests": tests}})
+    assert lines[0].startswith("AR success >= 80%: PASS")
+    assert "passes <= 1/4 of AR's: PASS" in lines[1]
+    assert f"not significantly below: {verdict}" in lines[2]

@@ -9,9 +9,9 @@ import torch
 from conftest import fake_instruction_cache
 
 from decoding import jacobi
-from vla.checkpoint import from_pretrained
+from vla.checkpoint import from_pretrained, save_pretrained
 from vla.data import load_chunks
-from vla.distill import DistillConfig, distill, distill_loss, jacobi_trajectories
+from vla.distill import DistillConfig, distill, distill_loss, jacobi_trajectories, mix_with_teacher
 from vla.losses import noisy_inputs
 from vla.train import TrainConfig, Trainer
 
@@ -121,6 +121,38 @@ def test_distill_end_to_end_writes_student_and_early_exit_curve(make_model, synt
     assert stats["nfe"] <= (cap or 16)
 
 
+def test_teacher_mix_moves_the_student_halfway_back(make_model, synthetic, tmp_path):
+    """In distillation (the sweep then sees the mixed student) and on a saved student."""
+    torch.set_num_threads(1)
+    data = _tensors(synthetic)
+    teacher = make_model("ar").eval()
+    cfg = DistillConfig(steps=3, batch_size=8, n_trajectories=16, eval_every=3, n_eval=4, lr=1e-2)
+    distill(teacher, data, data, cfg, tmp_path / "s", progress=False)
+    summary = distill(teacher, data, data, DistillConfig(**{**cfg.__dict__, "teacher_mix": 0.5}),
+                      tmp_path / "m", progress=False)
+    assert summary["history"][-1]["teacher_mix"] == 0.5
+    save_pretrained(teacher, tmp_path / "t")
+    out = mix_with_teacher(tmp_path / "t", tmp_path / "s", tmp_path / "post", 0.5)
+    t, s, m, post = (from_pretrained(p, allow_encoder=False).state_dict() for p in
+                     (tmp_path / "t", tmp_path / "s", tmp_path / "m", tmp_path / "post"))
+    w = "lm_head.weight"
+    assert not torch.allclose(t[w], s[w])  # the student moved
+    torch.testing.assert_close(post[w], (t[w] + s[w]) / 2, rtol=0, atol=2e-3)  # fp16 files
+    torch.testing.assert_close(m[w], post[w], rtol=0, atol=2e-3)  # same seed: same student
+    ee = json.loads((out / "early_exit.json").read_text())
+    assert ee["config"]["teacher_mix"] == 0.5 and ee["teacher_mix_after_sweep"]
+    with pytest.raises(ValueError, match="teacher_mix"):
+        DistillConfig(teacher_mix=1.0)
+    with pytest.raises(ValueError, match="configs differ"):
+        other = _other_config_student(make_model, tmp_path)
+        mix_with_teacher(tmp_path / "t", other, tmp_path / "x", 0.5)
+
+
+def _other_config_student(make_model, tmp_path):
+    other = make_model("ar", ar_input_noise=0.3)
+    return save_pretrained(other, tmp_path / "other")
+
+
 @pytest.fixture(scope="module")
 def tiny_lerobot(tmp_path_factory):
     """Three expert episodes of TabletopReach at 32x32, with a fake instruction cache."""
@@ -160,10 +192,11 @@ def test_train_and_distill_cli_end_to_end(tiny_lerobot, tmp_path):
                                       "--out", str(tmp_path / "cjacobi"), "--steps", "2",
                                       "--batch-size", "4", "--n-trajectories", "8",
                                       "--n-eval", "2", "--keep-input-noise",
-                                      "--augment-shift", "2", *common])
+                                      "--augment-shift", "2", "--teacher-mix", "0.25", *common])
     assert res.exit_code == 0, res.output
     ee = json.loads((tmp_path / "cjacobi" / "early_exit.json").read_text())
     assert ee["config"]["keep_input_noise"] and ee["config"]["augment_shift"] == 2
+    assert ee["config"]["teacher_mix"] == 0.25
     res = runner.invoke(build_app(), ["info", str(tmp_path / "ar"), "--preset", "tiny"])
     assert res.exit_code == 0 and "params" in res.output
     res = runner.invoke(build_app(), ["bench", "vla", "--checkpoints", str(tmp_path),
