@@ -11,3 +11,7 @@ done; done
 for s in 0 1 2; do
   .venv/bin/robodecode eval --policy scratch/ckn8/seed$s/cjacobi --decoder cjacobi --episodes 100 --seed 7000 --workers 2 --k 8 --out scratch/sel/cjx-ckn8-s$s > scratch/sel/cjx-ckn8-s$s.log 2>&1
 done
+# the same students mixed 0.5 with their teachers (python experiments/results/vla/session5/wise.py 0.5):
+for s in 0 1 2; do
+  .venv/bin/robodecode eval --policy scratch/ckw0.5/seed$s/cjacobi --decoder cjacobi+ee --episodes 100 --seed 7000 --workers 2 --k 8 --out scratch/sel/cj-ckw0.5-s$s > scratch/sel/cj-ckw0.5-s$s.log 2>&1
+done
