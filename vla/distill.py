@@ -100,10 +100,14 @@ class DistillConfig:
             raise ValueError(f"gt_label_prob must be in [0, 1], got {self.gt_label_prob}")
         if self.ar_weight < 0:
             raise ValueError(f"ar_weight must be >= 0, got {self.ar_weight}")
-        if not 0.0 <= self.teacher_mix < 1.0:
-            raise ValueError(f"teacher_mix must be in [0, 1), got {self.teacher_mix}")
+        _check_teacher_mix(self.teacher_mix)
         if self.augment_shift < 0:
             raise ValueError(f"augment_shift must be >= 0, got {self.augment_shift}")
+
+
+def _check_teacher_mix(teacher_mix: float) -> None:
+    if not 0.0 <= teacher_mix < 1.0:
+        raise ValueError(f"teacher_mix must be in [0, 1), got {teacher_mix}")
 
 
 @torch.no_grad()
@@ -123,7 +127,7 @@ def mix_with_teacher(teacher_dir: Path, student_dir: Path, out: Path,
     unmixed student's (recorded as such in ``early_exit.json``); distilling with
     ``DistillConfig.teacher_mix`` instead sweeps the mixed student.
     """
-    DistillConfig(teacher_mix=teacher_mix)  # validates the value
+    _check_teacher_mix(teacher_mix)
     teacher = from_pretrained(teacher_dir, allow_encoder=False)
     student = from_pretrained(student_dir, allow_encoder=False)
     if teacher.config != student.config:
