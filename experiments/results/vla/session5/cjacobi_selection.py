@@ -6,7 +6,8 @@ and with 1,500 steps keeping the teacher's input noise and image shift (`scratch
 `DistillConfig(keep_input_noise=True, augment_shift=4)`), each evaluated with
 `cjacobi_selection.sh` on env seeds 7000-7099, disjoint from the comparison's; the teacher's own
 runs on those seeds are session 4's (`scratch/sel/ckn8-s<S>`). Last, the 1,500-step students
-moved halfway back towards their teachers in weight space (`wise.py 0.5`, `scratch/ckw0.5`).
+moved halfway back towards their teachers in weight space (`wise.py 0.5`, `scratch/ckw0.5`), and,
+after that choice was shipped, the curve around it (`wise.py 0.75` and `wise.py 0.25`).
 """
 import json
 import sys
@@ -19,7 +20,9 @@ RUNS = {"ar (teacher)": "ckn8-s{}", "cjacobi+ee, 1500 steps": "cj-ckn8-s{}",
         "cjacobi+ee, 3000 steps": "cj-ckn8b-s{}",
         "cjacobi+ee, 1500 steps, teacher's input noise + image shift kept": "cj-ckn8c-s{}",
         "cjacobi (no early exit), 1500 steps": "cjx-ckn8-s{}",
-        "cjacobi+ee, 1500 steps, mixed 0.5 with the teacher (shipped)": "cj-ckw0.5-s{}"}
+        "cjacobi+ee, 1500 steps, mixed 0.5 with the teacher (shipped)": "cj-ckw0.5-s{}",
+        "cjacobi+ee, 1500 steps, teacher_mix 0.25 (after the choice)": "cj-ckw0.75-s{}",
+        "cjacobi+ee, 1500 steps, teacher_mix 0.75 (after the choice)": "cj-ckw0.25-s{}"}
 
 
 def main(root: Path) -> None:

@@ -15,3 +15,7 @@ done
 for s in 0 1 2; do
   .venv/bin/robodecode eval --policy scratch/ckw0.5/seed$s/cjacobi --decoder cjacobi+ee --episodes 100 --seed 7000 --workers 2 --k 8 --out scratch/sel/cj-ckw0.5-s$s > scratch/sel/cj-ckw0.5-s$s.log 2>&1
 done
+# after the choice: the curve around it (python experiments/results/vla/session5/wise.py 0.75 / 0.25):
+for a in 0.75 0.25; do for s in 0 1 2; do
+  .venv/bin/robodecode eval --policy scratch/ckw$a/seed$s/cjacobi --decoder cjacobi+ee --episodes 100 --seed 7000 --workers 2 --k 8 --out scratch/sel/cj-ckw$a-s$s > scratch/sel/cj-ckw$a-s$s.log 2>&1
+done; done
