@@ -133,16 +133,17 @@ def mix_with_teacher(teacher_dir: Path, student_dir: Path, out: Path,
     if teacher.config != student.config:
         raise ValueError(f"{student_dir} was not distilled from {teacher_dir} (configs differ)")
     mix_weights(student, teacher, teacher_mix)
-    tmp = Path(tempfile.mkdtemp(prefix="mix-"))
     ee = json.loads((Path(student_dir) / "early_exit.json").read_text())
     ee["config"]["teacher_mix"] = teacher_mix
     ee["teacher_mix_after_sweep"] = True
-    (tmp / "early_exit.json").write_text(json.dumps(ee, indent=2))
     meta = json.loads((Path(student_dir) / "train_state.json").read_text())
     meta["distill"]["teacher_mix"] = teacher_mix
     meta["teacher_dir"] = str(teacher_dir)
-    return save_pretrained(student, out, train_meta=meta,
-                           extra_files={"early_exit.json": tmp / "early_exit.json"})
+    with tempfile.TemporaryDirectory(prefix="mix-") as tmp:
+        ee_file = Path(tmp) / "early_exit.json"
+        ee_file.write_text(json.dumps(ee, indent=2))
+        return save_pretrained(student, out, train_meta=meta,
+                               extra_files={"early_exit.json": ee_file})
 
 
 def _greedy_pass(model: VLAModel, obs: Observation, y: torch.Tensor) -> torch.Tensor:
