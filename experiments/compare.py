@@ -314,46 +314,58 @@ def run_evals(cfg: CompareConfig, sets: dict[int, Path], log=print) -> dict[str,
 
 
 def chunk_timing(checkpoint_set: Path, decoders: tuple[str, ...], env_id: str = DEFAULT_ENV,
-                 device: str = "cpu", calls: int = 30, warmup: int = 5) -> list[dict[str, Any]]:
+                 device: str = "cpu", calls: int = 30, warmup: int = 5,
+                 rounds: int = 5) -> list[dict[str, Any]]:
     """Median ``Policy.infer`` ms per chunk of each decoder on real observations of ``env_id``.
 
     On a GPU this is the eager path (no static cache, no CUDA graph), synchronized per call.
+    The decoders are timed in ``rounds`` interleaved rounds (each round times every decoder on
+    the next ``calls / rounds`` observations, in a rotated order), so clock ramps and
+    background jitter on the machine spread over all decoders instead of landing on one.
 
     Returns:
-        One ``{"decoder", "ms_per_chunk", "nfe_per_chunk", "device"}`` dict per decoder.
+        One ``{"decoder", "ms_per_chunk", "ms_p10", "ms_p90", "nfe_per_chunk", "device",
+        "calls"}`` dict per decoder.
     """
-    import statistics
     import time
 
     import gymnasium as gym
+    import numpy as np
     import torch
 
     import envs  # noqa: F401 - registers the ids
     from policies.vla_policy import VLAPolicy
 
+    if calls < rounds or rounds < 1:
+        raise ValueError(f"calls ({calls}) must be at least rounds ({rounds}) >= 1")
     env = gym.make(env_id)
     observations = [env.reset(seed=i)[0] for i in range(warmup + calls)]
     env.close()
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    rows = []
-    for decoder in decoders:
-        policy = VLAPolicy(checkpoint_set, decoder, device=device)
-        ms, nfe = [], []
-        for i, obs in enumerate(observations):
-            sync()
-            tic = time.perf_counter()
-            out = policy.infer(obs)
-            sync()
-            if i >= warmup:
-                ms.append(1e3 * (time.perf_counter() - tic))
-                nfe.append(out["nfe"])
-        rows.append({"decoder": decoder, "ms_per_chunk": statistics.median(ms),
-                     "nfe_per_chunk": statistics.mean(nfe), "device": device,
-                     "calls": calls})
-    return rows
+    policies = {d: VLAPolicy(checkpoint_set, d, device=device) for d in decoders}
+    for policy in policies.values():
+        for obs in observations[:warmup]:
+            policy.infer(obs)
+    ms: dict[str, list[float]] = {d: [] for d in decoders}
+    nfe: dict[str, list[float]] = {d: [] for d in decoders}
+    batches = np.array_split(np.arange(warmup, warmup + calls), rounds)
+    for r, batch in enumerate(batches):
+        for decoder in decoders[r % len(decoders):] + decoders[:r % len(decoders)]:
+            for i in batch:
+                sync()
+                tic = time.perf_counter()
+                out = policies[decoder].infer(observations[i])
+                sync()
+                ms[decoder].append(1e3 * (time.perf_counter() - tic))
+                nfe[decoder].append(out["nfe"])
+    return [{"decoder": d, "ms_per_chunk": float(np.median(ms[d])),
+             "ms_p10": float(np.percentile(ms[d], 10)), "ms_p90": float(np.percentile(ms[d], 90)),
+             "nfe_per_chunk": float(np.mean(nfe[d])), "device": device, "calls": calls}
+            for d in decoders]
 
 
-def write_gpu_timing(cfg: CompareConfig, log=print, calls: int = 200) -> dict[str, Any]:
+def write_gpu_timing(cfg: CompareConfig, log=print, calls: int = 500,
+                     rounds: int = 10) -> dict[str, Any]:
     """Time every decoder eagerly on this machine's GPU; write ``GPU_TIMING`` into ``cfg.out``.
 
     Uses the first training seed's checkpoint set as it exists (nothing is trained) and
@@ -375,11 +387,13 @@ def write_gpu_timing(cfg: CompareConfig, log=print, calls: int = 200) -> dict[st
         raise ValueError(f"--gpu-timing times existing checkpoints only; {folder} lacks "
                          f"{missing} (run compare or --retrain first)")
     log(f"timing {len(cfg.decoders)} decoders on {torch.cuda.get_device_name(0)} (eager)")
-    rows = chunk_timing(folder, cfg.decoders, cfg.env_id, device="cuda", calls=calls)
+    rows = chunk_timing(folder, cfg.decoders, cfg.env_id, device="cuda", calls=calls,
+                        rounds=rounds)
     for row in rows:
         row["model"] = fingerprint(resolve_checkpoint(folder, row["decoder"]))
     result = {"label": "eager GPU: batch 1, Policy.infer end to end, no static cache, no CUDA "
-                       f"graph, synchronized per call; median of {calls} calls after 5 warm-up",
+                       f"graph, synchronized per call; median of {calls} calls after 5 warm-up, "
+                       f"decoders interleaved in {rounds} rounds; p10/p90 per row",
               "gpu": torch.cuda.get_device_name(0), "checkpoints": str(folder), "rows": rows,
               "command": cfg.command, "provenance": provenance(device="cuda")}
     out = Path(cfg.out)

@@ -227,6 +227,17 @@ def test_gpu_timing_without_a_gpu_is_a_clear_error(tmp_path, monkeypatch):
         write_gpu_timing(CompareConfig(out=tmp_path))
 
 
+def test_chunk_timing_interleaves_decoders_on_the_same_observations():
+    from experiments.compare import SHIPPED, chunk_timing
+
+    rows = chunk_timing(SHIPPED / "TabletopPickPlace-v0" / "seed0", ("ar", "oft"),
+                        calls=4, warmup=1, rounds=2)
+    assert [r["decoder"] for r in rows] == ["ar", "oft"]
+    assert [r["nfe_per_chunk"] for r in rows] == [32.0, 1.0]
+    assert all(0 < r["ms_p10"] <= r["ms_per_chunk"] <= r["ms_p90"] for r in rows)
+    with pytest.raises(ValueError, match="at least rounds"):
+        chunk_timing(SHIPPED / "TabletopPickPlace-v0" / "seed0", ("ar",), calls=2, rounds=3)
+
 
 def test_plot_labels_of_close_points_do_not_overlap():
     from experiments.compare_report import _label_offset
