@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -29,8 +31,9 @@ def check_positive_int(value: object, name: str) -> int:
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
     """Validate the sampling knobs (temperature 0 means greedy)."""
-    if not isinstance(temperature, int | float) or temperature < 0:
-        raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
+    if not isinstance(temperature, int | float) or not math.isfinite(temperature) \
+            or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
     if top_k is not None:
         check_positive_int(top_k, "top_k")
     if top_p is not None and not (isinstance(top_p, int | float) and 0 < top_p <= 1):

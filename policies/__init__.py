@@ -12,5 +12,14 @@ from policies.rollout import EpisodeRecord, rollout
 
 __all__ = [
     "ChunkBroker", "ChunkStats", "DecoderSpec", "EpisodeRecord", "ExpertPolicy", "Policy",
-    "PolicyOutputError", "RandomPolicy", "parse_decoder_spec", "rollout",
+    "PolicyOutputError", "RandomPolicy", "VLAPolicy", "parse_decoder_spec", "rollout",
 ]
+
+
+def __getattr__(name: str):
+    """Load :class:`VLAPolicy` (which imports torch and the model) on first access."""
+    if name == "VLAPolicy":
+        from policies.vla_policy import VLAPolicy
+
+        return VLAPolicy
+    raise AttributeError(f"module 'policies' has no attribute {name!r}")

@@ -141,8 +141,19 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         texts = None
         if add_instructions is not None:
             texts = [t.strip() for t in add_instructions.read_text().splitlines() if t.strip()]
+        from vla.checkpoint import CONFIG_FILE, CheckpointError
+
         for ckpt in checkpoints or []:
-            typer.echo(json.dumps(describe_checkpoint(ckpt, add_instructions=texts), indent=2))
+            # A checkpoint set (ar/, cjacobi/, ...) is described model by model.
+            models = ([ckpt] if (ckpt / CONFIG_FILE).is_file() or not ckpt.is_dir() else
+                      sorted(p for p in ckpt.iterdir() if (p / CONFIG_FILE).is_file()) or [ckpt])
+            for model in models:
+                try:
+                    described = describe_checkpoint(model, add_instructions=texts)
+                except CheckpointError as err:
+                    typer.echo(f"error: {err}", err=True)
+                    raise typer.Exit(2) from None
+                typer.echo(json.dumps(described, indent=2))
 
     @bench.command("vla")
     def bench_vla_cmd(

@@ -57,6 +57,9 @@ class ImageEncoder(nn.Module):
         """uint8 (B, H, W, 3) -> float (B, 3, size, size) in [-1, 1] (area resize if needed)."""
         if images.dim() != 4 or images.shape[-1] != 3:
             raise ValueError(f"images must be (B, H, W, 3), got {tuple(images.shape)}")
+        if images.dtype != torch.uint8:
+            raise ValueError(f"images must be uint8 in [0, 255], got {images.dtype} (a float "
+                             "image in [0, 1] would be read as black)")
         x = images.permute(0, 3, 1, 2).float() / 127.5 - 1.0
         if x.shape[-1] != self.size or x.shape[-2] != self.size:
             x = F.interpolate(x, size=(self.size, self.size), mode="area")

@@ -162,7 +162,8 @@ class VLAModel(nn.Module):
         ``instruction`` (list of B strings); single unbatched observations are accepted.
 
         Raises:
-            ValueError: If a camera key, the state or the instructions are missing or malformed.
+            ValueError: If a camera key, the state or the instructions are missing or malformed
+                (a state with NaN or inf values, an image that is not uint8).
         """
         missing = [k for k in (*self.config.cameras, "state", "instruction") if k not in obs]
         if missing:
@@ -174,6 +175,8 @@ class VLAModel(nn.Module):
         if state.shape[-1] != self.config.state_dim:
             raise ValueError(f"state has {state.shape[-1]} dims, model expects "
                              f"{self.config.state_dim}")
+        if not torch.isfinite(state).all():
+            raise ValueError(f"state has non-finite values: {state.tolist()}")
         if len(instr) != state.shape[0]:
             raise ValueError(f"{len(instr)} instructions for a batch of {state.shape[0]}")
         images = []

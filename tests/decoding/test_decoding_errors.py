@@ -24,6 +24,7 @@ def model():
     ({"input_ids": [[1, 2]]}, "input_ids"),
     ({"max_new_tokens": 0}, "max_new_tokens"),
     ({"temperature": -1.0}, "temperature"),
+    ({"temperature": float("nan")}, "temperature"),
     ({"top_k": 0}, "top_k"),
     ({"top_p": 1.5}, "top_p"),
     ({"eos_token_id": -3}, "eos_token_id"),

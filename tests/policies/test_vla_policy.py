@@ -70,6 +70,20 @@ def test_every_decoder_infers_a_chunk(checkpoint_set, env, spec, nfe):
     np.testing.assert_array_equal(policy.infer(obs)["actions"], out["actions"])
 
 
+def test_bad_observations_are_refused_not_decoded(checkpoint_set, env):
+    import policies
+
+    policy = policies.VLAPolicy(checkpoint_set, "oft")  # the lazy package-level export
+    obs, _ = env.reset(seed=0)
+    nan_state = {**obs, "state": np.where(np.arange(obs["state"].size) == 0, np.nan,
+                                          obs["state"])}
+    with pytest.raises(ValueError, match="non-finite"):
+        policy.infer(nan_state)
+    with pytest.raises(ValueError, match="uint8"):
+        policy.infer({**obs, "image": obs["image"].astype(np.float32) / 255})
+    assert np.all(np.isfinite(policy.infer(obs)["actions"]))
+
+
 def test_rollout_with_a_vla_policy(checkpoint_set, env):
     from policies.vla_policy import VLAPolicy
 

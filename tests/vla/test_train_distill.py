@@ -199,6 +199,10 @@ def test_train_and_distill_cli_end_to_end(tiny_lerobot, tmp_path):
     assert ee["config"]["teacher_mix"] == 0.25
     res = runner.invoke(build_app(), ["info", str(tmp_path / "ar"), "--preset", "tiny"])
     assert res.exit_code == 0 and "params" in res.output
+    res = runner.invoke(build_app(), ["info", str(tmp_path), "--preset", "tiny"])  # a set
+    assert res.exit_code == 0 and res.output.count('"path"') == 2, res.output
+    res = runner.invoke(build_app(), ["info", str(tmp_path / "missing"), "--preset", "tiny"])
+    assert res.exit_code == 2 and "not a VLA checkpoint" in res.output
     res = runner.invoke(build_app(), ["bench", "vla", "--checkpoints", str(tmp_path),
                                       "--data", str(tiny_lerobot), "--n-obs", "2",
                                       "--train-steps", "1", "--threads", "1",
