@@ -18,6 +18,7 @@ import typer
 COMMAND_MODULES: tuple[str, ...] = (
     "experiments.bench_decoding",
     "experiments.bench_ltl",
+    "experiments.bench_server",
     "envs.cli",
     "vla.cli",
     "planners.cli",

@@ -112,9 +112,16 @@ class ChunkBroker:
         return self._k
 
     def reset(self, *, seed: int | None = None) -> None:
-        """Start a new episode: clear the timeline and reset the wrapped policy."""
+        """Start a new episode: clear the timeline and reset the wrapped policy.
+
+        Our policies get the episode's seed; any other openpi ``BasePolicy`` (such as
+        ``openpi_client``'s ``WebsocketClientPolicy``) gets openpi's plain ``reset()``.
+        """
         self._clear()
-        self.policy.reset(seed=seed)
+        if isinstance(self.policy, Policy):
+            self.policy.reset(seed=seed)
+        else:
+            self.policy.reset()
 
     def _clear(self) -> None:
         self._t = 0

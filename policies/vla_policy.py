@@ -121,8 +121,23 @@ class VLAPolicy(Policy):
 
             self._kwargs["generator"] = torch.Generator(self.model.device).manual_seed(seed)
 
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """What a client of the policy server needs to know (sent on connect)."""
+        from policies.server import vla_metadata
+
+        return vla_metadata(self)
+
     def infer(self, obs: dict[str, Any]) -> dict[str, Any]:
-        """Predict one chunk for one observation."""
+        """Predict one chunk for one observation.
+
+        Raises:
+            ValueError: If ``obs`` is a batch or malformed (see ``VLAModel.prepare``).
+        """
+        state = obs.get("state") if isinstance(obs, dict) else None
+        if state is not None and np.ndim(state) != 1:
+            raise ValueError(f"infer takes one observation: state must be 1-D (S,), got shape "
+                             f"{np.shape(state)}")
         tic = time.perf_counter()
         actions, stats = self.model.predict_chunk(obs, **self._kwargs)
         return {
