@@ -114,14 +114,14 @@ class ChunkBroker:
     def reset(self, *, seed: int | None = None) -> None:
         """Start a new episode: clear the timeline and reset the wrapped policy.
 
-        Our policies get the episode's seed; any other openpi ``BasePolicy`` (such as
-        ``openpi_client``'s ``WebsocketClientPolicy``) gets openpi's plain ``reset()``.
+        Our policies get the episode's seed; an ``openpi_client`` ``BasePolicy`` (such as its
+        ``WebsocketClientPolicy`` in front of our server) gets openpi's plain ``reset()``.
         """
         self._clear()
-        if isinstance(self.policy, Policy):
-            self.policy.reset(seed=seed)
-        else:
+        if _is_openpi_policy(self.policy):
             self.policy.reset()
+        else:
+            self.policy.reset(seed=seed)
 
     def _clear(self) -> None:
         self._t = 0
@@ -194,3 +194,12 @@ class ChunkBroker:
 
 def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+def _is_openpi_policy(policy: Any) -> bool:
+    """Whether ``policy`` is an ``openpi_client`` ``BasePolicy``, whose ``reset`` takes no seed."""
+    try:
+        from openpi_client.base_policy import BasePolicy
+    except ImportError:
+        return False
+    return isinstance(policy, BasePolicy) and not isinstance(policy, Policy)
