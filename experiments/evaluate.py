@@ -208,13 +208,14 @@ def _init_worker(config: dict[str, Any], out: str) -> None:
 
 def _run_episode(index: int) -> dict[str, Any]:
     """Run episode ``index`` in this worker; returns its JSON record."""
+    from policies.base import reset_policy
     from policies.rollout import rollout
 
     cfg, env, policy = _WORKER["config"], _WORKER["env"], _WORKER["policy"]
     seed = cfg.seed + index
     if not _WORKER["warm"]:  # one untimed call so lazy initialisation is not counted
         obs, _ = env.reset(seed=seed)
-        policy.reset(seed=seed)
+        reset_policy(policy, seed)
         policy.infer(obs)
         _WORKER["warm"] = True
     tic = time.perf_counter()

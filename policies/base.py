@@ -68,6 +68,23 @@ def check_actions(result: Any, action_dim: int | None = None) -> np.ndarray:
     return actions
 
 
+
+def reset_policy(policy: Any, seed: int | None) -> None:
+    """Start an episode: ``reset(seed=seed)``, or openpi's plain ``reset()``.
+
+    An ``openpi_client`` ``BasePolicy`` (such as its ``WebsocketClientPolicy`` in front of our
+    server) takes no seed; every other policy, ours or duck-typed, gets the episode's seed.
+    """
+    try:
+        from openpi_client.base_policy import BasePolicy
+    except ImportError:
+        BasePolicy = None  # noqa: N806 - openpi-client is optional
+    if BasePolicy is not None and isinstance(policy, BasePolicy) and \
+            not isinstance(policy, Policy):
+        policy.reset()
+    else:
+        policy.reset(seed=seed)
+
 class ExpertPolicy(Policy):
     """The env's scripted expert behind the policy contract (one-step chunks, H = 1).
 

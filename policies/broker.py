@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.base import Policy, check_actions
+from policies.base import Policy, check_actions, reset_policy
 
 MEASURED = "measured"
 
@@ -118,10 +118,7 @@ class ChunkBroker:
         ``WebsocketClientPolicy`` in front of our server) gets openpi's plain ``reset()``.
         """
         self._clear()
-        if _is_openpi_policy(self.policy):
-            self.policy.reset()
-        else:
-            self.policy.reset(seed=seed)
+        reset_policy(self.policy, seed)
 
     def _clear(self) -> None:
         self._t = 0
@@ -194,12 +191,3 @@ class ChunkBroker:
 
 def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
-
-
-def _is_openpi_policy(policy: Any) -> bool:
-    """Whether ``policy`` is an ``openpi_client`` ``BasePolicy``, whose ``reset`` takes no seed."""
-    try:
-        from openpi_client.base_policy import BasePolicy
-    except ImportError:
-        return False
-    return isinstance(policy, BasePolicy) and not isinstance(policy, Policy)

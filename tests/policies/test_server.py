@@ -101,6 +101,18 @@ def test_a_closed_loop_episode_through_the_server_matches_the_local_one(server, 
     assert [c.nfe for c in remote.chunks] == [c.nfe for c in local.chunks]
 
 
+def test_robodecode_eval_drives_the_server_through_openpi_client(server, tmp_path, monkeypatch):
+    from experiments.evaluate import EvalConfig, evaluate
+
+    monkeypatch.setenv("ROBODECODE_TEST_PORT", str(server.port))
+    cfg = EvalConfig(policy="openpi_factory:client", env_id="robodecode/TabletopPickPlace-v0",
+                     episodes=2, seed=2, k=8, max_steps=40)
+    summary = evaluate(cfg, tmp_path, progress=False)
+    assert summary["episodes"] == 2 and summary["nfe_per_chunk"] == 1
+    assert all(e["failure"] is None or e["failure"].startswith("time limit")
+               for e in summary["per_episode"])
+
+
 def test_garbage_gets_an_error_and_the_server_keeps_serving(server, env):
     obs, _ = env.reset(seed=0)
     nan_state = {**obs, "state": np.full_like(obs["state"], np.nan)}
