@@ -88,6 +88,8 @@ class CompareConfig:
         batch_size: Training batch size.
         distill_steps: Consistency-distillation steps.
         n_trajectories: Jacobi trajectories collected for distillation.
+        videos: Train episodes (first training seed) replayed into side-by-side rollout
+            videos, every decoder in one mp4 per env seed (0: none).
     """
 
     env_id: str = DEFAULT_ENV
@@ -114,6 +116,7 @@ class CompareConfig:
     batch_size: int = 128
     distill_steps: int = 1500
     n_trajectories: int = 4096
+    videos: int = 2
     command: str = field(default_factory=lambda: shlex.join(["robodecode", *sys.argv[1:]]))
 
     def __post_init__(self) -> None:
@@ -130,6 +133,9 @@ class CompareConfig:
             raise ValueError(f"train_seeds must be distinct and non-empty, got {self.train_seeds}")
         if self.k is not None and self.k < 1:
             raise ValueError(f"k must be >= 1, got {self.k}")
+        if not isinstance(self.videos, int) or not 0 <= self.videos <= self.episodes:
+            raise ValueError(f"videos must be an int in [0, episodes={self.episodes}], got "
+                             f"{self.videos!r}")
         self.conditions = tuple(dict.fromkeys(self.conditions))
         unknown = [c for c in self.conditions if c not in CONDITIONS]
         if unknown or not self.conditions:
@@ -152,7 +158,7 @@ class CompareConfig:
         base = {"quick": True, "decoders": QUICK_DECODERS, "episodes": 1, "workers": 1,
                 "demo_episodes": 2, "targets_per_layout": 1, "demo_seed": 0, "preset": "tiny",
                 "train_steps": 50, "batch_size": 8,
-                "distill_steps": 10, "n_trajectories": 32}
+                "distill_steps": 10, "n_trajectories": 32, "videos": 0}
         return cls(**{**base, **overrides})
 
 
@@ -455,6 +461,12 @@ def compare(cfg: CompareConfig, log=print) -> dict[str, Any]:
     first = cfg.train_seeds[0]
     models = {d: fingerprint(resolve_checkpoint(sets[first], d)) for d in cfg.decoders}
     gpu_timing = merge_gpu_timing(rows, out, models, log=log)
+    videos = []
+    if cfg.videos:
+        from experiments.compare_videos import write_videos
+
+        log(f"rollout videos: {cfg.videos} episode(s), every decoder side by side")
+        videos = write_videos(cfg, sets, runs, out, log=log)
     result = {
         "env_id": cfg.env_id,
         "rows": rows,
@@ -474,6 +486,7 @@ def compare(cfg: CompareConfig, log=print) -> dict[str, Any]:
                                       for e in r["per_episode"]] for s, r in by.items()}
                          for c, by in runs[d].items()} for d in cfg.decoders},
         "plot": "compare.png",
+        "videos": videos,
         "quick": cfg.quick,
         "command": cfg.command,
         "provenance": provenance(torch_threads=cfg.threads, workers=cfg.workers,
@@ -515,6 +528,9 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         conditions: Annotated[list[str] | None, typer.Option(
             "--conditions", help="train, heldout, latency (repeat the option); default all.")
         ] = None,
+        videos: Annotated[int | None, typer.Option(
+            help="Train episodes replayed into side-by-side rollout videos (default 2; quick "
+                 "0).")] = None,
         gpu_timing: Annotated[bool, typer.Option(
             "--gpu-timing", help=f"Only time every decoder eagerly on this machine's CUDA GPU "
             f"(first training seed's set) into OUT/{GPU_TIMING}; the next compare run there "
@@ -525,7 +541,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
 
         given = {"env_id": env, "out": out, "retrain": retrain, "jobs": jobs, "k": k,
                  "latency": latency, "checkpoints": checkpoints, "seed": seed}
-        for name, value in (("episodes", episodes), ("workers", workers)):
+        for name, value in (("episodes", episodes), ("workers", workers), ("videos", videos)):
             if value is not None:
                 given[name] = value
         if train_seeds:

@@ -250,8 +250,13 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     lines += [f"- {line}" for line in headline_lines(result)]
     lines += ["", "Issue requirements, checked on these numbers:", ""]
     lines += [f"- {line}" for line in requirement_lines(result)]
-    lines += ["", f"![success vs latency]({result['plot']})", "",
-              f"git {prov.get('git_sha')}, python {prov.get('python')}, torch "
+    lines += ["", f"![success vs latency]({result['plot']})", ""]
+    if result.get("videos"):
+        lines += ["Rollout videos (every decoder side by side on one episode of training seed "
+                  f"{result['seeds']['train'][0]}; green frame = success, red = failure): "
+                  + ", ".join(f"[seed {v['seed']}]({v['file']})" for v in result["videos"]),
+                  ""]
+    lines += [f"git {prov.get('git_sha')}, python {prov.get('python')}, torch "
               f"{prov.get('versions', {}).get('torch')}, {prov.get('cpu_count')} CPU cores."]
     path.write_text("\n".join(lines) + "\n")
 

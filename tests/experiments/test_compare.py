@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from experiments.compare import (
@@ -267,3 +268,30 @@ def test_requirement_lines_read_within_3_points_as_non_inferiority(cj, only, p, 
     assert lines[0].startswith("AR success >= 80%: PASS")
     assert "passes <= 1/4 of AR's: PASS" in lines[1]
     assert f"not significantly below: {verdict}" in lines[2]
+
+
+def test_rollout_video_tiles_every_decoder_and_marks_the_outcome(tmp_path):
+    import av
+
+    from experiments.compare import SHIPPED
+    from experiments.compare_videos import tile, write_videos
+
+    frame = np.full((32, 32, 3), 128, np.uint8)
+    grid = tile({"a": frame, "b": frame, "c": frame}, {"a": True, "b": False, "c": None},
+                title="t", columns=2)
+    assert grid.shape[0] > 2 * 32 and grid.shape[1] == 2 * (32 + 6)
+    band = grid.shape[0] - 2 * (32 + 14 + 6)  # the title band above the two panel rows
+    assert tuple(grid[band + 14, 0]) == (40, 200, 60)  # a: green border (success)
+    assert tuple(grid[band + 14, 38]) == (220, 40, 40)  # b: red border (failure)
+    cfg = CompareConfig(decoders=("oft", "flow@2"), episodes=1, videos=1, out=tmp_path)
+    set0 = SHIPPED / "TabletopPickPlace-v0" / "seed0"
+    runs = {"oft": {"train": {0: {"per_episode": [{"seed": 1000, "success": False}]}}},
+            "flow@2": {"train": {}}}
+    (entry,) = write_videos(cfg, {0: set0}, runs, tmp_path, log=lambda m: None)
+    assert entry["seed"] == 1000 and set(entry["success"]) == {"oft", "flow@2"}
+    assert entry["matches_eval"]["oft"] == (entry["success"]["oft"] is False)
+    assert entry["matches_eval"]["flow@2"] is True  # not evaluated: nothing to contradict
+    with av.open(str(tmp_path / entry["file"])) as video:
+        assert video.streams.video[0].frames > 10
+    with pytest.raises(ValueError, match="videos"):
+        CompareConfig(episodes=2, videos=3)
