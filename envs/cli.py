@@ -12,8 +12,3 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
 
     register_collect(app)
     # --- end demonstrations ---
-    # --- tabletop benchmark (tabletop helper): robodecode bench envs, in envs/tabletop/bench.py ---
-    from envs.tabletop.bench import register_bench_envs
-
-    register_bench_envs(bench)
-    # --- end tabletop benchmark ---

@@ -17,6 +17,7 @@ import typer
 # Explicit registry of the modules that contribute commands (no import-time scans).
 COMMAND_MODULES: tuple[str, ...] = (
     "experiments.bench_decoding",
+    "experiments.bench_envs",
     "experiments.bench_ltl",
     "experiments.bench_server",
     "envs.cli",

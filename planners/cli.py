@@ -1,9 +1,13 @@
-"""Commands of ``planners`` for the ``robodecode`` CLI (see experiments/cli.py)."""
+"""Commands of ``planners`` for the ``robodecode`` CLI (see experiments/cli.py).
+
+The result files are written here (with ``experiments.provenance``), in the CLI layer, so
+the planner library itself imports nothing of ``experiments``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -63,10 +67,25 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         """Compare unconstrained, LTL-constrained and SELP-style decoding on generated tasks."""
         import torch
 
-        from planners.evaluate import evaluate, write_results
+        from planners.evaluate import evaluate
 
         torch.set_num_threads(threads)
         result = evaluate(domain, tasks, seed, split, model_dir=model, sample=sample)
         paths = write_results(result, out or Path("scratch") / "planner_eval", threads=threads)
         typer.echo(result["markdown"])
         typer.echo(f"wrote {', '.join(str(p) for p in paths)}")
+
+
+def write_results(result: dict[str, Any], out: Path, threads: int) -> list[Path]:
+    """Write ``<domain>_<split>_seed<seed>[_sampled].json`` (with provenance) and ``.md``."""
+    from experiments.provenance import provenance, write_json_atomic
+
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{result['domain']}_{result['split']}_seed{result['seed']}"
+    if result["decoding"].startswith("sampling"):
+        stem += "_sampled"
+    js, md = out / f"{stem}.json", out / f"{stem}.md"
+    write_json_atomic(js, {**result, "provenance": provenance(threads=threads)})
+    md.write_text(result["markdown"] + "\n\nCPU timings are noisy (shared 2-core machine, "
+                  f"{threads} torch thread(s)).\n")
+    return [js, md]

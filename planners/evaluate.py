@@ -217,18 +217,3 @@ def markdown(result: dict[str, Any]) -> str:
               f"({b['selp_cpu_us']:.1f}). The selp row's mask column also counts its automaton "
               "checks; its tokens/s pays for re-encoding the prompt at every token."]
     return "\n".join(lines)
-
-
-def write_results(result: dict[str, Any], out: Path, threads: int) -> list[Path]:
-    """Write ``<domain>_<split>_seed<seed>[_sampled].json`` (with provenance) and ``.md``."""
-    from experiments.provenance import provenance, write_json_atomic
-
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"{result['domain']}_{result['split']}_seed{result['seed']}"
-    if result["decoding"].startswith("sampling"):
-        stem += "_sampled"
-    js, md = out / f"{stem}.json", out / f"{stem}.md"
-    write_json_atomic(js, {**result, "provenance": provenance(threads=threads)})
-    md.write_text(result["markdown"] + "\n\nCPU timings are noisy (shared 2-core machine, "
-                  f"{threads} torch thread(s)).\n")
-    return [js, md]

@@ -132,7 +132,7 @@ def test_target_heading_runs_closed_loop_and_validates(synthetic):
     import gymnasium as gym
 
     import envs  # noqa: F401  (registers the tabletop envs)
-    from vla.evaluate import target_heading
+    from experiments.grounding_probe import target_heading
 
     env = gym.make("robodecode/TabletopPickPlace-v0", image_size=32)
     model = token_model(synthetic).eval()

@@ -11,8 +11,8 @@ import gymnasium as gym  # noqa: E402
 import torch  # noqa: E402
 
 import envs  # noqa: E402,F401
+from experiments.grounding_probe import target_heading  # noqa: E402
 from vla.checkpoint import from_pretrained  # noqa: E402
-from vla.evaluate import target_heading  # noqa: E402
 
 torch.set_num_threads(1)
 m = from_pretrained(sys.argv[1]).eval()

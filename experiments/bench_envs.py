@@ -118,8 +118,8 @@ def bench_env(env_id: str, episodes: int = 100, steps: int = 1000,
     }
 
 
-def register_bench_envs(bench: typer.Typer) -> None:
-    """Add ``envs`` to the ``robodecode bench`` group."""
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    """Add ``robodecode bench envs``."""
 
     @bench.command("envs")
     def bench_envs_command(
