@@ -26,7 +26,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         policy: Annotated[str, typer.Option(help="expert, random, a VLA checkpoint folder (or "
                                             "checkpoint set), or module:factory.")],
         decoder: Annotated[str | None, typer.Option(
-            help="Decoder spec for checkpoints: ar, jacobi, jacobi+ee, cjacobi+ee, diffusion@T, "
+            help="Decoder spec for checkpoints: ar, jacobi, jacobi+ee, cjacobi[+ee], diffusion@T, "
                  "flow@K[:heun], oft.")] = None,
         env: Annotated[str, typer.Option(help="Gymnasium env id.")] = DEFAULT_ENV,
         episodes: Annotated[int, typer.Option(help="Number of episodes N.")] = 50,

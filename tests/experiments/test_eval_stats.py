@@ -78,3 +78,17 @@ def test_pair_by_seed():
     assert (a, b) == ([True, True], [False, True])
     with pytest.raises(ValueError, match="share no seed"):
         pair_by_seed({1: True}, {2: True})
+
+
+def test_atomic_json_files_are_readable_like_any_other_file(tmp_path):
+    import os
+
+    from experiments.provenance import write_json_atomic
+
+    mask = os.umask(0o022)
+    try:
+        path = write_json_atomic(tmp_path / "r.json", {"a": 1})
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644 and path.read_text().startswith("{")
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temp file left
