@@ -14,6 +14,7 @@ unpickling anything. No pickle is used anywhere.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import msgpack
@@ -60,9 +61,10 @@ def _decode(obj: dict) -> Any:
             raise WireError("an array map needs 'data', 'dtype' and 'shape'") from None
         if not all(isinstance(n, int) and n >= 0 for n in shape) or not isinstance(data, bytes):
             raise WireError(f"bad array shape {shape!r} or data of type {type(data).__name__}")
-        if len(data) != dtype.itemsize * int(np.prod(shape, dtype=np.int64)):
-            raise WireError(f"array of shape {shape} and dtype {dtype} needs "
-                            f"{dtype.itemsize * int(np.prod(shape))} bytes, got {len(data)}")
+        need = dtype.itemsize * math.prod(shape)  # Python ints: a huge shape cannot wrap to 0
+        if len(data) != need:
+            raise WireError(f"array of shape {shape} and dtype {dtype} needs {need} bytes, "
+                            f"got {len(data)}")
         return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
     if b"__npgeneric__" in obj:
         try:

@@ -69,6 +69,10 @@ def test_codec_round_trip_and_openpi_compatibility():
                         b"shape": [2]}),
     openpi_codec.packb({b"__ndarray__": True, b"data": b"\x00" * 8, b"dtype": "|O",
                         b"shape": [1]}),
+    openpi_codec.packb({b"__ndarray__": True, b"data": b"", b"dtype": "<f4",
+                        b"shape": [2**32, 2**32]}),  # int64 product would wrap to 0 bytes
+    openpi_codec.packb({b"__ndarray__": True, b"data": b"", b"dtype": "<f4", b"shape": [-1]}),
+    b"\x91" * 5000 + b"\xc0",  # nested deeper than msgpack's stack
 ])
 def test_codec_refuses_malformed_messages(data):
     with pytest.raises(WireError):
