@@ -15,6 +15,7 @@ unpickling anything. No pickle is used anywhere.
 from __future__ import annotations
 
 import math
+import reprlib
 from typing import Any
 
 import msgpack
@@ -23,6 +24,16 @@ import numpy as np
 
 class WireError(ValueError):
     """A message is not valid msgpack-numpy (the text says what is wrong)."""
+
+
+MAX_CONTAINER_LEN = 4096
+"""Most elements of one received list or map: an observation holds a few keys and short shape
+lists, and this keeps a crafted message from expanding ~75x into millions of empty objects."""
+
+_repr = reprlib.Repr()  # error texts show a bounded excerpt of what was received
+_repr.maxstring = _repr.maxother = 60
+_repr.maxlist = _repr.maxtuple = 8
+_short = _repr.repr
 
 
 _BAD_KINDS = ("V", "O", "c")  # void, object and complex dtypes are not sent (as openpi)
@@ -46,7 +57,7 @@ def _dtype(value: Any) -> np.dtype:
     try:
         dtype = np.dtype(value.decode() if isinstance(value, bytes) else value)
     except (TypeError, ValueError):
-        raise WireError(f"unknown dtype {value!r}") from None
+        raise WireError(f"unknown dtype {_short(value)}") from None
     if dtype.kind in _BAD_KINDS:
         raise WireError(f"dtype {dtype} is refused (void, object and complex)")
     return dtype
@@ -60,12 +71,16 @@ def _decode(obj: dict) -> Any:
         except (KeyError, TypeError):
             raise WireError("an array map needs 'data', 'dtype' and 'shape'") from None
         if not all(isinstance(n, int) and n >= 0 for n in shape) or not isinstance(data, bytes):
-            raise WireError(f"bad array shape {shape!r} or data of type {type(data).__name__}")
+            raise WireError(f"bad array shape {_short(shape)} or data of type "
+                            f"{type(data).__name__}")
         need = dtype.itemsize * math.prod(shape)  # Python ints: a huge shape cannot wrap to 0
         if len(data) != need:
-            raise WireError(f"array of shape {shape} and dtype {dtype} needs {need} bytes, "
-                            f"got {len(data)}")
-        return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+            raise WireError(f"array of shape {_short(shape)} and dtype {dtype} needs {need} "
+                            f"bytes, got {len(data)}")
+        array = np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+        if dtype.kind == "b" and array.view(np.uint8).max(initial=0) > 1:
+            raise WireError("a bool array holds bytes other than 0 and 1")
+        return array
     if b"__npgeneric__" in obj:
         try:
             return _dtype(obj[b"dtype"]).type(obj[b"data"])
@@ -84,8 +99,9 @@ def unpack(data: bytes) -> Any:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise WireError(f"expected a binary message, got {type(data).__name__}")
     try:
-        return msgpack.unpackb(data, object_hook=_decode)
+        return msgpack.unpackb(data, object_hook=_decode, max_array_len=MAX_CONTAINER_LEN,
+                               max_map_len=MAX_CONTAINER_LEN)
     except WireError:
         raise
     except (msgpack.UnpackException, ValueError, TypeError) as err:
-        raise WireError(f"not a msgpack message: {err}") from None
+        raise WireError(f"not a msgpack message: {_short(str(err))}") from None

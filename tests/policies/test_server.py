@@ -73,6 +73,9 @@ def test_codec_round_trip_and_openpi_compatibility():
                         b"shape": [2**32, 2**32]}),  # int64 product would wrap to 0 bytes
     openpi_codec.packb({b"__ndarray__": True, b"data": b"", b"dtype": "<f4", b"shape": [-1]}),
     b"\x91" * 5000 + b"\xc0",  # nested deeper than msgpack's stack
+    b"\xdd" + (10**6).to_bytes(4, "big") + b"\x80" * 10**6,  # a million empty maps
+    openpi_codec.packb({b"__ndarray__": True, b"data": b"\x07", b"dtype": "|b1",
+                        b"shape": [1]}),  # not a bool
 ])
 def test_codec_refuses_malformed_messages(data):
     with pytest.raises(WireError):
@@ -126,9 +129,12 @@ def test_garbage_gets_an_error_and_the_server_keeps_serving(server, env):
            "short state": pack({**obs, "state": obs["state"][:3]}),
            "float image": pack({**obs, "image": obs["image"].astype(np.float32)}),
            "not a map": pack([1, 2, 3])}
+    bad |= {"image batch": pack({**obs, "image": np.zeros((64, 1, 1, 3), np.uint8)}),
+            "long instruction": pack({**obs, "instruction": "x" * 10_000})}
     expect = {"not msgpack": "msgpack", "missing key": "missing keys", "NaN state": "non-finite",
               "batch": "one observation", "short state": "dims", "float image": "uint8",
-              "not a map": "must be a map"}
+              "not a map": "must be a map", "image batch": "one (H, W, 3) frame",
+              "long instruction": "at most 512"}
     errors = server.errors
     with connect(f"ws://127.0.0.1:{server.port}", max_size=None) as ws:
         unpack(ws.recv())  # the metadata
@@ -185,3 +191,34 @@ def test_server_benchmark_times_both_paths_on_the_same_observations():
     assert record["calls"] == 3 and record["request_bytes"] > 64 * 64 * 3
     assert 0 < record["direct"]["median_ms"] <= record["direct"]["p90_ms"]
     assert record["served"]["median_ms"] > 0 and record["server_infer"]["median_ms"] > 0
+
+
+def test_server_bounds_clients_and_instructions_and_stops_unstarted(policy, env, monkeypatch):
+    import time
+
+    from websockets.exceptions import ConnectionClosed
+
+    from policies import server as server_module
+
+    started = time.perf_counter()
+    server_module.PolicyServer(policy, port=0).shutdown()  # never served: must not hang
+    assert time.perf_counter() - started < 2
+    monkeypatch.setattr(server_module, "MAX_CLIENTS", 1)
+    monkeypatch.setattr(server_module, "MAX_INSTRUCTIONS", 2)
+    observations = [env.reset(seed=s)[0] for s in range(8)]
+    texts = list(dict.fromkeys(o["instruction"] for o in observations))[:3]
+    obs = {t: next(o for o in observations if o["instruction"] == t) for t in texts}
+    with server_module.PolicyServer(policy, port=0) as small:
+        url = f"ws://127.0.0.1:{small.port}"
+        with connect(url, max_size=None) as first:
+            unpack(first.recv())
+            with connect(url) as second, pytest.raises(ConnectionClosed) as closed:
+                second.recv()
+            assert closed.value.rcvd.code == 1013
+            for t in texts[:2]:
+                first.send(pack(obs[t]))
+                assert not isinstance(first.recv(), str)
+            first.send(pack(obs[texts[2]]))
+            assert "distinct instructions" in first.recv()
+            first.send(pack(obs[texts[0]]))  # a known one still works
+            assert not isinstance(first.recv(), str)
