@@ -78,11 +78,11 @@ def check_observation(obs: Any) -> dict[str, Any]:
             raise BadRequest(f"{key} must be one (H, W, 3) frame, got shape "
                              f"{value.shape[:8]}")
     text = obs.get("instruction")
-    if text is not None and (not isinstance(text, str) or len(text) > MAX_INSTRUCTION_CHARS):
-        raise BadRequest(f"instruction must be a string of at most {MAX_INSTRUCTION_CHARS} "
-                         f"characters, got {type(text).__name__} of length {len(text)}"
-                         if isinstance(text, str | bytes) else
-                         f"instruction must be a string, got {type(text).__name__}")
+    if text is not None and not isinstance(text, str):
+        raise BadRequest(f"instruction must be a string, got {type(text).__name__}")
+    if text is not None and len(text) > MAX_INSTRUCTION_CHARS:
+        raise BadRequest(f"instruction must be at most {MAX_INSTRUCTION_CHARS} characters, got "
+                         f"{len(text)}")
     return obs
 
 
