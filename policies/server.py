@@ -214,14 +214,3 @@ def _health_check(connection: Any, request: Any) -> Any:
     if request.path == "/healthz":
         return connection.respond(http.HTTPStatus.OK, "OK\n")
     return None
-
-
-def vla_metadata(policy: Any) -> dict[str, Any]:
-    """What a client needs to know about a :class:`~policies.vla_policy.VLAPolicy`."""
-    cfg = policy.model.config
-    return {"server": "robodecode", "decoder": str(policy.spec), "checkpoint": str(policy.path),
-            "head": cfg.head, "action_horizon": int(cfg.horizon),
-            "action_dim": int(cfg.action_dim), "state_dim": int(cfg.state_dim),
-            "cameras": list(cfg.cameras), "image_size": int(cfg.image_size),
-            "observation_keys": [*cfg.cameras, "state", "instruction"],
-            "actions_dtype": np.dtype(np.float32).str}

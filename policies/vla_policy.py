@@ -124,9 +124,13 @@ class VLAPolicy(Policy):
     @property
     def metadata(self) -> dict[str, Any]:
         """What a client of the policy server needs to know (sent on connect)."""
-        from policies.server import vla_metadata
-
-        return vla_metadata(self)
+        cfg = self.model.config
+        return {"server": "robodecode", "decoder": str(self.spec), "checkpoint": str(self.path),
+                "head": cfg.head, "action_horizon": int(cfg.horizon),
+                "action_dim": int(cfg.action_dim), "state_dim": int(cfg.state_dim),
+                "cameras": list(cfg.cameras), "image_size": int(cfg.image_size),
+                "observation_keys": [*cfg.cameras, "state", "instruction"],
+                "actions_dtype": np.dtype(np.float32).str}
 
     def infer(self, obs: dict[str, Any]) -> dict[str, Any]:
         """Predict one chunk for one observation.
