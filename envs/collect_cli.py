@@ -70,6 +70,13 @@ def register_collect(app: typer.Typer) -> None:
         except (ValueError, RuntimeError) as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (envs.workers.Terminated)
+            from envs.workers import describe_stop
+
+            what, code = describe_stop(stop)
+            typer.echo(f"\nerror: {what}; finished attempts are staged in {target / '.staging'}, "
+                       "rerun the same command to resume", err=True)
+            raise typer.Exit(code) from None
         size_mb = _dir_size(target) / 2**20
         staged_mb = _dir_size(target / ".staging") / 2**20
         typer.echo(

@@ -39,10 +39,9 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +52,7 @@ import pyarrow.parquet as pq
 from envs.layout_targets import layout_targets
 from envs.lerobot_format import IMAGE_PREFIX, IMAGE_STRUCT, INFO_PATH, encode_png, write_json_atomic
 from envs.lerobot_format import write_parquet_atomic as _write_parquet
+from envs.workers import worker_pool
 
 STAGING_DIR = ".staging"
 RUN_SPEC_FILE = "collect.json"
@@ -269,9 +269,8 @@ def _attempt_runner(spec: dict[str, Any], staging: Path, workers: int):
         finally:
             recorder.close()
         return
-    ctx = get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(spec, str(staging))) as pool:
+    # The workers die with this process; SIGTERM or Ctrl-C stops them (envs.workers).
+    with worker_pool(workers, _init_worker, (spec, str(staging))) as pool:
         def run(attempts: list[int]) -> Iterator[dict[str, Any]]:
             futures = [pool.submit(_worker_record, a) for a in attempts]
             try:

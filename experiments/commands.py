@@ -75,6 +75,13 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         except ValueError as err:
             _fail(str(err).replace("\n", " "))
             return
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (envs.workers.Terminated)
+            from envs.workers import describe_stop
+
+            what, code = describe_stop(stop)
+            typer.echo(f"\nerror: {what}; finished episodes are saved in {out}, rerun with "
+                       "--resume", err=True)
+            raise typer.Exit(code) from None
         typer.echo(format_summary(summary))
         typer.echo(f"wrote {out / 'eval_info.json'}")
 

@@ -14,16 +14,17 @@ from __future__ import annotations
 import difflib
 import importlib
 import json
-import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from envs.workers import worker_pool
 from experiments.eval_summary import summarize, write_video
 
 EPISODES_FILE = "episodes.jsonl"
@@ -330,13 +331,17 @@ def evaluate(config: EvalConfig, out: str | Path, *, resume: bool = False,
                desc=f"eval {config.policy if config.decoder is None else config.decoder}",
                unit="ep", file=sys.stderr)
     successes = sum(bool(done[i]["success"]) for i in range(config.episodes) if i in done)
-    for record in _run_all(config, out, todo):
-        append_jsonl_atomic(out / EPISODES_FILE, record)
-        done[record["episode"]] = record
-        successes += bool(record["success"])
-        bar.update(1)
-        bar.set_postfix(success=f"{successes}/{bar.n}")
-    bar.close()
+    # closing(): an exception here (Ctrl-C, SIGTERM) stops the workers now, not at collection.
+    with closing(_run_all(config, out, todo)) as records:
+        try:
+            for record in records:
+                append_jsonl_atomic(out / EPISODES_FILE, record)
+                done[record["episode"]] = record
+                successes += bool(record["success"])
+                bar.update(1)
+                bar.set_postfix(success=f"{successes}/{bar.n}")
+        finally:
+            bar.close()
     summary = summarize(config, [done[i] for i in range(config.episodes)],
                         eval_s=time.perf_counter() - tic, resumed=config.episodes - len(todo))
     write_json_atomic(out / SUMMARY_FILE, summary)
@@ -358,10 +363,9 @@ def _run_all(config: EvalConfig, out: Path, todo: list[int]):
             _WORKER.clear()
         return
     # A process pool that notices dead workers (an EGL or MuJoCo crash): the run then stops
-    # with an error instead of waiting forever, and --resume picks up what was recorded.
-    with ProcessPoolExecutor(min(config.workers, len(todo)),
-                             mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_init_worker, initargs=(cfg, str(out))) as pool:
+    # with an error instead of waiting forever, and --resume picks up what was recorded. Its
+    # workers die with this process; SIGTERM or Ctrl-C stops them (envs.workers).
+    with worker_pool(min(config.workers, len(todo)), _init_worker, (cfg, str(out))) as pool:
         futures = [pool.submit(_run_episode, index) for index in todo]
         try:
             for future in as_completed(futures):
