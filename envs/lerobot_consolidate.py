@@ -32,7 +32,9 @@ from envs.lerobot_format import (
     decode_image,
     feature_stats,
     image_stats,
+    remove_temporary_files,
     tasks_table,
+    temporary_path,
     vector_column,
     write_json_atomic,
     write_parquet_atomic,
@@ -58,6 +60,7 @@ def consolidate(out: Path, staged: list[Path], metas: list[dict[str, Any]], *,
         The number of frames written.
     """
     (out / INFO_PATH).unlink(missing_ok=True)  # the dataset is incomplete until info.json returns
+    remove_temporary_files(out)  # a crash mid-write (this or an earlier consolidation) left them
     fps = metas[0]["fps"]
     task_ids: dict[str, int] = {}
     groups: list[list[pa.Table]] = [[]]
@@ -155,7 +158,7 @@ def _encode_video(column: pa.ChunkedArray, path: Path, fps: float) -> None:
     if h % 2 or w % 2:
         raise ValueError(f"video=True needs even image sizes for yuv420p, got {w}x{h}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_path(path)
     with av.open(str(tmp), mode="w", format="mp4") as container:
         stream = container.add_stream(VIDEO_CODEC, rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"

@@ -50,7 +50,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from envs.layout_targets import layout_targets
-from envs.lerobot_format import IMAGE_PREFIX, IMAGE_STRUCT, INFO_PATH, encode_png, write_json_atomic
+from envs.lerobot_format import (
+    IMAGE_PREFIX,
+    IMAGE_STRUCT,
+    INFO_PATH,
+    encode_png,
+    remove_temporary_files,
+    write_json_atomic,
+)
 from envs.lerobot_format import write_parquet_atomic as _write_parquet
 from envs.workers import worker_pool
 
@@ -314,8 +321,7 @@ def _prepare_staging(out: Path, spec: dict[str, Any]) -> Path:
                          "choose an empty folder")
     else:
         write_json_atomic(spec, spec_path)
-    for tmp in staging.glob(".*.tmp-*"):  # leftovers of a crash mid-write
-        tmp.unlink()
+    remove_temporary_files(staging)  # leftovers of a crash mid-write
     return staging
 
 

@@ -73,14 +73,25 @@ def decode_image(data: bytes) -> np.ndarray:
         return np.asarray(im if im.mode == "RGB" else im.convert("RGB"), dtype=np.uint8)
 
 
-def _tmp_path(path: Path) -> Path:
+def temporary_path(path: Path) -> Path:
+    """Where ``path`` is written before ``os.replace`` moves it in: ``.<name>.tmp-<pid>``."""
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def remove_temporary_files(folder: Path) -> None:
+    """Delete every :func:`temporary_path` file under ``folder``: the leftovers of a crash.
+
+    Call it only while no writer works in ``folder`` (a live writer's file would go too).
+    """
+    for path in folder.rglob(".*.tmp-*"):
+        if path.name.rsplit("-", 1)[1].isdigit() and path.is_file():
+            path.unlink(missing_ok=True)
 
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:
     """Write ``table`` to ``path`` through a temporary file and ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
+    tmp = temporary_path(path)
     pq.write_table(table, tmp)
     os.replace(tmp, path)
 
@@ -88,7 +99,7 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> None:
 def write_json_atomic(obj: Any, path: Path) -> None:
     """Write ``obj`` as indented JSON to ``path`` through a temporary file and ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
+    tmp = temporary_path(path)
     tmp.write_text(json.dumps(obj, indent=4, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 

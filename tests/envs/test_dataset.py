@@ -163,6 +163,31 @@ def test_resume_after_kill_mid_run(tmp_path):
     assert ActionChunkDataset(out, 2).episode_indices == list(range(6))
 
 
+def test_crash_mid_consolidation_leaves_no_temporary_file_behind(tmp_path):
+    out = tmp_path / "ds"
+    script = textwrap.dedent(f"""
+        import os, sys; sys.path.insert(0, {str(HERE)!r})
+        from envs.lerobot_dataset import collect
+        replace = os.replace
+        def crash_on_data(src, dst):  # dies after writing a data file, before renaming it
+            if "/data/" in str(dst):
+                os._exit(9)
+            return replace(src, dst)
+        os.replace = crash_on_data
+        collect({QUALIFIED_ID!r}, 2, {str(out)!r}, progress=False)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], env={**os.environ}, timeout=120)
+    assert proc.returncode == 9
+    stale = [p.relative_to(out).as_posix() for p in out.rglob(".*.tmp-*")]
+    assert stale == [f"data/chunk-000/.file-000.parquet.tmp-{stale[0].rsplit('-', 1)[1]}"]
+    (out / "meta").mkdir(exist_ok=True)
+    (out / "meta/.stats.json.tmp-1").write_text("{")  # another crash's leftover
+    res = collect(QUALIFIED_ID, 2, out, progress=False)
+    assert res.new_attempts == 0 and res.episodes == 2
+    assert not list(out.rglob(".*.tmp-*")), "a temporary file stayed in the dataset"
+    assert ActionChunkDataset(out, 2).episode_indices == [0, 1]
+
+
 def test_two_spawned_workers_write_the_same_dataset(tmp_path):
     collect(QUALIFIED_ID, 4, tmp_path / "one", progress=False)
     collect(QUALIFIED_ID, 4, tmp_path / "two", workers=2, progress=False)
