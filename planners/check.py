@@ -65,6 +65,7 @@ class ProductGraph:
 
     def __init__(self, domain: SymbolicDomain, dfa, start: Hashable) -> None:
         self.domain, self.dfa = domain, dfa
+        start = domain.validate_state(start)
         self.root = (start, dfa.step(dfa.initial, domain.label(start)))
         self.succ: dict[tuple, tuple[tuple[str, tuple], ...]] = {}
         # Each state's label restricted to the DFA's atoms: a letter of its alphabet as is.
@@ -120,6 +121,7 @@ def shortest_plan(domain: SymbolicDomain, ltl, start: Hashable) -> list[str] | N
     Breadth-first search over domain state x DFA state that stops at the first accepting
     product state (cheaper than building the whole :class:`ProductGraph`).
     """
+    start = domain.validate_state(start)
     dfa = spec_dfa(domain, ltl)
     root = (start, dfa.step(dfa.initial, domain.label(start) & dfa.atoms))
 

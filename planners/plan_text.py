@@ -112,6 +112,24 @@ class StepTrie:
             step_at[node] = step
         return cls(children, step_at, [frozenset(u) for u in under], units)
 
+    def match(self, tokens: Sequence[int]) -> tuple[list[str], int]:
+        """The steps whose units ``tokens`` begin with, and where the unmatched rest starts.
+
+        Returns:
+            ``(steps, rest)``: the step strings of the whole units matched from the start, and
+            the index of the first token not in a matched unit (``len(tokens)`` if all are).
+        """
+        steps: list[str] = []
+        node, start = 0, 0
+        for i, tok in enumerate(tokens):
+            node = self.children[node].get(tok, -1)
+            if node < 0:
+                break
+            if self.step_at[node] is not None:
+                steps.append(self.step_at[node])
+                node, start = 0, i + 1
+        return steps, start
+
     @property
     def max_unit_length(self) -> int:
         """The most tokens any unit takes."""

@@ -22,9 +22,13 @@ from typing import Any
 
 from envs.symbolic import SymbolicDomain, make_domain
 from planners.check import ProductGraph, UnsatisfiableSpecError, spec_dfa
-from planners.plan_text import StepTrie, encode, format_prompt, parse_plan
+from planners.plan_text import StepTrie, encode, format_plan, format_prompt, parse_plan
 
 DEFAULT_LM_DIR = Path(__file__).resolve().parent / "default_lm"
+
+
+class PromptTooLongError(ValueError):
+    """The prompt leaves no room for a plan in the model's context."""
 
 
 @dataclass
@@ -39,7 +43,11 @@ class Plan:
         states: The visited domain states s0.. (up to the first invalid step).
         stats: Decode statistics: ``new_tokens``, ``seconds``, ``tokens_per_s``,
             ``mask_us_per_token`` (constrained only), ``stop`` (``"eos"``, ``"budget"`` or
-            ``"no_plan_within_budget"``), ``constrained``.
+            ``"no_plan_within_budget"``), ``constrained``, the budget (``max_steps``,
+            ``max_new_tokens``, ``context``: the tokens the model's context leaves after the
+            prompt, None if unknown) and ``limited_by``: ``"context"`` where the context, not the
+            spec, excluded steps (or left no plan), ``"max_steps"`` where the step budget did,
+            else None.
     """
 
     steps: list[str]
@@ -68,8 +76,10 @@ class Planner:
         tokenizer: Its tokenizer (HF or a raw ``tokenizers.Tokenizer``); must have an EOS token.
         domain: The symbolic domain plans are grounded in.
         max_steps: Step budget of a plan (constrained decoding never exceeds it and finds a
-            satisfying plan within it whenever one exists). It shrinks where the plan would not
-            fit the model's context (``n_positions``) at the longest step encoding.
+            satisfying plan within it whenever one exists). The model's context
+            (``n_positions``) bounds the plan's tokens too: the tokens of the steps actually
+            taken, plus EOS, must fit after the prompt, and constrained decoding finds a
+            satisfying plan whenever one fits both budgets.
     """
 
     def __init__(self, model, tokenizer, domain: SymbolicDomain, max_steps: int = 16) -> None:
@@ -145,18 +155,27 @@ class Planner:
             The :class:`Plan`.
 
         Raises:
+            TypeError: If ``instruction`` is not a str or ``state`` has the wrong type.
+            InvalidStateError: If ``state`` is not a state of the domain (e.g. an unknown room).
             UnknownAtomError: If ``ltl`` uses atoms the domain lacks (lists the domain's atoms).
             UnsatisfiableSpecError: If no plan satisfies ``ltl`` from ``state`` (no LM call).
+            PromptTooLongError: If the prompt leaves no room in the model's context.
+            ConstraintConflictError: If another logits processor or decode option banned every
+                token the constraint allows (e.g. ``no_repeat_ngram_size`` on a plan that
+                repeats a step); a truncated or unsafe plan is never returned.
         """
         import torch
 
-        from planners.constrained import LTLLogitsProcessor
+        from planners.constrained import ConstraintConflictError, LTLLogitsProcessor
 
         if decoder not in ("generate", "autoregressive"):
             raise ValueError(f"decoder must be 'generate' or 'autoregressive', got {decoder!r}")
+        if not isinstance(instruction, str):
+            raise TypeError(f"instruction must be a str, got {type(instruction).__name__}")
         if state is None:
             state = getattr(self.domain, "start", None)
             state = self.domain.initial() if state is None else state
+        state = self.domain.validate_state(state)
         ltl = "true" if ltl is None else ltl
         graph = self.graph(ltl, state)
         if graph.root not in graph.dist:
@@ -167,49 +186,98 @@ class Planner:
         bos = self.tokenizer.bos_token_id
         if bos is not None and bos != self.tokenizer.eos_token_id:
             ids = [bos, *ids]
-        input_ids = torch.tensor([ids], dtype=torch.long)
         eos = self.tokenizer.eos_token_id
         max_steps = self.max_steps
-        limit = self.context_limit()
-        if limit is not None:  # the plan must fit the model's positions, EOS included
-            max_steps = min(max_steps, (limit - len(ids) - 1) // self.trie.max_unit_length)
-        if graph.dist[graph.root] > max_steps:  # a clear result instead of a hopeless decode
+        max_new = max_steps * self.trie.max_unit_length + 1  # enough for any plan in the budget
+        room = self.context_room(len(ids), len(prompt))
+        max_tokens = room if room is not None and room < max_new else None  # binds: pass it
+        max_new = max_new if max_tokens is None else max_tokens
+        input_ids = torch.tensor([ids], dtype=torch.long)
+        proc = LTLLogitsProcessor(graph, self.trie, len(ids), eos, max_steps, max_tokens)
+        budget = {"max_steps": max_steps, "max_new_tokens": max_new, "context": room}
+        fewest = proc.fewest_tokens(graph.root, max_steps)
+        if fewest + 1 > max_new:  # a clear result instead of a hopeless decode
+            limited = "context" if graph.dist[graph.root] <= max_steps else "max_steps"
             return Plan([], "", False, True, [state],
                         {"stop": "no_plan_within_budget", "constrained": constrained,
-                         "shortest": graph.dist[graph.root], "max_steps": max_steps})
-        max_new = max_steps * self.trie.max_unit_length + 1
-        proc = (LTLLogitsProcessor(graph, self.trie, len(ids), eos, max_steps)
-                if constrained else None)
+                         "shortest": graph.dist[graph.root], "fewest_tokens": fewest + 1,
+                         "limited_by": limited, **budget})
         t0 = time.perf_counter()
-        if decoder == "generate":
-            new = self._generate(input_ids, max_new, proc, eos, decode_kwargs)
-        else:
-            new = self._autoregressive(input_ids, max_new, proc, eos, decode_kwargs)
+        use = proc if constrained else None
+        try:
+            if decoder == "generate":
+                new = self._generate(input_ids, max_new, use, eos, decode_kwargs)
+            else:
+                new = self._autoregressive(input_ids, max_new, use, eos, decode_kwargs)
+        except RuntimeError as err:  # sampling from a row that another processor emptied
+            if use is not None and "probability tensor" in str(err):
+                raise ConstraintConflictError(
+                    "sampling found no allowed token with finite probability: a logits "
+                    "processor or warper that runs after LTLLogitsProcessor banned every "
+                    "token the LTL constraint allows") from err
+            raise
         seconds = time.perf_counter() - t0
         stop = "eos" if eos in new else "budget"
+        if use is not None:  # never return a plan the constraint did not produce in full
+            proc.check_plan_tokens(new[: new.index(eos) + 1] if eos in new else new)
         new = new[: new.index(eos)] if eos in new else new
-        text = self.tokenizer.decode(new, skip_special_tokens=False)
-        steps = parse_plan(text)
+        steps, text = self.plan_steps(new)
         run = self.domain.execute(state, steps)
         satisfied = run.valid and graph.dfa.accepts(self.domain.trace(run.states))
         stats = {"new_tokens": len(new) + (stop == "eos"), "seconds": seconds,
                  "tokens_per_s": (len(new) + 1) / max(seconds, 1e-9), "stop": stop,
-                 "constrained": constrained, "decoder": decoder}
-        if proc is not None:
+                 "constrained": constrained, "decoder": decoder, **budget,
+                 "limited_by": proc.limited_by(new) if use is not None else None}
+        if use is not None:
             stats.update(mask_us_per_token=proc.us_per_row, masks_built=proc.masks_built,
                          dead_ends=proc.dead_ends)
         return Plan(steps, text, satisfied, run.valid, list(run.states), stats)
 
+    def context_room(self, prompt_tokens: int, prompt_chars: int) -> int | None:
+        """Tokens a plan may take (EOS included) after a prompt, or None without a known limit.
+
+        Raises:
+            PromptTooLongError: If the prompt leaves no room in the model's context.
+        """
+        limit = self.context_limit()
+        if limit is None:
+            return None
+        room = limit - prompt_tokens
+        if room < 1:
+            raise PromptTooLongError(
+                f"the prompt does not fit the model's context: it is {prompt_tokens} tokens "
+                f"({prompt_chars} characters, state description and instruction) and the model "
+                f"holds {limit} positions, leaving {room} for the plan (at least 1 is needed "
+                "for EOS); shorten the instruction")
+        return room
+
+    def plan_steps(self, tokens: list[int]) -> tuple[list[str], str]:
+        """The steps and plan text of generated tokens (without EOS).
+
+        Units the step trie matches become their step strings, so the text never depends on how
+        the tokenizer's ``decode`` spaces tokens (WordPiece puts spaces around punctuation);
+        tokens after the first unmatched unit are decoded and split as free text.
+        """
+        steps, rest = self.trie.match(tokens)
+        tail = self.tokenizer.decode(tokens[rest:], skip_special_tokens=False) \
+            if rest < len(tokens) else ""
+        return steps + parse_plan(tail), format_plan(steps) + tail
+
     def _generate(self, input_ids, max_new: int, proc, eos: int, kwargs: dict) -> list[int]:
-        """Decode with ``model.generate``; returns the new token ids of the best sequence."""
+        """Decode with ``model.generate``; returns the new token ids of the best sequence.
+
+        A ``logits_processor`` list in ``kwargs`` runs before the LTL processor, which comes
+        last so it sees what the others banned.
+        """
         import torch
         from transformers import LogitsProcessorList
 
         kwargs = {"do_sample": False, **kwargs}
+        user = list(kwargs.pop("logits_processor", None) or [])
         with torch.no_grad():
             out = self.model.generate(
                 input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new,
-                logits_processor=LogitsProcessorList([proc] if proc else []),
+                logits_processor=LogitsProcessorList(user + ([proc] if proc else [])),
                 eos_token_id=eos, pad_token_id=eos, **kwargs)
         return out[0, input_ids.shape[1]:].tolist()
 
@@ -228,7 +296,9 @@ class Planner:
             self._prefix = (key, cache)
         if proc is not None:  # the decoder shows processors the tokens after the cache only
             proc.prompt_length = 1
+        kwargs = dict(kwargs)
+        procs = list(kwargs.pop("logits_processor", None) or []) + ([proc] if proc else [])
         result = autoregressive(self.model, input_ids[:, -1:], max_new, eos_token_id=eos,
-                                logits_processor=[proc] if proc else None,
+                                logits_processor=procs or None,
                                 cache=self._prefix[1], **kwargs)
         return result.tokens[0, : int(result.lengths[0])].tolist()

@@ -7,7 +7,13 @@ effects, plan execution and its LTL alphabet (``letters()``); ``generate_tasks``
 tasks (instruction, ground-truth LTLf text, initial state) with held-out templates and layouts.
 """
 
-from envs.symbolic.base import Execution, InvalidStepError, SymbolicDomain, Task
+from envs.symbolic.base import (
+    Execution,
+    InvalidStateError,
+    InvalidStepError,
+    SymbolicDomain,
+    Task,
+)
 from envs.symbolic.blocks_world import BlocksState, BlocksWorld
 from envs.symbolic.drone_nav import LAYOUTS, DroneNav, Layout
 from envs.symbolic.tasks import DOMAINS, generate_tasks, make_domain
@@ -19,6 +25,7 @@ __all__ = [
     "BlocksWorld",
     "DroneNav",
     "Execution",
+    "InvalidStateError",
     "InvalidStepError",
     "Layout",
     "SymbolicDomain",

@@ -24,6 +24,10 @@ class InvalidStepError(ValueError):
     """A step that cannot be parsed or whose preconditions do not hold in the current state."""
 
 
+class InvalidStateError(ValueError):
+    """A value that is not a state of the domain (an unknown room, a block that does not exist)."""
+
+
 @dataclass(frozen=True)
 class Execution:
     """The result of executing a plan from a state.
@@ -77,6 +81,28 @@ class SymbolicDomain(ABC):
     def describe(self, state: State) -> str:
         """A one-line text description of ``state`` used in LM prompts."""
 
+    def validate_state(self, state: State) -> State:
+        """Return ``state`` in canonical form if it is a state of this domain.
+
+        The default checks membership in :meth:`states`; domains override it with checks that
+        name what is wrong.
+
+        Raises:
+            TypeError: If ``state`` is not hashable.
+            InvalidStateError: If ``state`` is not one of the domain's states.
+        """
+        known = self.__dict__.get("_state_set_memo")
+        if known is None:
+            known = self._state_set_memo = frozenset(self.states())
+        try:
+            ok = state in known
+        except TypeError:
+            raise TypeError(f"a state of {self!r} must be hashable, got "
+                            f"{type(state).__name__}") from None
+        if not ok:
+            raise InvalidStateError(f"{state!r} is not a state of {self!r}")
+        return state
+
     def applicable(self, state: State) -> tuple[str, ...]:
         """The steps executable in ``state`` (default: try every step)."""
         out = []
@@ -103,7 +129,16 @@ class SymbolicDomain(ABC):
         return self._letters_memo
 
     def execute(self, state: State, plan: Sequence[str]) -> Execution:
-        """Execute ``plan`` from ``state``, stopping at the first non-executable step."""
+        """Execute ``plan`` from ``state``, stopping at the first non-executable step.
+
+        Raises:
+            TypeError: If ``plan`` is a single string rather than a sequence of steps, or
+                ``state`` has the wrong type.
+            InvalidStateError: If ``state`` is not a state of the domain.
+        """
+        if isinstance(plan, (str, bytes)):
+            raise TypeError(f"plan must be a sequence of step strings, got a string {plan!r}")
+        state = self.validate_state(state)
         states = [state]
         for i, step in enumerate(plan):
             try:

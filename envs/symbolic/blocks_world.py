@@ -20,7 +20,7 @@ import re
 from collections import deque
 from dataclasses import dataclass
 
-from envs.symbolic.base import InvalidStepError, SymbolicDomain
+from envs.symbolic.base import InvalidStateError, InvalidStepError, SymbolicDomain
 
 _PICK = re.compile(r"pick\(([a-z]+)\)\Z")
 _PLACE = re.compile(r"place\(([a-z]+), ?([a-z]+)\)\Z")
@@ -110,6 +110,64 @@ class BlocksWorld(SymbolicDomain):
         if sorted(seen) != sorted(self.blocks):
             raise ValueError(f"stacks/holding must place each of {self.blocks} once, got {seen}")
         return BlocksState(tuple(sorted(on)), holding)
+
+    def validate_state(self, state: BlocksState) -> BlocksState:
+        """Return ``state`` (its pairs sorted) if it is a physical arrangement of these blocks.
+
+        Every block must be held or rest on exactly one known support, each support carries at
+        most one block, the held block carries nothing, and every stack stands on a location.
+
+        Raises:
+            TypeError: If ``state`` is not a :class:`BlocksState` of string pairs.
+            InvalidStateError: If it names an unknown block or support, or the arrangement is
+                impossible (the message says which).
+        """
+        if not isinstance(state, BlocksState):
+            raise TypeError(f"a BlocksWorld state must be a BlocksState, got "
+                            f"{type(state).__name__} {state!r}")
+        on, held = state.on, state.holding
+        if not isinstance(on, tuple) or not all(
+                isinstance(p, tuple) and len(p) == 2 and all(isinstance(v, str) for v in p)
+                for p in on):
+            raise TypeError(f"BlocksState.on must be a tuple of (block, support) string pairs, "
+                            f"got {on!r}")
+        if held is not None and not isinstance(held, str):
+            raise TypeError(f"BlocksState.holding must be a block name or None, got {held!r}")
+        supports = (*self.blocks, *self.locations)
+        for x, y in on:
+            if x not in self.blocks:
+                raise InvalidStateError(f"state names an unknown block {x!r} (in {x!r} on "
+                                        f"{y!r}); blocks are {self.blocks}")
+            if y not in supports or y == x:
+                raise InvalidStateError(f"state puts {x!r} on {y!r}, which is not another block "
+                                        f"or a location; supports are {supports}")
+        if held is not None and held not in self.blocks:
+            raise InvalidStateError(f"state holds an unknown block {held!r}; blocks are "
+                                    f"{self.blocks}")
+        placed = [x for x, _ in on] + ([] if held is None else [held])
+        if sorted(placed) != sorted(self.blocks):
+            missing = sorted(set(self.blocks) - set(placed))
+            twice = sorted({b for b in placed if placed.count(b) > 1})
+            raise InvalidStateError(f"state must place each block once (on a support or in the "
+                                    f"hand): missing {missing}, more than once {twice}")
+        below = [y for _, y in on]
+        crowded = sorted({y for y in below if below.count(y) > 1})
+        if crowded:
+            raise InvalidStateError(f"more than one block directly on {crowded}")
+        if held is not None and held in below:
+            raise InvalidStateError(f"the held block {held!r} has a block on it")
+        support = dict(on)
+        for x in self.blocks:
+            cur, seen = x, set()
+            while cur in support:
+                if cur in seen:
+                    raise InvalidStateError(f"blocks {sorted(seen)} rest on each other in a "
+                                            "cycle")
+                seen.add(cur)
+                cur = support[cur]
+            if cur not in self.locations:
+                raise InvalidStateError(f"the stack under {x!r} does not stand on a location")
+        return state if list(on) == sorted(on) else BlocksState(tuple(sorted(on)), held)
 
     @staticmethod
     def _covered(state: BlocksState) -> set[str]:

@@ -12,10 +12,16 @@ in each state (where the drone is), so the LTL alphabet is the set of singletons
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 
-from envs.symbolic.base import InvalidStepError, SymbolicDomain
+from envs.symbolic.base import InvalidStateError, InvalidStepError, SymbolicDomain, check_split
+
+ATOM = re.compile(r"[a-z_][a-z0-9_]*")
+"""What a node name must look like: an LTLf atom (it is one in every spec)."""
+GENERATED = re.compile(r"(corridor|stairs)_[0-9]+")
+"""Node names the building generates for every floor (``corridor_1``, ``stairs_2``)."""
 
 
 @dataclass(frozen=True)
@@ -23,16 +29,75 @@ class Layout:
     """A building: rooms per floor and extra room-to-room doors.
 
     Attributes:
-        name: Layout name.
-        floors: Room names per floor (floor 1 first).
-        doors: Extra undirected room-to-room doors.
+        name: Layout name (one line of text; it appears in prompts).
+        floors: Room names per floor (floor 1 first, which must have a room). A room name must
+            be an LTLf atom (``[a-z_][a-z0-9_]*``, not ``true``/``false``) and must not look like
+            a generated node name (``corridor_<n>``, ``stairs_<n>``).
+        doors: Extra undirected doors between two different nodes (rooms, or the generated
+            corridors and stairwells of existing floors).
         split: ``"train"`` or ``"heldout"`` (held-out layouts never appear in LM training).
+
+    Raises:
+        TypeError: If a field has the wrong type.
+        ValueError: If a name is not a valid atom, collides with a generated name or repeats, a
+            door names an unknown node, or the layout has no room on floor 1.
     """
 
     name: str
     floors: tuple[tuple[str, ...], ...]
     doors: tuple[tuple[str, str], ...] = ()
     split: str = "train"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip() or \
+                not self.name.isprintable():
+            raise ValueError(f"Layout.name must be a non-empty one-line str, got {self.name!r}")
+        if isinstance(self.floors, (str, bytes)) or not all(
+                isinstance(f, (tuple, list)) for f in _iterable(self.floors, "floors")):
+            raise TypeError(f"Layout.floors must be a sequence of room-name sequences, got "
+                            f"{self.floors!r}")
+        floors = tuple(tuple(f) for f in self.floors)
+        if not floors or not floors[0]:
+            raise ValueError(f"layout {self.name!r} needs at least one room on floor 1")
+        seen: set[str] = set()
+        for f, floor in enumerate(floors, start=1):
+            for room in floor:
+                if not isinstance(room, str):
+                    raise TypeError(f"layout {self.name!r} floor {f}: room names must be str, "
+                                    f"got {room!r}")
+                if not ATOM.fullmatch(room) or room in ("true", "false"):
+                    raise ValueError(f"layout {self.name!r} floor {f}: room name {room!r} is not "
+                                     "a valid atom ([a-z_][a-z0-9_]*, not true/false)")
+                if GENERATED.fullmatch(room):
+                    raise ValueError(f"layout {self.name!r} floor {f}: room name {room!r} "
+                                     "collides with the generated corridor_<n>/stairs_<n> names")
+                if room in seen:
+                    raise ValueError(f"layout {self.name!r} repeats the room name {room!r}")
+                seen.add(room)
+        nodes = seen | {f"{kind}_{f}" for f in range(1, len(floors) + 1)
+                        for kind in ("corridor", "stairs")}
+        doors = tuple(tuple(d) for d in _iterable(self.doors, "doors")
+                      if isinstance(d, (tuple, list)))
+        if len(doors) != len(tuple(self.doors)) or any(len(d) != 2 for d in doors):
+            raise TypeError(f"Layout.doors must be (node, node) pairs, got {self.doors!r}")
+        for a, b in doors:
+            for end in (a, b):
+                if end not in nodes:
+                    raise ValueError(f"door {a}-{b} names an unknown node {end!r} in layout "
+                                     f"{self.name!r}")
+            if a == b:
+                raise ValueError(f"door {a}-{b} in layout {self.name!r} joins a node to itself")
+        check_split(self.split)
+        object.__setattr__(self, "floors", floors)
+        object.__setattr__(self, "doors", doors)
+
+
+def _iterable(value, field: str) -> tuple:
+    """``tuple(value)``, or a TypeError naming the Layout field."""
+    try:
+        return tuple(value)
+    except TypeError:
+        raise TypeError(f"Layout.{field} must be a sequence, got {value!r}") from None
 
 
 LAYOUTS: dict[str, Layout] = {
@@ -85,6 +150,8 @@ class DroneNav(SymbolicDomain):
     name = "drone_nav"
 
     def __init__(self, layout: str | Layout = "office", start: str | None = None) -> None:
+        if not isinstance(layout, (str, Layout)):
+            raise TypeError(f"layout must be a layout name or a Layout, got {layout!r}")
         if isinstance(layout, str):
             if layout not in LAYOUTS:
                 raise ValueError(f"layout must be one of {sorted(LAYOUTS)}, got {layout!r}")
@@ -115,12 +182,28 @@ class DroneNav(SymbolicDomain):
             link(a, b)
         self.adjacency: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in adj.items()}
         self._nodes = tuple(sorted(adj))
-        self.start = start if start is not None else layout.floors[0][0]
-        if self.start not in adj:
-            raise ValueError(f"start must be a node of {layout.name!r}, got {start!r}")
+        self.start = self.validate_state(start if start is not None else layout.floors[0][0])
 
     def __repr__(self) -> str:
         return f"DroneNav({self.layout.name!r})"
+
+    def validate_state(self, state: str) -> str:
+        """Return ``state`` if it is a node of the building.
+
+        Raises:
+            TypeError: If ``state`` is not a str.
+            InvalidStateError: If it is not a node of this layout (the message lists them and
+                suggests the closest).
+        """
+        if not isinstance(state, str):
+            raise TypeError(f"a DroneNav state is a node name (str), got "
+                            f"{type(state).__name__} {state!r}")
+        if state not in self.adjacency:
+            close = difflib.get_close_matches(state, self._nodes, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise InvalidStateError(f"unknown room {state!r} in layout {self.layout.name!r}"
+                                    f"{hint}; nodes are: {', '.join(self._nodes)}")
+        return state
 
     @property
     def atoms(self) -> frozenset[str]:
@@ -141,6 +224,7 @@ class DroneNav(SymbolicDomain):
         if m is None:
             raise InvalidStepError(f"not a DroneNav step: {step!r} (expected fly_to(<room>))")
         target = m.group(1)
+        self.validate_state(state)
         if target not in self.adjacency:
             raise InvalidStepError(f"unknown room {target!r} in layout {self.layout.name!r}")
         if target not in self.adjacency[state]:
