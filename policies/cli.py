@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from policies.server import API_KEY_ENV
+
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Add this package's commands to the top-level app and the ``bench`` group."""
@@ -25,6 +27,21 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         port: Annotated[int, typer.Option(help="TCP port (0 picks a free one).")] = 8000,
         device: Annotated[str, typer.Option(help="Torch device of the model.")] = "cpu",
         threads: Annotated[int, typer.Option(help="Torch CPU threads.")] = 1,
+        api_key: Annotated[str | None, typer.Option(
+            envvar=API_KEY_ENV, show_default=False,
+            help="Require 'Authorization: Api-Key <key>' (openpi-client's api_key=); prefer "
+                 "the environment variable, which ps does not show.")] = None,
+        allow_origin: Annotated[list[str] | None, typer.Option(
+            help="Accept handshakes from this browser Origin (repeatable); any other Origin "
+                 "header is refused.")] = None,
+        idle_timeout: Annotated[float, typer.Option(
+            help="Close a connection after this many seconds without a request.")] = 300.0,
+        send_timeout: Annotated[float, typer.Option(
+            help="Close a connection whose client has not read a reply within this many "
+                 "seconds.")] = 10.0,
+        max_clients: Annotated[int, typer.Option(help="Connections served at once.")] = 64,
+        max_clients_per_ip: Annotated[int, typer.Option(
+            help="Connections served at once to one client address.")] = 16,
     ) -> None:
         """Serve a VLA policy over openpi's websocket protocol (openpi-client drives it)."""
         import logging
@@ -36,6 +53,11 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
 
         if not 0 <= port <= 65535:
             raise typer.BadParameter(f"must be in 0..65535, got {port}", param_hint="--port")
+        for hint, value in (("--idle-timeout", idle_timeout), ("--send-timeout", send_timeout),
+                            ("--max-clients", max_clients),
+                            ("--max-clients-per-ip", max_clients_per_ip)):
+            if not value > 0:
+                raise typer.BadParameter(f"must be positive, got {value}", param_hint=hint)
         torch.set_num_threads(max(1, threads))
         try:
             served = VLAPolicy(policy, decoder, device=device)
@@ -44,12 +66,16 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             raise typer.Exit(2) from None
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
         try:
-            server = PolicyServer(served, host=host, port=port)
+            server = PolicyServer(served, host=host, port=port, max_clients=max_clients,
+                                  max_clients_per_ip=max_clients_per_ip,
+                                  idle_timeout=idle_timeout, send_timeout=send_timeout,
+                                  api_key=api_key or None, allow_origins=allow_origin or ())
         except OSError as err:
             typer.echo(f"error: cannot listen on {host}:{port}: {err}", err=True)
             raise typer.Exit(2) from None
         typer.echo(f"serving {decoder} from {served.path} on ws://{host}:{server.port} "
-                   "(openpi protocol; Ctrl-C stops)")
+                   f"(openpi protocol; API key {'required' if api_key else 'off'}; Ctrl-C "
+                   "stops)")
         try:
             server.serve_forever()
         except KeyboardInterrupt:

@@ -5,37 +5,60 @@
 and on the robot side, unchanged openpi code::
 
     from openpi_client.websocket_client_policy import WebsocketClientPolicy
-    client = WebsocketClientPolicy("127.0.0.1", 8000)
+    client = WebsocketClientPolicy("127.0.0.1", 8000)  # api_key=... if the server has one
     actions = client.infer({"image": img, "state": state, "instruction": "put ..."})["actions"]
 
 Protocol (openpi's ``WebsocketPolicyServer``): on connect the server sends the policy's metadata
 as one binary msgpack-numpy message; then every binary message from the client is an
 observation and is answered with ``policy.infer(obs)`` plus ``server_timing``. openpi's
-``prompt`` key is accepted for ``instruction``. ``GET /healthz`` answers 200.
+``prompt`` key is accepted for ``instruction``. ``GET /healthz`` answers 200, or 503 while every
+connection slot is taken; it needs no key.
+
+Access: with an API key (``api_key=``, ``--api-key`` or ``$ROBODECODE_API_KEY``) the opening
+handshake must carry ``Authorization: Api-Key <key>`` (what openpi's client sends), compared in
+constant time, or it is refused with HTTP 401. A handshake with an ``Origin`` header (a browser
+page) is refused with 403 unless that origin is allowed (``allow_origins``, ``--allow-origin``).
 
 Bad input never stops the server: a message that is not msgpack-numpy, an observation with
-missing keys, wrong shapes or NaN, or a policy output with NaN is answered with a text frame
-naming the problem (``openpi-client`` raises it as ``RuntimeError``), the connection stays open
-for the next request and other clients are not affected. Each connection has its own thread;
-inference is serialized by a lock (one model). The server binds 127.0.0.1 unless told
-otherwise, and nothing on the wire is pickled (:mod:`policies.wire`). What one client can make
-it hold is bounded: messages of 16 MiB, lists and maps of 4,096 elements, one (H, W, 3) frame
-per camera, instructions of 512 characters and 2,048 distinct instructions per server, 64
-connections at once (the next is closed with code 1013).
+missing keys, wrong shapes, types or NaN, or a policy output with NaN is answered with a text
+frame naming the problem (``openpi-client`` raises it as ``RuntimeError``): ``bad request: ...``
+for the client's mistakes (logged in one line), ``server error: ...`` for the policy's failures
+(logged with a traceback). The connection stays open for the next request and other clients
+are not affected. Each connection has its own thread; inference is serialized by a lock (one
+model). The server binds 127.0.0.1 unless told otherwise, and nothing on the wire is pickled
+(:mod:`policies.wire`).
+
+What clients can make it hold is bounded:
+
+- messages of 16 MiB (a bigger one closes that connection with code 1009), of at most 16,384
+  msgpack objects nested at most 32 deep, lists and maps of 4,096 elements, all checked before
+  the message is decoded (:func:`policies.wire.unpack`); at most two received messages queue
+  per connection;
+- one (H, W, 3) frame per camera, instructions of 512 characters;
+- cached instruction embeddings: the policy keeps the 2,048 most recently served instructions
+  (a least-recently-used set; a policy with ``forget_instruction(text)`` is told to drop the
+  rest, and an instruction whose request failed is dropped at once); only requests that were
+  answered count;
+- 64 connections at once and 16 per client address (the next is closed with code 1013);
+  a connection idle for 300 s, or a reply the client has not read within 10 s, closes it and
+  frees its slot, and a slot is released whatever way a connection ends.
 """
 
 from __future__ import annotations
 
+import collections
+import hmac
 import http
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from policies.base import Policy, check_actions
-from policies.wire import pack, unpack
+from policies.wire import MAX_DEPTH, MAX_OBJECTS, pack, unpack
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +69,40 @@ client's connection with code 1009 and nothing else."""
 MAX_CLIENTS = 64
 """Connections served at once; one more is closed at once with code 1013 (try again later)."""
 
+MAX_CLIENTS_PER_IP = 16
+"""Connections served at once to one client address (behind a proxy, raise it)."""
+
+IDLE_TIMEOUT = 300.0
+"""Seconds a connection may go without sending a request before it is closed."""
+
+SEND_TIMEOUT = 10.0
+"""Seconds a reply may take to be written (a client that stops reading is closed)."""
+
 MAX_INSTRUCTION_CHARS = 512
 MAX_INSTRUCTIONS = 2048
-"""Distinct instruction strings one server accepts: each new one is embedded (MiniLM) and kept
-by the policy, so their number and length are bounded."""
+"""Distinct instruction strings whose embeddings the policy keeps for the server (the most
+recently served ones); each new one is embedded (MiniLM) once."""
+
+API_KEY_ENV = "ROBODECODE_API_KEY"
+"""Environment variable ``robodecode serve`` reads the API key from (the class reads none)."""
+
+_NUMBER_KINDS = "biuf"  # bool, int, uint, float: what torch takes from a numpy array
 
 
 class BadRequest(ValueError):
     """An observation the policy cannot take (the text says why)."""
+
+
+def _check_numbers(key: str, value: Any) -> np.ndarray:
+    """``value`` as an array of plain numbers, or :class:`BadRequest` naming ``key``."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as err:  # ragged or too deeply nested lists
+        raise BadRequest(f"{key} is not an array of numbers: {err}") from None
+    if array.dtype.kind not in _NUMBER_KINDS or array.dtype.itemsize > 8:
+        raise BadRequest(f"{key} must hold numbers (bool, int or float of up to 64 bits), got "
+                         f"dtype {array.dtype}")
+    return array
 
 
 def check_observation(obs: Any) -> dict[str, Any]:
@@ -61,8 +110,9 @@ def check_observation(obs: Any) -> dict[str, Any]:
 
     Raises:
         BadRequest: If the message is not a map with string keys, an image is not one
-            ``(H, W, 3)`` frame, or the instruction is not a string of at most
-            :data:`MAX_INSTRUCTION_CHARS` characters.
+            non-empty ``(H, W, 3)`` numeric array, the state does not hold plain numbers, or
+            the instruction is not a string of at most :data:`MAX_INSTRUCTION_CHARS`
+            characters.
     """
     if not isinstance(obs, dict):
         raise BadRequest(f"an observation must be a map, got {type(obs).__name__}")
@@ -73,10 +123,17 @@ def check_observation(obs: Any) -> dict[str, Any]:
     if "instruction" not in obs and "prompt" in obs:
         obs["instruction"] = obs.pop("prompt")
     for key, value in obs.items():
-        if "image" in key and isinstance(value, np.ndarray) and (
-                value.ndim != 3 or value.shape[-1] != 3):
-            raise BadRequest(f"{key} must be one (H, W, 3) frame, got shape "
-                             f"{value.shape[:8]}")
+        if "image" not in key:
+            continue
+        if not isinstance(value, np.ndarray):
+            raise BadRequest(f"{key} must be an (H, W, 3) array, got {type(value).__name__}")
+        if value.ndim != 3 or value.shape[-1] != 3:
+            raise BadRequest(f"{key} must be one (H, W, 3) frame, got shape {value.shape[:8]}")
+        if value.size == 0:
+            raise BadRequest(f"{key} is empty: shape {value.shape}")
+        _check_numbers(key, value)
+    if "state" in obs:
+        _check_numbers("state", obs["state"])
     text = obs.get("instruction")
     if text is not None and not isinstance(text, str):
         raise BadRequest(f"instruction must be a string, got {type(text).__name__}")
@@ -90,36 +147,74 @@ class PolicyServer:
     """Serve one :class:`~policies.base.Policy` to any number of openpi clients.
 
     Args:
-        policy: What answers ``infer`` (shared by all clients, called under a lock).
+        policy: What answers ``infer`` (shared by all clients, called under a lock). If it has
+            ``forget_instruction(text)``, the server calls it to bound the instructions kept.
         host: Interface to bind; the default serves this machine only.
         port: TCP port; 0 picks a free one (read it back from :attr:`port`).
         metadata: Sent to each client on connect; defaults to ``policy.metadata`` if the policy
             has one.
         max_message_bytes: Largest accepted message.
+        max_clients: Connections served at once.
+        max_clients_per_ip: Connections served at once to one client address.
+        max_instructions: Distinct instructions the policy keeps embedded (least recently used
+            ones are forgotten).
+        idle_timeout: Seconds without a request after which a connection is closed.
+        send_timeout: Seconds a reply (or the metadata) may take to be written.
+        api_key: If set, clients must send ``Authorization: Api-Key <key>``.
+        allow_origins: ``Origin`` header values accepted; a handshake with any other origin
+            (a browser page) is refused.
+
+    Raises:
+        ValueError: If a bound is not positive (the text names it).
     """
 
     def __init__(self, policy: Policy, host: str = "127.0.0.1", port: int = 8000,
                  metadata: dict[str, Any] | None = None,
-                 max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
+                 max_message_bytes: int = MAX_MESSAGE_BYTES, max_clients: int = MAX_CLIENTS,
+                 max_clients_per_ip: int = MAX_CLIENTS_PER_IP,
+                 max_instructions: int = MAX_INSTRUCTIONS, idle_timeout: float = IDLE_TIMEOUT,
+                 send_timeout: float = SEND_TIMEOUT, api_key: str | None = None,
+                 allow_origins: Iterable[str] = ()) -> None:
         from websockets.sync.server import serve
 
+        for name, value in (("max_message_bytes", max_message_bytes),
+                            ("max_clients", max_clients),
+                            ("max_clients_per_ip", max_clients_per_ip),
+                            ("max_instructions", max_instructions),
+                            ("idle_timeout", idle_timeout), ("send_timeout", send_timeout)):
+            if not value > 0:
+                raise ValueError(f"{name} must be positive, got {value!r}")
+        if api_key is not None and not api_key:
+            raise ValueError("api_key must be a non-empty string or None")
         self.policy = policy
         self.metadata = metadata if metadata is not None else dict(
             getattr(policy, "metadata", {}))
+        self.max_clients, self.max_clients_per_ip = max_clients, max_clients_per_ip
+        self.max_instructions = max_instructions
+        self.idle_timeout, self.send_timeout = idle_timeout, send_timeout
+        self._api_key = api_key.encode() if api_key is not None else None
+        self.allow_origins = frozenset(allow_origins)
         self._lock = threading.Lock()  # one model: inference is serialized
-        self._count_lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
+        self._count_lock = threading.Lock()  # counters, slots and the instruction set
+        self._per_ip: collections.Counter[str] = collections.Counter()
+        self._instructions: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._thread: threading.Thread | None = None
-        self._instructions: set[str] = set()
         self.requests = 0
         self.errors = 0
         self._server = serve(self._handle, host, port, compression=None,
-                             max_size=max_message_bytes, process_request=_health_check)
+                             max_size=max_message_bytes, max_queue=2,
+                             close_timeout=send_timeout, process_request=self._check_request)
 
     @property
     def port(self) -> int:
         """The bound TCP port."""
         return self._server.socket.getsockname()[1]
+
+    @property
+    def connections(self) -> int:
+        """Connections holding a slot now."""
+        with self._count_lock:
+            return sum(self._per_ip.values())
 
     def serve_forever(self) -> None:
         """Serve until :meth:`shutdown` (or Ctrl-C)."""
@@ -146,22 +241,26 @@ class PolicyServer:
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
 
-    def answer(self, message: bytes | str) -> bytes | str:
+    def answer(self, message: bytes | str, peer: Any = None) -> bytes | str:
         """The reply to one client message: packed result, or a text frame naming the error."""
         try:
-            obs = check_observation(unpack(message))
-            self._admit_instruction(obs.get("instruction"))
+            obs = check_observation(unpack(message, MAX_OBJECTS, MAX_DEPTH))
         except ValueError as err:  # WireError, BadRequest: the client's message
-            return self._error(f"bad request: {err}")
+            return self._bad_request(err, peer)
         try:
             with self._lock:
-                tic = time.perf_counter()
-                result = dict(self.policy.infer(obs))
-                infer_ms = 1e3 * (time.perf_counter() - tic)
+                served = False
+                try:
+                    tic = time.perf_counter()
+                    result = dict(self.policy.infer(obs))
+                    infer_ms = 1e3 * (time.perf_counter() - tic)
+                    served = True
+                finally:
+                    self._keep_instruction(obs.get("instruction"), served)
         except ValueError as err:  # the policy's own checks of the observation
-            return self._error(f"bad request: {err}")
+            return self._bad_request(err, peer)
         except Exception as err:  # noqa: BLE001 - one client's failure must not stop the server
-            log.exception("policy failed on a request")
+            log.exception("policy failed on a request from %s", peer)
             return self._error(f"server error: {type(err).__name__}: {err}")
         try:
             result["actions"] = check_actions(result)
@@ -169,48 +268,101 @@ class PolicyServer:
             reply = pack(result)
         except ValueError as err:  # NaN actions or an unpackable result: the policy's fault
             log.error("policy output refused: %s", err)
-            return self._error(f"server error: {err}")
+            return self._error(f"server error: {err or type(err).__name__}")
         with self._count_lock:
             self.requests += 1
         return reply
 
-    def _admit_instruction(self, text: str | None) -> None:
-        """Bound the distinct instructions (each is embedded and kept by the policy)."""
-        if text is None or text in self._instructions:
+    def _keep_instruction(self, text: Any, served: bool) -> None:
+        """Track served instructions as an LRU set; make the policy forget the rest.
+
+        Runs under the inference lock, so no request is using an embedding being dropped.
+        """
+        if not isinstance(text, str):
             return
-        with self._count_lock:
-            if len(self._instructions) >= MAX_INSTRUCTIONS:
-                raise BadRequest(f"this server has seen {MAX_INSTRUCTIONS} distinct "
-                                 "instructions; reuse one or restart it")
-            self._instructions.add(text)
+        forget = getattr(self.policy, "forget_instruction", None)
+        if not served:  # a failed request keeps nothing it made the policy embed
+            if text not in self._instructions and forget is not None:
+                forget(text)
+            return
+        self._instructions[text] = None
+        self._instructions.move_to_end(text)
+        while len(self._instructions) > self.max_instructions:
+            old, _ = self._instructions.popitem(last=False)
+            if forget is not None:
+                forget(old)
+
+    def _bad_request(self, err: Exception, peer: Any) -> str:
+        text = f"bad request: {err or type(err).__name__}"
+        log.warning("%s from %s", text, peer)
+        return self._error(text)
 
     def _error(self, text: str) -> str:
         with self._count_lock:
             self.errors += 1
         return text
 
+    def _enter(self, ip: str) -> str | None:
+        """Take a slot for ``ip``; ``None`` if taken, else the reason it cannot be had."""
+        with self._count_lock:
+            if sum(self._per_ip.values()) >= self.max_clients:
+                return f"server busy: {self.max_clients} clients connected"
+            if self._per_ip[ip] >= self.max_clients_per_ip:
+                return f"{ip} already has {self.max_clients_per_ip} connections"
+            self._per_ip[ip] += 1
+        return None
+
+    def _leave(self, ip: str) -> None:
+        with self._count_lock:
+            self._per_ip[ip] -= 1
+            if self._per_ip[ip] <= 0:
+                del self._per_ip[ip]
+
     def _handle(self, ws: Any) -> None:
-        """One client connection: send the metadata, then answer every message."""
+        """One client connection: send the metadata, then answer every message until idle."""
         from websockets.exceptions import ConnectionClosed
 
-        if not self._slots.acquire(blocking=False):
-            ws.close(code=1013, reason=f"server busy: {MAX_CLIENTS} clients connected")
-            return
-        peer = ws.remote_address
-        log.info("client %s connected", peer)
-        try:
+        ip = None
+        try:  # everything, slot included, inside: a slot is released however the client leaves
+            peer = ws.remote_address  # OSError if the client reset right after the handshake
+            refused = self._enter(peer[0])
+            if refused is not None:
+                ws.close(code=1013, reason=refused)
+                return
+            ip = peer[0]
+            ws.socket.settimeout(self.send_timeout)  # bounds each send (and the close)
+            log.info("client %s connected", peer)
             ws.send(pack(self.metadata))
-            for message in ws:
-                ws.send(self.answer(message))
-        except ConnectionClosed:
+            while True:
+                try:
+                    message = ws.recv(timeout=self.idle_timeout)
+                except TimeoutError:
+                    log.info("client %s idle for %g s: closing", peer, self.idle_timeout)
+                    ws.close(code=1001, reason=f"idle for {self.idle_timeout:g} s")
+                    return
+                ws.send(self.answer(message, peer))
+        except (ConnectionClosed, OSError):
             pass
         finally:
-            self._slots.release()
-        log.info("client %s left", peer)
+            if ip is not None:
+                self._leave(ip)
+                log.info("client %s left", ip)
 
-
-def _health_check(connection: Any, request: Any) -> Any:
-    """Answer ``GET /healthz`` with 200 (as openpi's server); let other paths upgrade."""
-    if request.path == "/healthz":
-        return connection.respond(http.HTTPStatus.OK, "OK\n")
-    return None
+    def _check_request(self, connection: Any, request: Any) -> Any:
+        """Health checks, then the origin and API-key checks of a websocket handshake."""
+        if request.path == "/healthz":
+            with self._count_lock:
+                full = sum(self._per_ip.values()) >= self.max_clients
+            if full:
+                return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE,
+                                          "no connection slot free\n")
+            return connection.respond(http.HTTPStatus.OK, "OK\n")
+        origin = request.headers.get("Origin")
+        if origin is not None and origin not in self.allow_origins:
+            return connection.respond(http.HTTPStatus.FORBIDDEN, "origin not allowed\n")
+        if self._api_key is not None:
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            if scheme != "Api-Key" or not hmac.compare_digest(given.encode(), self._api_key):
+                return connection.respond(http.HTTPStatus.UNAUTHORIZED, "missing or wrong API "
+                                          "key (Authorization: Api-Key ...)\n")
+        return None

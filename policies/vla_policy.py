@@ -112,6 +112,7 @@ class VLAPolicy(Policy):
         self.model = from_pretrained(self.path, device=device)
         self._kwargs = decoder_kwargs(self.spec)
         self._stochastic = self.spec.family in ("diffusion", "flow")
+        self._shipped_instructions = frozenset(self.model.instructions.instructions)
         self.reset(seed=0)
 
     def reset(self, *, seed: int | None = None) -> None:
@@ -120,6 +121,15 @@ class VLAPolicy(Policy):
             import torch
 
             self._kwargs["generator"] = torch.Generator(self.model.device).manual_seed(seed)
+
+    def forget_instruction(self, text: str) -> None:
+        """Drop the cached MiniLM embedding of ``text``, unless it came with the checkpoint.
+
+        Each new instruction is embedded once and kept; the policy server calls this to bound
+        how many of them its clients can make the policy keep.
+        """
+        if text not in self._shipped_instructions:
+            self.model.instructions.discard(text)
 
     @property
     def metadata(self) -> dict[str, Any]:

@@ -10,6 +10,12 @@ imported from ``openpi-client`` because that package pins ``numpy<2`` and cannot
 dependency, and because the receiving side checks what arrives: a malformed or hostile array
 map (wrong byte count, object or void dtype) raises :class:`WireError` instead of crashing or
 unpickling anything. No pickle is used anywhere.
+
+What one received message can cost is bounded before anything is built: :func:`unpack` first
+walks the msgpack headers (:func:`count_objects`, no allocation) and refuses a message of more
+than :data:`MAX_OBJECTS` objects in all, nested deeper than :data:`MAX_DEPTH`, or with a list or
+map longer than :data:`MAX_CONTAINER_LEN`. Without the total, 16 MiB of nested empty maps
+expanded to over 1 GiB of Python objects, although every single list was short.
 """
 
 from __future__ import annotations
@@ -29,6 +35,14 @@ class WireError(ValueError):
 MAX_CONTAINER_LEN = 4096
 """Most elements of one received list or map: an observation holds a few keys and short shape
 lists, and this keeps a crafted message from expanding ~75x into millions of empty objects."""
+
+MAX_OBJECTS = 16_384
+"""Most msgpack objects (containers, scalars, strings, byte strings) in one received message:
+an observation holds a few dozen (images and states travel as one byte string each), and this
+bounds what a message can expand into (~200 bytes of Python objects per msgpack object)."""
+
+MAX_DEPTH = 32
+"""Deepest nesting of lists and maps in one received message (an observation needs ~4)."""
 
 _repr = reprlib.Repr()  # error texts show a bounded excerpt of what was received
 _repr.maxstring = _repr.maxother = 60
@@ -89,19 +103,99 @@ def _decode(obj: dict) -> Any:
     return obj
 
 
+_FIXED = {0xc0: 1, 0xc2: 1, 0xc3: 1, 0xca: 5, 0xcb: 9, 0xcc: 2, 0xcd: 3, 0xce: 5, 0xcf: 9,
+          0xd0: 2, 0xd1: 3, 0xd2: 5, 0xd3: 9, 0xd4: 3, 0xd5: 4, 0xd6: 6, 0xd7: 10, 0xd8: 18}
+"""Sizes of the msgpack types whose size is in their first byte (nil, bools, numbers, fixext)."""
+
+_SIZED = {0xc4: (1, 1), 0xc5: (2, 1), 0xc6: (4, 1), 0xc7: (1, 2), 0xc8: (2, 2), 0xc9: (4, 2),
+          0xd9: (1, 1), 0xda: (2, 1), 0xdb: (4, 1)}
+"""bin, ext and str types: (bytes of the length field, header bytes before it incl. the tag)."""
+
+_CONTAINERS = {0xdc: (2, 1), 0xdd: (4, 1), 0xde: (2, 2), 0xdf: (4, 2)}
+"""array16/32 and map16/32: (bytes of the count field, objects per counted element)."""
+
+
+def count_objects(data: bytes | bytearray | memoryview, max_objects: int = MAX_OBJECTS,
+                  max_depth: int = MAX_DEPTH) -> int:
+    """Count the msgpack objects of one message from its headers, without decoding it.
+
+    Walks the type bytes only (payloads are skipped by their length), so its cost is bounded by
+    ``max_objects`` whatever the message claims. Truncated input is left to the decoder.
+
+    Raises:
+        WireError: If the message holds more than ``max_objects`` objects, nests lists and maps
+            deeper than ``max_depth``, has a list or map of more than
+            :data:`MAX_CONTAINER_LEN` elements, or uses the reserved type byte 0xc1.
+    """
+    view = memoryview(data).cast("B")
+    pos, count, size = 0, 0, len(view)
+    pending = [1]  # objects still to read at each open level (the message is one object)
+    while pending:
+        if pending[-1] == 0:
+            pending.pop()
+            continue
+        pending[-1] -= 1
+        count += 1
+        if count > max_objects:
+            raise WireError(f"message holds more than {max_objects} objects")
+        if pos >= size:
+            break  # truncated: msgpack itself says so
+        tag = view[pos]
+        children = 0
+        if tag <= 0x7f or tag >= 0xe0:  # fixint
+            pos += 1
+        elif tag <= 0x8f:  # fixmap
+            children, pos = 2 * (tag & 0x0f), pos + 1
+        elif tag <= 0x9f:  # fixarray
+            children, pos = tag & 0x0f, pos + 1
+        elif tag <= 0xbf:  # fixstr
+            pos += 1 + (tag & 0x1f)
+        elif tag in _FIXED:
+            pos += _FIXED[tag]
+        elif tag in _SIZED:
+            width, head = _SIZED[tag]
+            length = int.from_bytes(view[pos + 1:pos + 1 + width], "big")
+            pos += 1 + width + (head - 1) + length
+        elif tag in _CONTAINERS:
+            width, per = _CONTAINERS[tag]
+            length = int.from_bytes(view[pos + 1:pos + 1 + width], "big")
+            if length > MAX_CONTAINER_LEN:
+                raise WireError(f"a list or map of {length} elements (at most "
+                                f"{MAX_CONTAINER_LEN})")
+            children, pos = per * length, pos + 1 + width
+        else:
+            raise WireError(f"not a msgpack message: reserved type byte {tag:#04x} at {pos}")
+        if children:
+            pending.append(children)
+            if len(pending) > max_depth + 1:
+                raise WireError(f"message is nested deeper than {max_depth} levels")
+    return count
+
+
 def pack(obj: Any) -> bytes:
     """Serialize ``obj`` (dicts, lists, numbers, strings, numpy arrays and scalars)."""
     return msgpack.packb(obj, default=_encode)
 
 
-def unpack(data: bytes) -> Any:
-    """Deserialize one message; raises :class:`WireError` if it is not valid msgpack-numpy."""
+def unpack(data: bytes, max_objects: int = MAX_OBJECTS, max_depth: int = MAX_DEPTH) -> Any:
+    """Deserialize one message, refusing it before decoding if it is too big (see above).
+
+    Args:
+        data: One received binary message.
+        max_objects: Most msgpack objects the message may hold (:func:`count_objects`).
+        max_depth: Deepest nesting of lists and maps.
+
+    Raises:
+        WireError: If it is not valid msgpack-numpy or exceeds a bound (the text says which).
+    """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise WireError(f"expected a binary message, got {type(data).__name__}")
+    count_objects(data, max_objects, max_depth)
     try:
         return msgpack.unpackb(data, object_hook=_decode, max_array_len=MAX_CONTAINER_LEN,
                                max_map_len=MAX_CONTAINER_LEN)
     except WireError:
         raise
     except (msgpack.UnpackException, ValueError, TypeError) as err:
-        raise WireError(f"not a msgpack message: {_short(str(err))}") from None
+        raise WireError(f"not a msgpack message: {_short(str(err) or type(err).__name__)}") \
+            from None

@@ -331,6 +331,10 @@ class InstructionCache:
             return torch.zeros(0, *self.entry_shape)
         return torch.stack([self._emb[t] for t in texts])
 
+    def discard(self, text: str) -> None:
+        """Drop the entry of ``text`` if there is one (a later use embeds it again)."""
+        self._emb.pop(text, None)
+
     def put(self, text: str, embedding: torch.Tensor) -> None:
         """Store a precomputed entry (:attr:`entry_shape`) for ``text``, e.g. from another cache."""
         emb = torch.as_tensor(embedding, dtype=torch.float32)

@@ -193,7 +193,7 @@ def test_server_benchmark_times_both_paths_on_the_same_observations():
     assert record["served"]["median_ms"] > 0 and record["server_infer"]["median_ms"] > 0
 
 
-def test_server_bounds_clients_and_instructions_and_stops_unstarted(policy, env, monkeypatch):
+def test_server_bounds_clients_and_stops_unstarted(policy, env):
     import time
 
     from websockets.exceptions import ConnectionClosed
@@ -203,22 +203,69 @@ def test_server_bounds_clients_and_instructions_and_stops_unstarted(policy, env,
     started = time.perf_counter()
     server_module.PolicyServer(policy, port=0).shutdown()  # never served: must not hang
     assert time.perf_counter() - started < 2
-    monkeypatch.setattr(server_module, "MAX_CLIENTS", 1)
-    monkeypatch.setattr(server_module, "MAX_INSTRUCTIONS", 2)
-    observations = [env.reset(seed=s)[0] for s in range(8)]
-    texts = list(dict.fromkeys(o["instruction"] for o in observations))[:3]
-    obs = {t: next(o for o in observations if o["instruction"] == t) for t in texts}
-    with server_module.PolicyServer(policy, port=0) as small:
+    with server_module.PolicyServer(policy, port=0, max_clients=1) as small:
         url = f"ws://127.0.0.1:{small.port}"
         with connect(url, max_size=None) as first:
             unpack(first.recv())
             with connect(url) as second, pytest.raises(ConnectionClosed) as closed:
                 second.recv()
             assert closed.value.rcvd.code == 1013
-            for t in texts[:2]:
-                first.send(pack(obs[t]))
-                assert not isinstance(first.recv(), str)
-            first.send(pack(obs[texts[2]]))
-            assert "distinct instructions" in first.recv()
-            first.send(pack(obs[texts[0]]))  # a known one still works
+            obs, _ = env.reset(seed=0)
+            first.send(pack(obs))  # the connected client is still served
             assert not isinstance(first.recv(), str)
+
+
+def test_client_mistakes_are_bad_requests_named_and_logged_in_one_line(server, env, caplog):
+    obs, _ = env.reset(seed=0)
+    mistakes = {  # what a careless client sends -> the field the answer must name
+        "empty image": ({**obs, "image": np.zeros((0, 0, 3), np.uint8)}, "image"),
+        "string state": ({**obs, "state": np.array(["0.1"] * 7)}, "state"),
+        "state of None": ({**obs, "state": [None] * 7}, "state"),
+        "image None": ({**obs, "image": None}, "image"),
+        "deep state": ({**obs, "state": _nested(100, 0.0)}, "nested"),
+    }
+    with connect(f"ws://127.0.0.1:{server.port}", max_size=None) as ws, \
+            caplog.at_level("INFO", logger="policies.server"):
+        unpack(ws.recv())
+        for name, (message, field) in mistakes.items():
+            caplog.clear()
+            ws.send(pack(message))
+            reply = ws.recv()
+            assert isinstance(reply, str) and reply.startswith("bad request: "), (name, reply)
+            assert field in reply, (name, reply)
+            assert not any(r.exc_info for r in caplog.records), name  # no traceback
+            assert len([r for r in caplog.records if "bad request" in r.getMessage()]) == 1
+        ws.send(b"\x91" * 5000 + b"\xc0")  # nested past msgpack's own stack
+        reply = ws.recv()
+        assert reply.startswith("bad request: ") and "nested deeper" in reply and \
+            not reply.endswith("''"), reply
+        ws.send(pack(obs))
+        assert unpack(ws.recv())["actions"].shape == (8, 4)
+
+
+def _nested(depth, leaf):
+    for _ in range(depth):
+        leaf = [leaf]
+    return leaf
+
+
+def test_junk_cannot_use_up_the_instruction_budget_and_it_bounds_the_policy_cache(policy, env):
+    from policies.server import PolicyServer
+
+    obs, _ = env.reset(seed=0)
+    cache = policy.model.instructions
+    shipped = set(cache.instructions)
+    with PolicyServer(policy, port=0, max_instructions=2) as small, \
+            connect(f"ws://127.0.0.1:{small.port}", max_size=None) as ws:
+        unpack(ws.recv())
+        for i in range(6):  # no state: invalid, must not count
+            ws.send(pack({"image": obs["image"], "instruction": f"junk {i}"}))
+            assert "missing keys" in ws.recv()
+        for i in range(5):  # more new valid instructions than the budget: all served
+            ws.send(pack({**obs, "instruction": f"put the thing number {i} away"}))
+            reply = ws.recv()
+            assert not isinstance(reply, str), reply
+        kept = set(cache.instructions) - shipped
+        assert kept == {"put the thing number 3 away", "put the thing number 4 away"}, kept
+        ws.send(pack(obs))  # a shipped instruction is never dropped
+        assert not isinstance(ws.recv(), str) and shipped <= set(cache.instructions)
