@@ -7,7 +7,6 @@ episode and returns an :class:`EpisodeRecord`.
 
 from policies.base import ExpertPolicy, Policy, PolicyOutputError, RandomPolicy
 from policies.broker import ChunkBroker, ChunkStats
-from policies.decoder_spec import DecoderSpec, parse_decoder_spec
 from policies.rollout import EpisodeRecord, rollout
 
 __all__ = [
@@ -17,9 +16,13 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    """Load :class:`VLAPolicy` (which imports torch and the model) on first access."""
+    """Load :class:`VLAPolicy` and the decoder specs (they import torch) on first access."""
     if name == "VLAPolicy":
         from policies.vla_policy import VLAPolicy
 
         return VLAPolicy
+    if name in ("DecoderSpec", "parse_decoder_spec"):
+        import vla.decoders
+
+        return getattr(vla.decoders, name)
     raise AttributeError(f"module 'policies' has no attribute {name!r}")

@@ -17,14 +17,9 @@ from typing import Any
 import numpy as np
 
 from policies.base import Policy
-from policies.decoder_spec import DecoderSpec, parse_decoder_spec
+from vla.decoders import DecoderSpec, parse_decoder_spec
 
 CONFIG_FILE = "config.json"
-
-
-def _set_folder(spec: DecoderSpec) -> str:
-    """Folder name inside a checkpoint set for ``spec``."""
-    return "cjacobi" if spec.distilled else spec.head
 
 
 def resolve_checkpoint(checkpoint: str | Path, decoder: str | DecoderSpec) -> Path:
@@ -33,18 +28,18 @@ def resolve_checkpoint(checkpoint: str | Path, decoder: str | DecoderSpec) -> Pa
     Raises:
         ValueError: One line naming what exists, if no suitable folder is there.
     """
-    spec = parse_decoder_spec(decoder) if isinstance(decoder, str) else decoder
+    spec = parse_decoder_spec(decoder)
     root = Path(checkpoint)
     if not root.is_dir():
         raise ValueError(f"checkpoint {str(root)!r} is not a folder; pass a model folder or a "
                          "checkpoint set (ar/, diffusion/, flow/, oft/, cjacobi/)")
     if (root / CONFIG_FILE).is_file():
         return root
-    folder = root / _set_folder(spec)
+    folder = root / spec.checkpoint
     if (folder / CONFIG_FILE).is_file():
         return folder
     found = sorted(p.name for p in root.iterdir() if (p / CONFIG_FILE).is_file())
-    raise ValueError(f"checkpoint {str(root)!r} has no {_set_folder(spec)}/ model for decoder "
+    raise ValueError(f"checkpoint {str(root)!r} has no {spec.checkpoint}/ model for decoder "
                      f"{str(spec)!r}; model folders found: {found or 'none'}")
 
 
@@ -59,30 +54,13 @@ def check_checkpoint(checkpoint: str | Path, decoder: str | DecoderSpec) -> Path
     """
     from vla.checkpoint import load_config
 
-    spec = parse_decoder_spec(decoder) if isinstance(decoder, str) else decoder
+    spec = parse_decoder_spec(decoder)
     path = resolve_checkpoint(checkpoint, spec)
     head = load_config(path).head
     if head != spec.head:
         raise ValueError(f"decoder {str(spec)!r} needs the {spec.head} head, but "
                          f"{str(path)!r} holds the {head} head")
     return path
-
-
-def decoder_kwargs(spec: DecoderSpec) -> dict[str, Any]:
-    """Arguments of ``VLAModel.predict_chunk`` for ``spec`` (decoder name and settings)."""
-    if spec.family == "ar":
-        return {"decoder": "ar"}
-    if spec.family in ("jacobi", "cjacobi"):
-        if not spec.early_exit:
-            return {"decoder": "jacobi"}
-        # "auto": the relaxed-convergence setting chosen on held-out data and stored in the
-        # checkpoint (by `robodecode distill`); EarlyExit() defaults where none was chosen.
-        return {"decoder": "jacobi", "early_exit": "auto"}
-    if spec.family == "diffusion":
-        return {"decoder": "diffusion", "steps": spec.steps}
-    if spec.family == "flow":
-        return {"decoder": "flow", "steps": spec.steps, "solver": spec.solver}
-    return {"decoder": "oft"}
 
 
 class VLAPolicy(Policy):
@@ -96,7 +74,7 @@ class VLAPolicy(Policy):
 
     Args:
         checkpoint: A model folder or a checkpoint set (see the module docstring).
-        decoder: A decoder spec string or :class:`~policies.decoder_spec.DecoderSpec`.
+        decoder: A decoder spec string or :class:`~vla.decoders.DecoderSpec`.
         device: Torch device for the model.
 
     Raises:
@@ -107,11 +85,11 @@ class VLAPolicy(Policy):
                  device: str = "cpu") -> None:
         from vla.checkpoint import from_pretrained
 
-        self.spec = parse_decoder_spec(decoder) if isinstance(decoder, str) else decoder
+        self.spec = parse_decoder_spec(decoder)
         self.path = check_checkpoint(checkpoint, self.spec)
         self.model = from_pretrained(self.path, device=device)
-        self._kwargs = decoder_kwargs(self.spec)
-        self._stochastic = self.spec.family in ("diffusion", "flow")
+        self._kwargs = self.spec.predict_kwargs()
+        self._stochastic = self.spec.stochastic
         self._shipped_instructions = frozenset(self.model.instructions.instructions)
         self.reset(seed=0)
 

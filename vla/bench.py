@@ -11,7 +11,7 @@ path (no static cache, no CUDA graphs).
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import statistics
 import time
@@ -20,40 +20,32 @@ from typing import Any
 
 import torch
 
+from decoding import EarlyExit
 from vla.checkpoint import from_pretrained
 from vla.data import ChunkTensors, load_split
+from vla.decoders import BENCH_DECODERS
 from vla.evaluate import eval_indices, instruction_sensitivity
+
+BENCH_FOLDERS = tuple(dict.fromkeys(spec.checkpoint for spec in BENCH_DECODERS))
+"""Checkpoint-set folders the benchmark looks for, the AR baseline first."""
 
 # Measured floor (anchors.md): 4 layers d128, 2-core CPU: AR 32 single-token passes 22.7 ms,
 # one pass over the 32-token chunk 1.6 ms.
 FLOOR_AR_MS, FLOOR_PASS_MS, FLOOR_TOKENS = 22.7, 1.6, 32
 
 
-def decoder_plan(head: str, checkpoint: Path) -> list[tuple[str, str, dict[str, Any]]]:
-    """(label, decoder, kwargs) to run for a checkpoint of ``head``."""
-    from decoding import EarlyExit
+def decoder_plan(folder: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(label, decoder, kwargs) of the benchmarked specs served by set folder ``folder``.
 
-    def chosen(key: str) -> EarlyExit | None:
-        for folder in (checkpoint, checkpoint.parent / "cjacobi"):
-            f = folder / "early_exit.json"
-            if f.is_file():
-                setting = json.loads(f.read_text()).get(key, {}).get("chosen_setting")
-                return EarlyExit(**setting) if setting else None
-        return None
-
-    if head == "ar" and (checkpoint / "early_exit.json").is_file():  # distilled student
-        ee = chosen("student_sweep") or EarlyExit()
-        return [("cjacobi", "jacobi", {}), ("cjacobi+ee", "jacobi", {"early_exit": ee})]
-    if head == "ar":
-        ee = chosen("teacher_sweep") or EarlyExit()
-        return [("ar", "ar", {}), ("jacobi", "jacobi", {}),
-                ("jacobi+ee", "jacobi", {"early_exit": ee})]
-    if head == "diffusion":
-        return [(f"diffusion@{t}", "diffusion", {"steps": t}) for t in (4, 8, 12)]
-    if head == "flow":
-        return [("flow@5", "flow", {"steps": 5}), ("flow@10", "flow", {"steps": 10}),
-                ("flow-heun@5", "flow", {"steps": 5, "solver": "heun"})]
-    return [("oft", "oft", {})]
+    The specs are :data:`vla.decoders.BENCH_DECODERS`; each runs exactly as ``robodecode eval``
+    runs it (``+ee``: the early exit stored with the checkpoint, else ``EarlyExit()``).
+    """
+    plan = []
+    for spec in BENCH_DECODERS:
+        if spec.checkpoint == folder:
+            kwargs = spec.predict_kwargs()
+            plan.append((str(spec), kwargs.pop("decoder"), kwargs))
+    return plan
 
 
 def train_steps_per_s(model, data: ChunkTensors, steps: int, batch: int = 64) -> float:
@@ -156,7 +148,7 @@ def fp16_storage_effect(model, data: ChunkTensors, indices: list[int], seed: int
 
 def run_bench(checkpoints: Path, data: Path | None, device: str = "cpu", threads: int = 2,
               n_obs: int = 128, train_steps: int = 5, data_cache: Path | None = None,
-              heads: tuple[str, ...] = ("ar", "cjacobi", "diffusion", "flow", "oft"),
+              heads: tuple[str, ...] = BENCH_FOLDERS,
               fp16_check: int = 0) -> dict[str, Any]:
     """Benchmark every checkpoint folder under ``checkpoints`` (names in ``heads``).
 
@@ -193,13 +185,12 @@ def run_bench(checkpoints: Path, data: Path | None, device: str = "cpu", threads
         if fp16_check:
             fp16[name] = fp16_storage_effect(model, held, indices[:fp16_check])
             print(f"{name}: fp16 storage {fp16[name]}", flush=True)
-        for label, decoder, kw in decoder_plan(c.head, folder):
-            ee = kw.get("early_exit")
+        for label, decoder, kw in decoder_plan(name):
+            ee = kw.get("early_exit") and dataclasses.asdict(
+                EarlyExit(**(model.chosen_early_exit or {})))
             rows.append({"checkpoint": name, "head": c.head, "decoder": label,
                          "params": model.num_parameters(), "train_steps_per_s": sps,
-                         "early_exit": None if ee is None else {
-                             "on_unchanged": ee.on_unchanged, "tol": ee.tol,
-                             "max_iters": ee.max_iters}})
+                         "early_exit": ee or None})
             plan.append((model, decoder, kw, []))
     for model, decoder, kw, _ in plan:  # warm-up
         for i in indices[:2]:

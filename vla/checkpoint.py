@@ -140,6 +140,18 @@ def read_tensors(file: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{file} is corrupt: {exc}") from exc
 
 
+LEGACY_HEAD_PARAMS = ("tok_embed.", "lm_head.", "act_in.", "time_mlp.", "act_out.", "queries",
+                      "act_mlp.")
+"""Head parameters that checkpoints written before :mod:`vla.heads` stored at the top level
+(``lm_head.weight``); they now live under ``head.`` (``head.lm_head.weight``)."""
+
+
+def _current_names(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights named as the current model names them (older checkpoints load unchanged)."""
+    return {f"head.{k}" if k.startswith(LEGACY_HEAD_PARAMS) else k: v
+            for k, v in tensors.items()}
+
+
 def from_pretrained(path: str | os.PathLike, allow_encoder: bool = True,
                     device: str | torch.device = "cpu") -> VLAModel:
     """Load a model saved by :func:`save_pretrained` (float32 in memory).
@@ -162,7 +174,7 @@ def from_pretrained(path: str | os.PathLike, allow_encoder: bool = True,
         except ValueError as exc:
             raise CheckpointError(str(exc)) from exc
     model = VLAModel(config, instructions=cache)
-    tensors = read_tensors(folder / WEIGHTS_FILE)
+    tensors = _current_names(read_tensors(folder / WEIGHTS_FILE))
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))

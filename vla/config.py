@@ -7,8 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-HEADS: tuple[str, ...] = ("ar", "diffusion", "flow", "oft")
-"""Action heads sharing one backbone: AR tokens, masked diffusion, flow matching, one-pass L1."""
+from vla.heads import head_class
 
 LANG_DIM = 384
 """Width of the frozen MiniLM sentence embedding (all-MiniLM-L6-v2)."""
@@ -25,7 +24,8 @@ class VLAConfig:
     2-core CPU in minutes; see :func:`preset` for the larger ``gpu`` size.
 
     Attributes:
-        head: Action head, one of ``ar``, ``diffusion``, ``flow``, ``oft``.
+        head: Action head, a name registered in :data:`vla.heads.HEADS` (``ar``, ``diffusion``,
+            ``flow``, ``oft``).
         image_size: Side in pixels the camera images are resized to before the CNN.
         cameras: Observation keys of the cameras, in token order (``image``, ``wrist_image``).
         cnn_channels: Output channels of the CNN's stride-2 conv stages.
@@ -106,8 +106,10 @@ class VLAConfig:
     def __post_init__(self) -> None:
         self.cameras = tuple(self.cameras)
         self.cnn_channels = tuple(int(c) for c in self.cnn_channels)
-        if self.head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        try:
+            head_class(self.head)
+        except ValueError as err:
+            raise ValueError(f"head: {err}") from None
         positive = ("image_size", "image_grid", "lang_tokens", "d_model", "n_layers", "n_heads",
                     "mlp_ratio", "horizon", "action_dim", "state_dim")
         for name in positive:

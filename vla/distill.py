@@ -42,7 +42,7 @@ from safetensors.torch import save_file
 from vla.checkpoint import from_pretrained, read_tensors, save_pretrained
 from vla.data import ChunkTensors, load_split
 from vla.evaluate import action_error, eval_indices, repetition_rate, sweep_early_exit
-from vla.losses import noisy_inputs
+from vla.heads.ar import noisy_inputs
 from vla.model import Observation, VLAModel
 from vla.train import TrainConfig
 
@@ -148,9 +148,10 @@ def mix_with_teacher(teacher_dir: Path, student_dir: Path, out: Path,
 
 def _greedy_pass(model: VLAModel, obs: Observation, y: torch.Tensor) -> torch.Tensor:
     """One Jacobi pass: argmax at every position given [BOS, y[:-1]] (prefix + causal)."""
-    inputs = torch.cat([model.bos_ids(y.shape[0]), y[:, :-1]], dim=1)
-    h = model.backbone.run_full(model.prefix_tokens(obs), model.tok_embed(inputs), causal=True)
-    return model.lm_head(h).argmax(-1)
+    head = model.head
+    inputs = torch.cat([head.bos_ids(y.shape[0], model.device), y[:, :-1]], dim=1)
+    h = model.backbone.run_full(model.prefix_tokens(obs), head.tok_embed(inputs), causal=True)
+    return head.lm_head(h).argmax(-1)
 
 
 @torch.no_grad()
@@ -209,19 +210,20 @@ def distill_loss(student: VLAModel, obs: Observation, gt_tokens: torch.Tensor,
     y_k = states[torch.arange(b), k].long().to(dev)
     use_gt = (torch.rand(b, generator=g) < cfg.gt_label_prob).to(dev)
     labels = torch.where(use_gt[:, None], gt_tokens.to(dev), fixed)
-    bos = student.bos_ids(b)
+    head = student.head
+    bos = head.bos_ids(b, student.device)
     prefix = student.prefix_tokens(obs)
     ar_inputs = torch.cat([bos, labels[:, :-1]], 1)
     if cfg.keep_input_noise:
         ar_inputs = noisy_inputs(ar_inputs, student.config.ar_input_noise,
                                  student.config.n_bins, g)
-    emb = student.tok_embed(torch.cat([torch.cat([bos, y_k[:, :-1]], 1), ar_inputs]))
+    emb = head.tok_embed(torch.cat([torch.cat([bos, y_k[:, :-1]], 1), ar_inputs]))
     h = student.backbone.run_full(torch.cat([prefix, prefix]), emb, causal=True)
-    logits_c, logits_ar = student.lm_head(h).split(b)
+    logits_c, logits_ar = head.lm_head(h).split(b)
     with torch.no_grad():
-        h_star = student.backbone.run_full(prefix.detach(), student.tok_embed(
+        h_star = student.backbone.run_full(prefix.detach(), head.tok_embed(
             torch.cat([bos, fixed[:, :-1]], 1)), causal=True)
-        target = F.softmax(student.lm_head(h_star).float(), -1)
+        target = F.softmax(head.lm_head(h_star).float(), -1)
     # Output i sees y_k[:i]; its context is already correct while y_k[:i] == y*[:i].
     mismatch = (y_k != fixed).long()
     first_bad = torch.where(mismatch.any(1), mismatch.argmax(1), torch.full_like(k, n).to(dev))

@@ -5,20 +5,20 @@ Usage: model = VLAModel(preset("cpu", head="ar")); actions, stats = model.predic
 
 from __future__ import annotations
 
-import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import DynamicCache
 
 from vla.backbone import Backbone
 from vla.config import VLAConfig
 from vla.encoders import ImageEncoder, InstructionCache, LanguageProjector, StateEncoder
+from vla.heads import make_head
 from vla.tokenizer import ActionTokenizer, StateNormalizer
 
 
@@ -44,47 +44,6 @@ class Observation:
         return self.state.shape[0]
 
 
-@dataclass
-class CausalLMOutput:
-    """What the AR head returns: ``.logits`` (B, T, V) and the cache it extended."""
-
-    logits: torch.Tensor
-    cache: DynamicCache | None
-
-    @property
-    def past_key_values(self) -> DynamicCache | None:
-        """Alias of ``cache`` (the pre-5.2x transformers name)."""
-        return self.cache
-
-
-class ARHead:
-    """The AR head in the Hugging Face causal-LM calling convention (what decoders drive).
-
-    ``head(input_ids=[B, T], cache=prefix)`` embeds the tokens at positions ``cache length ..``,
-    attends causally (and to the whole cached prefix), appends their K/V to the cache when
-    ``use_cache`` and returns logits over the ``n_bins`` action bins. Token ``n_bins`` is BOS.
-    """
-
-    def __init__(self, model: VLAModel) -> None:
-        self.model = model
-        self.config = SimpleNamespace(vocab_size=model.config.n_bins)
-
-    def __call__(self, input_ids: torch.Tensor | None = None, cache: DynamicCache | None = None,
-                 past_key_values: DynamicCache | None = None, use_cache: bool = True,
-                 attention_mask: torch.Tensor | None = None, **_: Any) -> CausalLMOutput:
-        """Run new tokens against the cache (see the class docstring)."""
-        if input_ids is None:
-            raise ValueError("input_ids is required")
-        if attention_mask is not None and not bool(attention_mask.all()):
-            raise ValueError("attention_mask with padding is not supported by the AR head")
-        cache = cache if cache is not None else past_key_values
-        if cache is None and use_cache:
-            cache = DynamicCache()
-        m = self.model
-        h = m.backbone.run(m.tok_embed(input_ids), cache, append=use_cache, causal=True)
-        return CausalLMOutput(logits=m.lm_head(h), cache=cache if use_cache else None)
-
-
 class VLAModel(nn.Module):
     """One backbone over [image tokens | language | state | action positions] and one head.
 
@@ -103,7 +62,7 @@ class VLAModel(nn.Module):
                              f"entries; config.lang_features={config.lang_features!r} needs "
                              f"n_tokens={config.lang_cache_tokens}")
         self.chosen_early_exit: dict[str, Any] | None = None  # set by distillation's sweep
-        d, n_act = config.d_model, config.action_dim
+        d = config.d_model
         self.tokenizer = ActionTokenizer(config.action_dim, config.n_bins)
         self.state_norm = StateNormalizer(config.state_dim)
         self.image_enc = ImageEncoder(config)
@@ -114,17 +73,7 @@ class VLAModel(nn.Module):
             self.state_null = nn.Parameter(torch.zeros(1, 1, d))
         if config.aux_target_weight > 0:
             self.aux_head = nn.Linear(d, 6)
-        if config.head in ("ar", "diffusion"):
-            self.tok_embed = nn.Embedding(config.n_bins + 1, d)  # + BOS / [MASK]
-            self.lm_head = nn.Linear(d, config.n_bins)
-        elif config.head == "flow":
-            self.act_in = nn.Linear(n_act, d)
-            self.time_mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
-            self.act_out = nn.Linear(d, n_act)
-        else:  # oft: learned empty action queries, continuous output
-            self.queries = nn.Parameter(torch.randn(config.horizon, d) * 0.02)
-            self.act_mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
-            self.act_out = nn.Linear(d, n_act)
+        self.head = make_head(config)
         self.apply(_init_weights)
         self.image_enc.init_film()
 
@@ -203,92 +152,101 @@ class VLAModel(nn.Module):
         """Encode the observation once into a ``DynamicCache`` that every decoder reuses."""
         return self.backbone.encode_prefix(self.prefix_tokens(obs))
 
-    # ----------------------------------------------------------------------------- heads
-    @property
-    def ar_head(self) -> ARHead:
-        """The AR head as a Hugging Face-convention causal LM (``head == "ar"`` only)."""
-        self._require("ar")
-        return ARHead(self)
-
-    def _require(self, head: str) -> None:
-        if self.config.head != head:
-            raise ValueError(f"this model has head={self.config.head!r}, not {head!r}")
-
-    def bos_ids(self, batch: int) -> torch.Tensor:
-        """The AR head's first input: one BOS id per row, (B, 1)."""
-        return torch.full((batch, 1), self.config.bos_id, dtype=torch.long, device=self.device)
-
-    def denoise_logits(self, tokens: torch.Tensor, cache: DynamicCache) -> torch.Tensor:
-        """Diffusion head: tokens (B, L) with ``[MASK]`` ids -> logits (B, L, n_bins + 1).
-
-        The last column is the ``[MASK]`` id's logit, fixed at ``-inf`` (never predicted);
-        it is there because the decoder requires ``mask_id`` inside the vocabulary.
-        """
-        self._require("diffusion")
-        cache = _expand_cache(cache, tokens.shape[0])
-        h = self.backbone.run(self.tok_embed(tokens), cache, append=False, causal=False)
-        logits = self.lm_head(h)
-        return F.pad(logits, (0, 1), value=float("-inf"))
-
-    def _time_embed(self, t: torch.Tensor, batch: int) -> torch.Tensor:
-        t = torch.as_tensor(t, dtype=self.dtype, device=self.device).reshape(-1).expand(batch)
-        half = self.config.d_model // 2
-        freqs = torch.exp(-math.log(1000.0) * torch.arange(half, device=self.device) / half)
-        ang = t[:, None] * 1000.0 * freqs.to(self.dtype)[None]
-        return self.time_mlp(torch.cat([ang.sin(), ang.cos()], dim=-1))
-
-    def velocity(self, x_t: torch.Tensor, t: torch.Tensor | float, cache: DynamicCache
-                 ) -> torch.Tensor:
-        """Flow head: normalized noisy chunk (B, H, D) at time t (0 noise, 1 data) -> velocity."""
-        self._require("flow")
-        b = x_t.shape[0]
-        h = self.act_in(x_t.to(self.dtype)) + self._time_embed(t, b)[:, None]
-        h = self.backbone.run(h, _expand_cache(cache, b), append=False, causal=False)
-        return self.act_out(h)
-
-    def oft_chunk(self, cache: DynamicCache, batch: int) -> torch.Tensor:
-        """One-pass head: prefix cache -> normalized chunk (B, H, D)."""
-        self._require("oft")
-        q = self.queries.unsqueeze(0).expand(batch, -1, -1)
-        h = self.backbone.run(q, _expand_cache(cache, batch), append=False, causal=False)
-        return self.act_out(h + self.act_mlp(h))
-
     # ----------------------------------------------------------------------------- loss
     def compute_loss(self, obs: Observation, actions: torch.Tensor,
                      is_pad: torch.Tensor | None = None,
                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
         """Training loss of the head on a batch (actions (B, H, D) in env units).
 
+        Each head's loss is one pass over [prefix | action positions] (see the head's
+        module). Padded action steps (``action_is_pad``) never count. With
+        ``config.aux_target_weight`` the loss adds ``weight x`` the MSE of an auxiliary
+        regression, from the mean of the prefix's final states, of the demo's grasp and release
+        points (normalized like the state; items whose episode never grasps are left out).
+
         Returns:
             ``(loss, metrics)``; metrics hold floats (``loss``, ``token_acc`` for token heads).
         """
-        from vla.losses import head_loss
+        cfg = self.config
+        actions = actions.to(self.device)
+        if actions.shape[1:] != (cfg.horizon, cfg.action_dim):
+            raise ValueError(f"actions must be (B, {cfg.horizon}, {cfg.action_dim}), got "
+                             f"{tuple(actions.shape)}")
+        prefix = self.prefix_tokens(obs)
+        aux_on = cfg.aux_target_weight > 0 and obs.aux is not None
+        states: dict[str, torch.Tensor] = {}
 
-        return head_loss(self, obs, actions, is_pad, generator)
+        def run(x: torch.Tensor, causal: bool) -> torch.Tensor:
+            if not aux_on:
+                return self.backbone.run_full(prefix, x, causal=causal)
+            h, states["prefix"] = self.backbone.run_full(prefix, x, causal=causal,
+                                                         with_prefix=True)
+            return h
+
+        valid_steps = (~is_pad.bool()).to(self.device) if is_pad is not None else torch.ones(
+            actions.shape[0], cfg.horizon, dtype=torch.bool, device=self.device)
+        loss, metrics = self.head.loss(self, actions, valid_steps, run, generator)
+        if aux_on:
+            aux = self._aux_loss(states["prefix"], obs.aux.to(self.device))
+            metrics["aux"] = float(aux.detach())
+            loss = loss + cfg.aux_target_weight * aux
+        return loss, metrics
+
+    def _aux_loss(self, prefix_states: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
+        """MSE of the grasp/release point regression on the items whose target is valid."""
+        xyz = slice(0, 3)
+        mean, std = self.state_norm.mean[xyz].to(aux.dtype), self.state_norm.std[xyz].to(aux.dtype)
+        target = torch.cat([(aux[:, 0:3] - mean) / std, (aux[:, 3:6] - mean) / std], dim=-1)
+        pred = self.aux_head(prefix_states.mean(1)).float()
+        w = aux[:, 6:7].float()
+        return ((pred - target.float()).pow(2) * w).sum() / (w.sum() * 6).clamp_min(1.0)
 
     # ------------------------------------------------------------------------- inference
+    @torch.inference_mode()
     def predict_chunk(self, obs_batch: Mapping[str, Any], decoder: str | None = None,
-                      **kwargs: Any):
-        """Predict one action chunk per observation (see :func:`vla.predict.predict_chunk`)."""
-        from vla.predict import predict_chunk
+                      **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        """Predict one action chunk per observation with one of the head's decoders.
 
-        return predict_chunk(self, obs_batch, decoder=decoder, **kwargs)
+        Args:
+            obs_batch: ``image`` uint8 (B, H, W, 3) [, ``wrist_image``], ``state`` (B, S),
+                ``instruction`` list of B strings (unbatched single observations are accepted).
+            decoder: One of ``self.head.decoders`` (``ar``/``jacobi`` for the AR head,
+                ``diffusion``, ``flow``, ``oft``); ``None`` = the head's default. Decoder
+                *specs* such as ``cjacobi+ee`` are parsed by :mod:`vla.decoders`.
+            **kwargs: Passed to the decoder (e.g. ``early_exit=``, ``steps=``, ``solver=``,
+                ``generator=``).
+
+        Returns:
+            ``(actions, stats)``: actions float32 (B, H, D) in env units; stats with ``nfe``
+            (forward passes after the prefix), ``prep_ms``, ``prefix_ms``, ``decode_ms``,
+            ``total_ms`` (end to end), ``decoder`` and the decoder's own statistics
+            (``decoder_*``).
+
+        Raises:
+            ValueError: If the decoder does not apply to the model's head, or the observation
+                is malformed.
+        """
+        decoder = decoder or self.head.decoders[0]
+        if decoder not in self.head.decoders:
+            raise ValueError(f"decoder {decoder!r} does not apply to head {self.config.head!r}; "
+                             f"choose from {self.head.decoders}")
+        t0 = time.perf_counter()
+        obs = self.prepare(obs_batch)
+        t1 = time.perf_counter()
+        cache = self.encode_prefix(obs)
+        t2 = time.perf_counter()
+        z, nfe, dstats = self.head.decode(self, cache, obs.batch_size, decoder, **kwargs)
+        t3 = time.perf_counter()
+        actions = self.tokenizer.unnormalize(z.float()).cpu().numpy().astype(np.float32)
+        t4 = time.perf_counter()
+        return actions, {"decoder": decoder, "nfe": nfe, "prep_ms": 1e3 * (t1 - t0),
+                         "prefix_ms": 1e3 * (t2 - t1), "decode_ms": 1e3 * (t3 - t2),
+                         "total_ms": 1e3 * (t4 - t0),
+                         **{f"decoder_{k}": v for k, v in dstats.items()}}
 
     def num_parameters(self, trainable_only: bool = True) -> int:
         """Number of (trainable) parameters; the frozen MiniLM is not part of the model."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
-
-
-def _expand_cache(cache: DynamicCache, batch: int) -> DynamicCache:
-    """A read-only view of a batch-1 prefix cache broadcast to ``batch`` rows."""
-    if cache.layers and cache.layers[0].keys is not None and cache.layers[0].keys.shape[0] == 1 \
-            and batch > 1:
-        out = DynamicCache()
-        for i, layer in enumerate(cache.layers):
-            out.update(layer.keys.expand(batch, -1, -1, -1), layer.values.expand(
-                batch, -1, -1, -1), i)
-        return out
-    return cache
 
 
 def _init_weights(module: nn.Module) -> None:

@@ -11,9 +11,10 @@ from typing import Any
 import torch
 
 from vla.checkpoint import TRAIN_META_FILE, TRAIN_STATE_FILE, from_pretrained, read_tensors
-from vla.config import HEADS, preset
+from vla.config import preset
 from vla.data import load_split
 from vla.encoders import InstructionCache
+from vla.heads import HEADS, head_class
 from vla.model import VLAModel
 from vla.train import TrainConfig, Trainer
 
@@ -61,8 +62,7 @@ def train_head(*, head: str, data: Path, out: Path, steps: int = 3000, batch_siz
     Raises:
         ValueError: On an unknown head, or a checkpoint in ``out`` of another head.
     """
-    if head not in HEADS:
-        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    head_class(head)  # an unknown head fails here, naming the known ones
     out = Path(out)
     resuming = resume and (out / TRAIN_STATE_FILE).is_file()
     overrides = dict(config_overrides or {})

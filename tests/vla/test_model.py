@@ -7,8 +7,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vla.config import HEADS, VLAConfig, preset
+from vla.config import VLAConfig, preset
 from vla.data import load_chunks
+from vla.heads import HEADS
 from vla.tokenizer import ActionTokenizer
 
 
@@ -102,13 +103,13 @@ def test_cached_prefix_path_equals_training_pass(make_model, synthetic):
     model = make_model("ar").double().eval()
     obs, actions, _ = _batch(synthetic, model, n=3)
     tokens = model.tokenizer.encode(actions)
-    inputs = torch.cat([model.bos_ids(3), tokens[:, :-1]], dim=1)
+    inputs = torch.cat([model.head.bos_ids(3, model.device), tokens[:, :-1]], dim=1)
     with torch.no_grad():
-        full = model.lm_head(model.backbone.run_full(model.prefix_tokens(obs),
-                                                     model.tok_embed(inputs), causal=True))
+        full = model.head.lm_head(model.backbone.run_full(
+            model.prefix_tokens(obs), model.head.tok_embed(inputs), causal=True))
         cache = model.encode_prefix(obs)
-        first = model.ar_head(input_ids=inputs[:, :5], cache=cache).logits
-        second = model.ar_head(input_ids=inputs[:, 5:], cache=cache).logits
+        first = model.head.causal_lm(model)(input_ids=inputs[:, :5], cache=cache).logits
+        second = model.head.causal_lm(model)(input_ids=inputs[:, 5:], cache=cache).logits
     assert cache.get_seq_length() == model.config.prefix_len + inputs.shape[1]
     torch.testing.assert_close(torch.cat([first, second], 1), full, rtol=0, atol=1e-10)
 
@@ -119,11 +120,12 @@ def test_ar_head_without_use_cache_leaves_cache_unchanged(make_model, synthetic)
     with torch.no_grad():
         cache = model.encode_prefix(obs)
         n = cache.get_seq_length()
-        out = model.ar_head(input_ids=model.bos_ids(2), cache=cache, use_cache=False)
+        lm = model.head.causal_lm(model)
+        out = lm(input_ids=model.head.bos_ids(2, model.device), cache=cache, use_cache=False)
     assert out.logits.shape == (2, 1, model.config.n_bins)
     assert cache.get_seq_length() == n and out.past_key_values is None
 
 
-def test_wrong_head_method_raises(make_model):
-    with pytest.raises(ValueError, match="head='flow'"):
-        _ = make_model("flow").ar_head
+def test_wrong_head_decoder_raises(make_model):
+    with pytest.raises(ValueError, match="does not apply to head 'flow'"):
+        make_model("flow").predict_chunk({}, decoder="jacobi")

@@ -10,9 +10,8 @@ import torch
 
 from decoding import EarlyExit, autoregressive, jacobi
 from vla.checkpoint import CheckpointError, from_pretrained, save_pretrained
-from vla.config import HEADS
 from vla.data import load_chunks
-from vla.predict import DECODERS
+from vla.heads import HEADS
 
 
 def _obs(synthetic, model, n=3):
@@ -25,14 +24,15 @@ def test_greedy_jacobi_equals_greedy_ar_float64(seed, make_model, synthetic):
     model = make_model("ar", seed=seed).double().eval()
     # Sharpen the random head so argmaxes are decided by the model, not by noise.
     with torch.no_grad():
-        model.lm_head.weight.mul_(30)
+        model.head.lm_head.weight.mul_(30)
     obs = model.prepare(_obs(synthetic, model))
     cache = model.encode_prefix(obs)
     n = model.config.n_action_tokens
     before = cache.get_seq_length()
-    ar = autoregressive(model.ar_head, model.bos_ids(3), n, cache=cache)
+    lm, bos = model.head.causal_lm(model), model.head.bos_ids(3, model.device)
+    ar = autoregressive(lm, bos, n, cache=cache)
     for block in (None, 5):
-        jac = jacobi(model.ar_head, model.bos_ids(3), n, cache=cache, block_size=block)
+        jac = jacobi(lm, bos, n, cache=cache, block_size=block)
         assert torch.equal(jac.tokens, ar.tokens)
         assert jac.nfe <= ar.nfe == n
     assert cache.get_seq_length() == before, "decoders must leave the prefix cache unchanged"
@@ -42,7 +42,7 @@ def test_greedy_jacobi_equals_greedy_ar_float64(seed, make_model, synthetic):
 def test_predict_chunk_every_decoder(head, make_model, synthetic):
     model = make_model(head).eval()
     obs = _obs(synthetic, model)
-    for decoder in DECODERS[head]:
+    for decoder in model.head.decoders:
         actions, stats = model.predict_chunk(obs, decoder=decoder)
         assert actions.shape == (3, 4, 4) and actions.dtype == np.float32
         assert np.isfinite(actions).all()

@@ -12,7 +12,7 @@ from decoding import jacobi
 from vla.checkpoint import from_pretrained, save_pretrained
 from vla.data import load_chunks
 from vla.distill import DistillConfig, distill, distill_loss, jacobi_trajectories, mix_with_teacher
-from vla.losses import noisy_inputs
+from vla.heads.ar import noisy_inputs
 from vla.train import TrainConfig, Trainer
 
 
@@ -44,7 +44,7 @@ def test_training_is_deterministic_and_resumes_exactly(make_model, synthetic, tm
 def test_jacobi_trajectories_reach_the_greedy_ar_fixed_point(make_model, synthetic):
     model = make_model("ar", seed=3).double().eval()
     with torch.no_grad():
-        model.lm_head.weight.mul_(30)
+        model.head.lm_head.weight.mul_(30)
     data = _tensors(synthetic)
     obs, _, _ = data.batch(torch.arange(4), model.instructions.embed(data.instructions), 32)
     states, n_iter = jacobi_trajectories(model, obs)
@@ -52,7 +52,7 @@ def test_jacobi_trajectories_reach_the_greedy_ar_fixed_point(make_model, synthet
     assert states.shape == (4, n + 2, n)
     cache = model.encode_prefix(obs)
     for r in range(4):
-        ref = jacobi(model.ar_head, model.bos_ids(1), n,
+        ref = jacobi(model.head.causal_lm(model), model.head.bos_ids(1, model.device), n,
                      cache=model.encode_prefix(type(obs)([x[r:r + 1] for x in obs.images],
                                                          obs.state[r:r + 1], obs.lang[r:r + 1])))
         assert torch.equal(states[r, -1], ref.tokens[0])
@@ -135,7 +135,7 @@ def test_teacher_mix_moves_the_student_halfway_back(make_model, synthetic, tmp_p
     out = mix_with_teacher(tmp_path / "t", tmp_path / "s", tmp_path / "post", 0.5)
     t, s, m, post = (from_pretrained(p, allow_encoder=False).state_dict() for p in
                      (tmp_path / "t", tmp_path / "s", tmp_path / "m", tmp_path / "post"))
-    w = "lm_head.weight"
+    w = "head.lm_head.weight"
     assert not torch.allclose(t[w], s[w])  # the student moved
     torch.testing.assert_close(post[w], (t[w] + s[w]) / 2, rtol=0, atol=2e-3)  # fp16 files
     torch.testing.assert_close(m[w], post[w], rtol=0, atol=2e-3)  # same seed: same student

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from policies.decoder_spec import VALID_FORMS, DecoderSpec, parse_decoder_spec
+from vla.decoders import DecoderSpec, parse_decoder_spec, valid_forms
 
 
 @pytest.mark.parametrize(("text", "family", "ee", "steps", "solver", "head"), [
@@ -59,7 +59,7 @@ def test_parser_never_crashes_otherwise(text):
     except ValueError:
         return
     assert str(spec) in {f.replace("T", str(spec.steps)).replace("K", str(spec.steps))
-                         for f in VALID_FORMS}
+                         for f in valid_forms()}
 
 
 def test_non_ascii_digits_rejected_with_message():
