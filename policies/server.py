@@ -261,14 +261,15 @@ class PolicyServer:
             return self._bad_request(err, peer)
         except Exception as err:  # noqa: BLE001 - one client's failure must not stop the server
             log.exception("policy failed on a request from %s", peer)
-            return self._error(f"server error: {type(err).__name__}: {err}")
+            detail = f": {err}" if str(err) else ""
+            return self._error(f"server error: {type(err).__name__}{detail}")
         try:
             result["actions"] = check_actions(result)
             result["server_timing"] = {"infer_ms": infer_ms}
             reply = pack(result)
         except ValueError as err:  # NaN actions or an unpackable result: the policy's fault
             log.error("policy output refused: %s", err)
-            return self._error(f"server error: {err or type(err).__name__}")
+            return self._error(f"server error: {str(err) or type(err).__name__}")
         with self._count_lock:
             self.requests += 1
         return reply
@@ -293,7 +294,7 @@ class PolicyServer:
                 forget(old)
 
     def _bad_request(self, err: Exception, peer: Any) -> str:
-        text = f"bad request: {err or type(err).__name__}"
+        text = f"bad request: {str(err) or type(err).__name__}"
         log.warning("%s from %s", text, peer)
         return self._error(text)
 

@@ -193,6 +193,23 @@ def test_api_key_and_browser_origins():
             connect(f"ws://127.0.0.1:{server.port}", origin="http://evil.example")
 
 
+class SilentFailurePolicy(Policy):
+    """Fails with exceptions that carry no text."""
+
+    def infer(self, obs):
+        raise (ValueError() if obs["instruction"] == "value" else RuntimeError())
+
+
+def test_every_error_text_says_something():
+    with PolicyServer(SilentFailurePolicy(), port=0) as server, \
+            connect(f"ws://127.0.0.1:{server.port}") as ws:
+        unpack(ws.recv())
+        ws.send(pack({**OBS, "instruction": "value"}))
+        assert ws.recv() == "bad request: ValueError"
+        ws.send(pack(OBS))
+        assert ws.recv() == "server error: RuntimeError"
+
+
 def test_serve_cli_takes_the_bounds_and_the_key(monkeypatch):
     from typer.testing import CliRunner
 
