@@ -68,3 +68,34 @@ def llama_unigram(unigram_tokenizer):
     """Tiny random Llama over the Unigram vocabulary."""
     return tiny_llama(len(unigram_tokenizer), bos=unigram_tokenizer.bos_token_id,
                       eos=unigram_tokenizer.eos_token_id)
+
+
+def _domain_corpus() -> list[str]:
+    """Prompts and step strings of both symbolic domains (what a planner LM reads)."""
+    from envs.symbolic import LAYOUTS, BlocksWorld, DroneNav, generate_tasks
+
+    texts = [" ".join(DroneNav(name).steps()) for name in LAYOUTS]
+    texts.append(" ".join(BlocksWorld().steps()))
+    for name in ("drone_nav", "blocks_world"):
+        for split in ("train", "heldout"):
+            for t in generate_tasks(name, 40, seed=0, split=split):
+                texts.append(f"{t.domain.describe(t.initial_state)}\ntask: {t.instruction}\nplan:")
+    return texts
+
+
+@pytest.fixture(scope="session")
+def wordpiece_tokenizer():
+    """A BERT-style WordPiece tokenizer trained in-process: its decode spaces out punctuation."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import BertTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok.train_from_iterator(_domain_corpus(), trainers.WordPieceTrainer(
+        vocab_size=400, special_tokens=special))
+    return BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", sep_token="[SEP]",
+                             cls_token="[CLS]", pad_token="[PAD]", mask_token="[MASK]",
+                             eos_token="[SEP]")
