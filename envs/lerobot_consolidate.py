@@ -24,6 +24,7 @@ from envs.lerobot_format import (
     INDEX_FEATURES,
     INFO_PATH,
     QUANTILE_FEATURES,
+    READ_ERRORS,
     STATS_PATH,
     TASKS_PATH,
     VIDEO_FILES_SIZE_IN_MB,
@@ -33,6 +34,7 @@ from envs.lerobot_format import (
     feature_stats,
     image_stats,
     remove_temporary_files,
+    staged_file_error,
     tasks_table,
     temporary_path,
     vector_column,
@@ -58,6 +60,9 @@ def consolidate(out: Path, staged: list[Path], metas: list[dict[str, Any]], *,
 
     Returns:
         The number of frames written.
+
+    Raises:
+        ValueError: One line naming a staged file that cannot be read.
     """
     (out / INFO_PATH).unlink(missing_ok=True)  # the dataset is incomplete until info.json returns
     remove_temporary_files(out)  # a crash mid-write (this or an earlier consolidation) left them
@@ -68,7 +73,10 @@ def consolidate(out: Path, staged: list[Path], metas: list[dict[str, Any]], *,
     episodes: list[dict[str, Any]] = []
     cursor = 0
     for k, (path, meta) in enumerate(zip(staged, metas, strict=True)):
-        t = pq.read_table(path)
+        try:
+            t = pq.read_table(path)
+        except READ_ERRORS as err:
+            raise staged_file_error(path, err) from None
         n = t.num_rows
         tasks = t.column("task").to_pylist()
         cams = [c for c in t.column_names if c.startswith(IMAGE_PREFIX)]

@@ -54,8 +54,11 @@ from envs.lerobot_format import (
     IMAGE_PREFIX,
     IMAGE_STRUCT,
     INFO_PATH,
+    READ_ERRORS,
     encode_png,
+    read_json_object,
     remove_temporary_files,
+    staged_file_error,
     write_json_atomic,
 )
 from envs.lerobot_format import write_parquet_atomic as _write_parquet
@@ -296,11 +299,18 @@ def staged_path(staging: Path, attempt: int) -> Path:
 
 
 def read_staged(staging: Path) -> dict[int, dict[str, Any]]:
-    """Episode facts of every staged attempt (reads parquet footers only)."""
+    """Episode facts of every staged attempt (reads parquet footers only).
+
+    Raises:
+        ValueError: One line naming a staged file that cannot be read.
+    """
     out = {}
     for path in sorted(staging.glob("episode_*.parquet")):
-        meta = json.loads(pq.read_schema(path).metadata[EPISODE_META_KEY])
-        out[int(meta["attempt"])] = meta
+        try:
+            meta = json.loads(pq.read_schema(path).metadata[EPISODE_META_KEY])
+            out[int(meta["attempt"])] = meta
+        except READ_ERRORS as err:
+            raise staged_file_error(path, err) from None
     return out
 
 
@@ -309,7 +319,7 @@ def _prepare_staging(out: Path, spec: dict[str, Any]) -> Path:
     staging = out / STAGING_DIR
     spec_path = staging / RUN_SPEC_FILE
     if spec_path.exists():
-        old = json.loads(spec_path.read_text())
+        old = read_json_object(spec_path)
         for field in _SPEC_FIELDS:
             previous = old.get(field, _SPEC_DEFAULTS.get(field))
             if previous != spec[field]:

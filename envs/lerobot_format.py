@@ -40,6 +40,9 @@ EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.par
 IMAGE_PREFIX = "observation.images."
 IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 QUANTILE_FEATURES = ("action", "observation.state")  # features whose stats carry q01 / q99
+MAX_JSON_BYTES = 2**20  # settings files (collect.json, an eval's config.json) are far smaller
+# What reading a damaged parquet or JSON file raises (pyarrow's errors are ValueError/OSError).
+READ_ERRORS = (OSError, ValueError, KeyError, TypeError, pa.ArrowException)
 
 # Columns every LeRobot frame table has, with their feature descriptions.
 INDEX_FEATURES: dict[str, dict[str, Any]] = {
@@ -102,6 +105,41 @@ def write_json_atomic(obj: Any, path: Path) -> None:
     tmp = temporary_path(path)
     tmp.write_text(json.dumps(obj, indent=4, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def read_json_object(path: Path, *, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
+    """Read a small JSON object (a settings file), checking its size before reading it.
+
+    Args:
+        path: The file.
+        max_bytes: Larger files are refused unread (a damaged or foreign file could be GiBs).
+
+    Returns:
+        The parsed object.
+
+    Raises:
+        ValueError: One line naming ``path``: unreadable, too large, not JSON, or not an object.
+    """
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ValueError(f"{path}: {size:,} bytes is too large for this settings file "
+                             f"(at most {max_bytes:,})")
+        obj = json.loads(path.read_bytes())
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be read ({err.strerror or err})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def staged_file_error(path: Path, err: BaseException) -> ValueError:
+    """The one-line error for a staged episode file that cannot be read; it names the file."""
+    reason = " ".join(f"{type(err).__name__}: {err}".split())
+    return ValueError(f"{path}: unreadable staged episode ({reason}); delete it and rerun to "
+                      "record that attempt again")
 
 
 def feature_stats(values: np.ndarray, quantiles: bool) -> dict[str, Any]:

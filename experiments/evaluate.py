@@ -138,7 +138,7 @@ def check_policy(config: EvalConfig) -> None:
     Raises:
         ValueError: One line naming the valid choices.
     """
-    from policies.decoder_spec import parse_decoder_spec
+    from vla.decoders import parse_decoder_spec
 
     choices = "'expert', 'random', a checkpoint folder or module:factory"
     if config.policy in BUILTIN_POLICIES:
@@ -281,6 +281,7 @@ def _same_weights(old: str | None, new: str, decoder: str | None) -> bool:
 
 
 def _prepare_out(config: EvalConfig, out: Path, resume: bool) -> dict[int, dict[str, Any]]:
+    from envs.lerobot_format import read_json_object
     from experiments.provenance import write_json_atomic
 
     _repair_tail(out / EPISODES_FILE)
@@ -290,7 +291,11 @@ def _prepare_out(config: EvalConfig, out: Path, resume: bool) -> dict[int, dict[
         raise ValueError(f"{out} already holds {len(done)} episodes; pass --resume to continue "
                          "that run or choose another --out")
     if resume and saved.exists():
-        old = json.loads(saved.read_text())
+        try:
+            old = read_json_object(saved)
+        except ValueError as err:
+            raise ValueError(f"cannot resume: {err}; remove it (the run's settings) or choose "
+                             "another --out") from None
         diff = [f for f in _RUN_IDENTITY if old.get(f) != asdict(config).get(f)]
         if diff == ["policy"] and _same_weights(old["policy"], config.policy, config.decoder):
             diff = []  # the same weights reached through another path (a copied set)

@@ -245,6 +245,42 @@ def test_cli_collect_and_one_line_errors(tmp_path):
     assert decode_image(first).shape == (8, 8, 3)
 
 
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "footer", "no facts", "spec",
+                                    "spec list", "spec huge"])
+def test_cli_unreadable_staged_files_are_one_line_naming_the_file(tmp_path, damage):
+    import pyarrow as pa
+    import typer
+
+    from envs.collect_cli import register_collect
+
+    app = typer.Typer()
+    register_collect(app)
+    app.command("noop")(lambda: None)  # keep typer in multi-command mode
+    args = ["collect", "--env", QUALIFIED_ID, "--episodes", "2", "--out", str(tmp_path / "ds")]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    staged = tmp_path / "ds/.staging/episode_000001.parquet"
+    data = staged.read_bytes()
+    if damage == "garbage":
+        staged.write_bytes(b"not a parquet file")
+    elif damage == "truncated":
+        staged.write_bytes(data[: len(data) // 2])
+    elif damage == "footer":  # the magic bytes survive, the metadata before them does not
+        staged.write_bytes(data[:-200] + bytes(192) + data[-8:])
+    elif damage == "no facts":  # a valid parquet file, but not one collect staged
+        pq.write_table(pa.table({"x": [1]}), staged)
+    else:
+        staged = tmp_path / "ds/.staging/collect.json"
+        if damage == "spec huge":
+            with staged.open("wb") as f:
+                f.truncate(2 * 2**30)
+        else:
+            staged.write_text("{oops" if damage == "spec" else "[]")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {staged}"), result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
 def test_large_datasets_span_several_files_and_stale_files_go(tmp_path, monkeypatch):
     from envs import lerobot_consolidate
 

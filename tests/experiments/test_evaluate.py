@@ -163,3 +163,24 @@ def test_resume_accepts_the_same_weights_under_another_path(tmp_path):
     (old / "oft" / "model.safetensors").write_bytes(b"changed")  # the old path moved on
     with pytest.raises(ValueError, match="different policy"):
         _prepare_out(EvalConfig(policy=str(copy), decoder="oft"), run, resume=True)
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", "big", "huge"])
+def test_cli_unreadable_saved_config_is_one_line_naming_it(tmp_path, content):
+    import time
+
+    out = tmp_path / "run"
+    evaluate(config(episodes=1), out, progress=False)
+    saved = out / "config.json"
+    if content in ("big", "huge"):  # sparse: no disk used, but reading it would take GiBs
+        with saved.open("wb") as f:
+            f.truncate(100 * 2**20 if content == "big" else 2 * 2**30)
+    else:
+        saved.write_text(content)
+    tic = time.perf_counter()
+    result = CliRunner().invoke(build_app(), [
+        "eval", "--policy", "expert", "--env", ENV, "--episodes", "2", "--seed", "100",
+        "--out", str(out), "--resume", "--no-progress"])
+    assert result.exit_code == 2, result.output
+    assert str(saved) in result.output and result.output.count("\n") == 1, result.output
+    assert time.perf_counter() - tic < 10
