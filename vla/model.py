@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from transformers import DynamicCache
 
+from decoding.threads import DEFAULT_CPU_THREADS, cpu_threads
 from vla.backbone import Backbone
 from vla.config import VLAConfig
 from vla.encoders import ImageEncoder, InstructionCache, LanguageProjector, StateEncoder
@@ -62,6 +63,9 @@ class VLAModel(nn.Module):
                              f"entries; config.lang_features={config.lang_features!r} needs "
                              f"n_tokens={config.lang_cache_tokens}")
         self.chosen_early_exit: dict[str, Any] | None = None  # set by distillation's sweep
+        self.cpu_threads: int | None = DEFAULT_CPU_THREADS
+        """Torch threads :meth:`predict_chunk` uses on CPU (scoped to the call; ``None``: leave
+        torch's setting). One thread is fastest for this model size on small CPUs."""
         d = config.d_model
         self.tokenizer = ActionTokenizer(config.action_dim, config.n_bins)
         self.state_norm = StateNormalizer(config.state_dim)
@@ -216,6 +220,9 @@ class VLAModel(nn.Module):
             **kwargs: Passed to the decoder (e.g. ``early_exit=``, ``steps=``, ``solver=``,
                 ``generator=``).
 
+        On CPU the call runs with :attr:`cpu_threads` torch threads (1 by default), restored
+        afterwards.
+
         Returns:
             ``(actions, stats)``: actions float32 (B, H, D) in env units; stats with ``nfe``
             (forward passes after the prefix), ``prep_ms``, ``prefix_ms``, ``decode_ms``,
@@ -230,6 +237,12 @@ class VLAModel(nn.Module):
         if decoder not in self.head.decoders:
             raise ValueError(f"decoder {decoder!r} does not apply to head {self.config.head!r}; "
                              f"choose from {self.head.decoders}")
+        threads = self.cpu_threads if self.device.type == "cpu" else None
+        with cpu_threads(threads):
+            return self._predict_chunk(obs_batch, decoder, kwargs)
+
+    def _predict_chunk(self, obs_batch: Mapping[str, Any], decoder: str,
+                       kwargs: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
         t0 = time.perf_counter()
         obs = self.prepare(obs_batch)
         t1 = time.perf_counter()

@@ -129,3 +129,4 @@ def test_ar_head_without_use_cache_leaves_cache_unchanged(make_model, synthetic)
 def test_wrong_head_decoder_raises(make_model):
     with pytest.raises(ValueError, match="does not apply to head 'flow'"):
         make_model("flow").predict_chunk({}, decoder="jacobi")
+

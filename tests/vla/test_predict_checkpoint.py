@@ -115,3 +115,31 @@ def test_uncached_instruction_without_encoder_is_a_clear_error(make_model, synth
     obs["instruction"] = ["an instruction never cached"]
     with pytest.raises(UncachedInstructionError, match="no cached embedding"):
         model.predict_chunk(obs)
+
+
+def test_predict_chunk_runs_with_its_cpu_threads_and_restores_the_callers(make_model,
+                                                                           synthetic):
+    model = make_model("oft").eval()
+    obs = _obs(synthetic, model)
+    seen = []
+    real = model._predict_chunk
+
+    def spy(*args):
+        seen.append(torch.get_num_threads())
+        return real(*args)
+
+    model._predict_chunk = spy
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        model.predict_chunk(obs)
+        model.cpu_threads = 2
+        model.predict_chunk(obs)
+        model.cpu_threads = None
+        model.predict_chunk(obs)
+        assert seen == [1, 2, 3] and torch.get_num_threads() == 3
+        model.cpu_threads = 0
+        with pytest.raises(ValueError, match="threads"):
+            model.predict_chunk(obs)
+    finally:
+        torch.set_num_threads(before)
