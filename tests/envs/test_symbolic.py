@@ -91,3 +91,82 @@ def test_registry_errors():
         generate_tasks("drone_nav", 1, split="test")
     with pytest.raises(ValueError, match="layout"):
         DroneNav("castle")
+
+
+def test_blocks_state_naming_an_unknown_block_is_refused():
+    from envs.symbolic import BlocksState, InvalidStateError
+
+    d = BlocksWorld(("red", "blue", "green"))
+    good = d.make_state({"left": ["red", "blue"], "center": ["green"]})
+    assert d.validate_state(good) == good
+    bad = [
+        (BlocksState((("blue", "red"), ("green", "center"), ("purple", "left"))), "purple"),
+        (BlocksState((("blue", "red"), ("green", "attic"), ("red", "left"))), "attic"),
+        (BlocksState((("blue", "red"), ("red", "left"))), "missing.*green"),
+        (BlocksState((("blue", "left"), ("green", "left"), ("red", "right"))), "more than one"),
+        (BlocksState((("blue", "red"), ("green", "center"), ("red", "blue"))), "cycle"),
+        (BlocksState((("blue", "red"), ("green", "center")), "red"), "held block"),
+        (BlocksState((("blue", "red"), ("green", "center"), ("red", "left")), "ghost"), "ghost"),
+    ]
+    for state, msg in bad:
+        with pytest.raises(InvalidStateError, match=msg):
+            d.validate_state(state)
+        with pytest.raises(InvalidStateError):
+            d.execute(state, ["pick(blue)"])
+    with pytest.raises(TypeError, match="BlocksState"):
+        d.validate_state("left: red blue")
+    unsorted = BlocksState((("red", "left"), ("blue", "red"), ("green", "center")))
+    assert d.validate_state(unsorted) == good
+
+
+def test_drone_unknown_or_mistyped_start_is_refused():
+    from envs.symbolic import InvalidStateError
+
+    d = DroneNav("office")
+    with pytest.raises(InvalidStateError, match="attic.*lobby"):
+        d.validate_state("attic")
+    with pytest.raises(InvalidStateError, match="did you mean 'lobby'"):
+        d.execute("loby", ["fly_to(corridor_1)"])
+    with pytest.raises(InvalidStateError, match="unknown room 'attic'"):
+        d.apply("attic", "fly_to(corridor_1)")  # a KeyError before
+    for bad in (3, None, ("lobby",), b"lobby"):
+        with pytest.raises(TypeError, match="node name"):
+            d.validate_state(bad)
+    with pytest.raises(TypeError):
+        DroneNav("office", start=7)
+    with pytest.raises(InvalidStateError):
+        DroneNav("office", start="attic")
+    with pytest.raises(TypeError, match="sequence of step strings"):
+        d.execute("lobby", "fly_to(corridor_1)")
+
+
+@pytest.mark.parametrize("room, msg", [
+    ("Lobby", "not a valid atom"), ("mail room", "not a valid atom"), ("2nd_floor", "atom"),
+    ("true", "atom"), ("café", "atom"), ("", "atom"), ("corridor_1", "collides"),
+    ("stairs_2", "collides"), ("corridor_9", "collides"),
+])
+def test_layout_room_names_must_be_atoms_and_not_generated_names(room, msg):
+    from envs.symbolic import Layout
+
+    with pytest.raises(ValueError, match=msg):
+        Layout("bad", (("lobby", room), ("lab",)))
+
+
+def test_layout_structure_is_checked_when_built():
+    from envs.symbolic import Layout
+
+    with pytest.raises(ValueError, match="repeats"):
+        Layout("twice", (("lobby", "lab"), ("lab",)))
+    with pytest.raises(ValueError, match="unknown node 'attic'"):
+        Layout("door", (("lobby", "lab"),), (("lobby", "attic"),))
+    with pytest.raises(ValueError, match="itself"):
+        Layout("door", (("lobby", "lab"),), (("lobby", "lobby"),))
+    with pytest.raises(ValueError, match="floor 1"):
+        Layout("empty", ((),))
+    with pytest.raises(TypeError):
+        Layout("rooms", ("lobby", "lab"))  # a floor must be a sequence of names, not a str
+    with pytest.raises(ValueError, match="split"):
+        Layout("split", (("lobby",),), split="test")
+    ok = Layout("ok", [["lobby", "lab"], ["office_1"]], [("lab", "corridor_2")])
+    assert ok.floors == (("lobby", "lab"), ("office_1",)) and hash(ok)
+    assert "lab" in DroneNav(ok).adjacency["corridor_2"]

@@ -1,0 +1,54 @@
+"""Bad planner inputs raise errors that name the problem, before any LM call."""
+
+import pytest
+import torch
+
+from envs.symbolic import BlocksState, BlocksWorld, DroneNav, InvalidStateError
+from planners.check import ProductGraph, check_plan, shortest_plan, spec_dfa
+from planners.planner import Planner
+
+
+class _NoCall(torch.nn.Module):
+    """A model that fails the test if the planner calls it."""
+
+    def forward(self, *args, **kwargs):
+        raise AssertionError("the LM must not be called")
+
+    def generate(self, *args, **kwargs):
+        raise AssertionError("the LM must not be called")
+
+
+def test_unknown_start_room(bpe_tokenizer):
+    planner = Planner(_NoCall(), bpe_tokenizer, DroneNav("office"))
+    with pytest.raises(InvalidStateError, match="unknown room 'attic'.*lobby"):
+        planner.plan("go to the lab", "F(lab)", state="attic")  # a KeyError before
+    with pytest.raises(InvalidStateError, match="attic"):
+        shortest_plan(DroneNav("office"), "F(lab)", "attic")
+    with pytest.raises(InvalidStateError, match="attic"):
+        check_plan(DroneNav("office"), ["fly_to(lab)"], "F(lab)", "attic")
+
+
+@pytest.mark.parametrize("state", [3, ("lobby",), ["lobby"], b"lobby", 2.5])
+def test_start_of_the_wrong_type(bpe_tokenizer, state):
+    planner = Planner(_NoCall(), bpe_tokenizer, DroneNav("office"))
+    with pytest.raises(TypeError, match="node name"):
+        planner.plan("go to the lab", "F(lab)", state=state)
+
+
+def test_blocks_start_of_the_wrong_type_or_with_an_unknown_block(bpe_tokenizer):
+    d = BlocksWorld(("red", "blue", "green"))
+    planner = Planner(_NoCall(), bpe_tokenizer, d)
+    with pytest.raises(TypeError, match="BlocksState"):
+        planner.plan("stack", "F(red_on_blue)", state="lobby")
+    ghost = BlocksState((("blue", "red"), ("green", "center"), ("purple", "left")))
+    with pytest.raises(InvalidStateError, match="purple"):
+        planner.plan("stack", "F(red_on_blue)", state=ghost)  # accepted before
+    with pytest.raises(InvalidStateError, match="purple"):
+        ProductGraph(d, spec_dfa(d, "F(red_on_blue)"), ghost)
+
+
+@pytest.mark.parametrize("instruction", [None, 3, b"go", ["go to the lab"]])
+def test_instruction_must_be_text(bpe_tokenizer, instruction):
+    planner = Planner(_NoCall(), bpe_tokenizer, DroneNav("office"))
+    with pytest.raises(TypeError, match="instruction must be a str"):
+        planner.plan(instruction, "F(lab)", state="lobby")
