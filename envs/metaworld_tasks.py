@@ -21,6 +21,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
+from envs.actions import check_action
 from envs.experts import register_expert
 from envs.rendering import make_renderer
 
@@ -181,7 +182,8 @@ class MetaWorldTaskEnv(gymnasium.Env):
     ## Action Space
     ``Box(-1, 1, (4,), float32)``: MetaWorld's action, the hand's position change (dx, dy, dz;
     1.0 = 1 cm per step) and the gripper effort (-1 open, +1 close). Out-of-range values are
-    clipped; a wrong shape or a NaN/inf raises ``ValueError``.
+    clipped; a wrong shape, a NaN/inf or entries that are not real numbers (complex, strings,
+    objects) raise ``ValueError``.
 
     ## Observation Space
     A ``Dict`` with ``image`` (uint8 ``(image_size, image_size, 3)`` from ``camera``, upright;
@@ -302,7 +304,7 @@ class MetaWorldTaskEnv(gymnasium.Env):
         """Apply one 4-D action (clipped to [-1, 1]) for MetaWorld's 5 physics substeps."""
         if self._privileged is None:
             raise RuntimeError("call reset() before step()")
-        action = _check_action(action)
+        action = check_action(action, (4,), "(dx, dy, dz, grip)")
         raw, reward, _, _, mw_info = self._mw.step(action)
         self._privileged = np.asarray(raw, dtype=np.float64)
         success = bool(mw_info["success"])
@@ -358,16 +360,6 @@ class MetaWorldTaskEnv(gymnasium.Env):
         if CAMERAS.get(camera, False):
             frame = frame[::-1, ::-1]
         return np.ascontiguousarray(frame)
-
-
-def _check_action(action: Any) -> np.ndarray:
-    """Validate a 4-D action and clip it to [-1, 1] (float64, as MetaWorld expects)."""
-    a = np.asarray(action, dtype=np.float64)
-    if a.shape != (4,):
-        raise ValueError(f"action must have shape (4,) (dx, dy, dz, grip), got {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"action must be finite, got {a}")
-    return np.clip(a, -1.0, 1.0)
 
 
 def register_envs() -> None:

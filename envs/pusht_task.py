@@ -19,6 +19,8 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
+from envs.actions import check_action
+
 PUSHT_ID = "robodecode_thirdparty/PushT-v0"
 
 TRAIN_INSTRUCTIONS = (
@@ -46,7 +48,8 @@ class PushTTaskEnv(gymnasium.Env):
     ``Box(-1, 1, (2,), float32)``: the pusher's target position, (-1, -1) the arena's top-left
     and (1, 1) its bottom-right corner (gym-pusht's absolute [0, 512] target, rescaled). A PD
     controller moves the pusher toward it for 0.1 s. Out-of-range values are clipped; a wrong
-    shape or a NaN/inf raises ``ValueError``.
+    shape, a NaN/inf or entries that are not real numbers (complex, strings, objects) raise
+    ``ValueError``.
 
     ## Observation Space
     ``image`` (uint8 ``(image_size, image_size, 3)``, top-down; x right, y down), ``state``
@@ -124,12 +127,8 @@ class PushTTaskEnv(gymnasium.Env):
         """Move the pusher toward the target position ``action`` for one 0.1 s control step."""
         if self._image is None:
             raise RuntimeError("call reset() before step()")
-        a = np.asarray(action, dtype=np.float64)
-        if a.shape != (2,):
-            raise ValueError(f"action must have shape (2,) (target x, y in [-1, 1]), got {a.shape}")
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"action must be finite, got {a}")
-        target = (np.clip(a, -1.0, 1.0) + 1.0) * (_WORKSPACE / 2.0)
+        a = check_action(action, (2,), "(target x, y in [-1, 1])")
+        target = (a + 1.0) * (_WORKSPACE / 2.0)
         inner_obs, reward, terminated, _, inner_info = self._inner.step(target)
         info = {
             "is_success": bool(inner_info["is_success"]),

@@ -14,6 +14,7 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
+from envs.actions import check_action
 from envs.experts import register_expert
 from envs.rendering import make_renderer
 from envs.tabletop import instructions as ins
@@ -64,7 +65,8 @@ class TabletopEnv(gym.Env):
     scaled back to 2 cm, so the hand never exceeds 1 m/s; the target is then clipped to
     the workspace and to ``TARGET_LEAD`` = 3 cm ahead of the hand, which rate-limits the hand);
     ``jaw`` is the absolute jaw opening, -1 closed to +1 fully open (8 cm). Out-of-range values
-    are clipped to [-1, 1]; a wrong shape or a NaN/inf raises ``ValueError``.
+    are clipped to [-1, 1]; a wrong shape, a NaN/inf or entries that are not real numbers
+    (complex, strings, objects) raise ``ValueError``.
 
     ## Observation Space
     ``Dict`` with ``image`` (uint8 ``(image_size, image_size, 3)``, fixed front camera),
@@ -199,14 +201,9 @@ class TabletopEnv(gym.Env):
 
     def step(self, action):
         """Apply one action for ``control_dt`` seconds (see the class docstring)."""
-        a = np.asarray(action, dtype=np.float64)
-        if a.shape != (4,):
-            raise ValueError(f"action must have shape (4,) = (dx, dy, dz, jaw), got {a.shape}")
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"action must be finite, got {a.tolist()}")
+        a = check_action(action, (4,), "(dx, dy, dz, jaw)")
         if self.task_spec is None:
             raise RuntimeError("call reset() before step()")
-        a = np.clip(a, -1.0, 1.0)
         hand, move = self.grip_pos, MOVE_SCALE * a[:3]
         norm = np.linalg.norm(move)
         if norm > MOVE_SCALE:  # diagonal moves are no faster than moves along one axis
