@@ -74,16 +74,16 @@ def _decoders(model: Any, prefix: Any, first: Any, chunk: int, vocab: int) -> di
 
     table = {
         "ar": lambda: autoregressive(model, first, chunk, cache=prefix),
-        "jacobi@8": lambda: jacobi(model, first, chunk, block_size=8, cache=prefix),
-        f"jacobi@{chunk}": lambda: jacobi(model, first, chunk, cache=prefix),
-        f"jacobi@{chunk}+ee": lambda: jacobi(
+        "jacobi block 8": lambda: jacobi(model, first, chunk, block_size=8, cache=prefix),
+        f"jacobi block {chunk}": lambda: jacobi(model, first, chunk, cache=prefix),
+        f"jacobi block {chunk} early-exit": lambda: jacobi(
             model, first, chunk, cache=prefix, early_exit=EarlyExit(max_iters=4)),
     }
     for steps in (4, 8, 12):
-        table[f"diffusion@{steps}"] = (lambda s=steps: masked_diffusion(
+        table[f"diffusion {steps} steps"] = (lambda s=steps: masked_diffusion(
             denoiser, chunk, steps=s, mask_id=vocab - 1, generator=gen))
     for solver, steps in (("euler", 5), ("euler", 10), ("heun", 5)):
-        table[f"flow-{solver}@{steps}*"] = (lambda s=steps, v=solver: flow_sample(
+        table[f"flow {solver} {steps} steps*"] = (lambda s=steps, v=solver: flow_sample(
             velocity, (1, chunk), steps=s, solver=v, generator=gen))
     return table
 

@@ -76,7 +76,9 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     def bench_server(
         checkpoints: Annotated[Path, typer.Option(help="Checkpoint set or model folder.")] =
             DEFAULT_CHECKPOINTS,
-        decoder: Annotated[str, typer.Option(help="Decoder spec served.")] = "cjacobi+ee",
+        decoder: Annotated[str | None, typer.Option(
+            help="Decoder spec served (default: the registry's SERVED_DECODER, the fastest "
+                 "AR-family decoder of the comparison).")] = None,
         calls: Annotated[int, typer.Option(min=1, help="Timed calls (after 5 warm-up).")] = 200,
         threads: Annotated[int, typer.Option(min=1, help="torch threads (recorded).")] = 1,
         out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = DEFAULT_OUT,
@@ -87,6 +89,9 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         from rich.table import Table
 
         from experiments.provenance import provenance, write_json_atomic
+        from vla.decoders import SERVED_DECODER
+
+        decoder = decoder or str(SERVED_DECODER)
 
         torch.set_num_threads(threads)
         try:

@@ -220,3 +220,7 @@ BENCH_DECODERS: tuple[DecoderSpec, ...] = parse_many((
     "ar", "jacobi", "jacobi+ee", "cjacobi", "cjacobi+ee", "diffusion@4", "diffusion@8",
     "diffusion@12", "flow@5", "flow@10", "flow@5:heun", "oft"))
 """The decoders ``robodecode bench vla`` times, grouped by checkpoint folder."""
+
+SERVED_DECODER: DecoderSpec = parse_decoder_spec("cjacobi+ee")
+"""The decoder ``robodecode bench server`` serves by default (the comparison's fastest AR-family
+decoder)."""

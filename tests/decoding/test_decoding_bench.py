@@ -20,6 +20,6 @@ def test_bench_decoding_smoke(tmp_path):
     assert record["provenance"]["torch_threads"] == 1
     rows = {r["decoder"]: r for r in record["rows"]}
     assert rows["ar"]["nfe"] == 6 and rows["ar"]["speedup_vs_ar"] == 1.0
-    assert rows["jacobi@6"]["equals_ar_tokens"] is True
-    assert rows["jacobi@6"]["nfe"] <= 6 and rows["diffusion@4"]["nfe"] <= 4
-    assert rows["flow-heun@5*"]["nfe"] == 10
+    assert rows["jacobi block 6"]["equals_ar_tokens"] is True
+    assert rows["jacobi block 6"]["nfe"] <= 6 and rows["diffusion 4 steps"]["nfe"] <= 4
+    assert rows["flow heun 5 steps*"]["nfe"] == 10
