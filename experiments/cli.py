@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "experiments.bench_envs",
     "experiments.bench_ltl",
     "experiments.bench_server",
+    "experiments.bench_vla",
     "envs.cli",
     "vla.cli",
     "planners.cli",

@@ -1,4 +1,4 @@
-"""Commands of ``vla`` for the ``robodecode`` CLI: train, distill, info, bench vla.
+"""Commands of ``vla`` for the ``robodecode`` CLI: train, distill, info.
 
 Usage: robodecode train --head ar --data scratch/vla/data/pickplace200 --out scratch/vla/ckpt/ar
 """
@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from decoding.threads import DEFAULT_CPU_THREADS
 from vla.config import parse_overrides
 
 SCRATCH = Path("scratch/vla")
@@ -28,7 +29,7 @@ def _torch_setup(threads: int, device: str):
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
-    """Add this package's commands to the top-level app and the ``bench`` group."""
+    """Add this package's commands to the top-level app (``bench vla`` lives in experiments)."""
 
     @app.command("train")
     def train_cmd(
@@ -49,7 +50,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             help="random-shift image augmentation, pixels (0 = off)")] = 4,
         val_fraction: float = 0.1,
         eval_every: int = 250,
-        threads: int = 2,
+        threads: int = DEFAULT_CPU_THREADS,
         resume: bool = True,
         instruction_cache: Path = DEFAULT_INSTRUCTION_CACHE,
         data_cache: Path = DEFAULT_DATA_CACHE,
@@ -87,7 +88,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             help="share of ground-truth labels in the mixed AR loss")] = 0.5,
         seed: int = 0,
         device: str = "cpu",
-        threads: int = 2,
+        threads: int = DEFAULT_CPU_THREADS,
         val_fraction: float = 0.1,
         eval_every: int = 250,
         n_eval: Annotated[int, typer.Option(help="held-out observations for the EE sweep")] = 256,
@@ -128,57 +129,50 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             help="text file, one instruction a line, embedded into each checkpoint's cache"
         )] = None,
     ) -> None:
-        """Print parameter counts of the four heads (and describe checkpoints)."""
+        """Describe checkpoints (config, parameters, training) and count each head's parameters.
+
+        The per-head table uses the first checkpoint's config (every head at that config), or
+        the preset without one, so its count of the checkpoint's own head is the checkpoint's.
+        """
+        from vla.checkpoint import load_config
+        from vla.config import preset as make_preset
         from vla.pipeline import describe_checkpoint, head_param_table
 
         _torch_setup(1, "cpu")
-        table = head_param_table(preset, horizon=horizon, action_dim=action_dim,
-                                 state_dim=state_dim)
-        typer.echo(f"preset {preset!r} (H={horizon}, D={action_dim}, S={state_dim}):")
+        first = next((p for p in _model_folders(checkpoints or [])), None)
+        try:
+            config = (load_config(first) if first is not None else make_preset(
+                preset, horizon=horizon, action_dim=action_dim, state_dim=state_dim))
+        except ValueError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None
+        table = head_param_table(config)
+        where = f"config of {first}" if first is not None else f"preset {preset!r}"
+        typer.echo(f"parameters per head at the {where} (H={config.horizon}, "
+                   f"D={config.action_dim}, S={config.state_dim}):")
         lo = min(table.values())
         for head, n in table.items():
             typer.echo(f"  {head:<10} {n:>12,d} params  ({100 * (n / lo - 1):+.1f}% vs smallest)")
         texts = None
         if add_instructions is not None:
             texts = [t.strip() for t in add_instructions.read_text().splitlines() if t.strip()]
-        from vla.checkpoint import CONFIG_FILE, CheckpointError
+        from vla.checkpoint import CheckpointError
 
-        for ckpt in checkpoints or []:
-            # A checkpoint set (ar/, cjacobi/, ...) is described model by model.
-            models = ([ckpt] if (ckpt / CONFIG_FILE).is_file() or not ckpt.is_dir() else
-                      sorted(p for p in ckpt.iterdir() if (p / CONFIG_FILE).is_file()) or [ckpt])
-            for model in models:
-                try:
-                    described = describe_checkpoint(model, add_instructions=texts)
-                except CheckpointError as err:
-                    typer.echo(f"error: {err}", err=True)
-                    raise typer.Exit(2) from None
-                typer.echo(json.dumps(described, indent=2))
+        for model in _model_folders(checkpoints or []):
+            try:
+                described = describe_checkpoint(model, add_instructions=texts)
+            except CheckpointError as err:
+                typer.echo(f"error: {err}", err=True)
+                raise typer.Exit(2) from None
+            typer.echo(json.dumps(described, indent=2))
 
-    @bench.command("vla")
-    def bench_vla_cmd(
-        checkpoints: Annotated[Path, typer.Option(
-            help="folder holding ar/ [cjacobi/ diffusion/ flow/ oft/] checkpoints")],
-        data: Annotated[Path, typer.Option(help="dataset; held-out episodes are decoded")],
-        out: Annotated[Path | None, typer.Option(
-            help="results JSON (default scratch/vla/bench_vla_<device>.json)")] = None,
-        device: str = "cpu",
-        threads: int = 2,
-        n_obs: Annotated[int, typer.Option(help="held-out observations per decoder")] = 128,
-        train_steps: Annotated[int, typer.Option(help="steps timed for steps/s")] = 5,
-        data_cache: Path = DEFAULT_DATA_CACHE,
-        fp16_check: Annotated[int, typer.Option(
-            help="held-out items for the float16-storage check (0 = skip)")] = 0,
-    ) -> None:
-        """Per head and decoder: params, train steps/s, passes and ms per chunk, action error."""
-        from experiments.provenance import provenance, write_json_atomic
-        from vla.bench import run_bench
 
-        _torch_setup(threads, device)
-        result = run_bench(checkpoints, data=data, device=device, threads=threads,
-                           n_obs=n_obs, train_steps=train_steps, data_cache=data_cache,
-                           fp16_check=fp16_check)
-        result["provenance"] = provenance(device=device, threads=threads)
-        target = out or SCRATCH / f"bench_vla_{device.split(':')[0]}.json"
-        write_json_atomic(target, result)
-        typer.echo(f"wrote {target}")
+def _model_folders(checkpoints: list[Path]) -> list[Path]:
+    """Model folders of the given paths: a checkpoint set (ar/, cjacobi/, ...) model by model."""
+    from vla.checkpoint import CONFIG_FILE
+
+    out = []
+    for ckpt in checkpoints:
+        out += ([ckpt] if (ckpt / CONFIG_FILE).is_file() or not ckpt.is_dir() else
+                sorted(p for p in ckpt.iterdir() if (p / CONFIG_FILE).is_file()) or [ckpt])
+    return out

@@ -5,13 +5,14 @@ Usage: train_head(head="ar", data="scratch/vla/data/pickplace200", out="scratch/
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from vla.checkpoint import TRAIN_META_FILE, TRAIN_STATE_FILE, from_pretrained, read_tensors
-from vla.config import preset
+from vla.config import VLAConfig, preset
 from vla.data import load_split
 from vla.encoders import InstructionCache
 from vla.heads import HEADS, head_class
@@ -103,11 +104,11 @@ def train_head(*, head: str, data: Path, out: Path, steps: int = 3000, batch_siz
             "val_items": len(split.val) if split.val else 0, **last}
 
 
-def head_param_table(preset_name: str = "cpu", **overrides: Any) -> dict[str, int]:
-    """Trainable parameters of each head at one preset size."""
+def head_param_table(config: VLAConfig) -> dict[str, int]:
+    """Trainable parameters of each registered head at ``config`` (its ``head`` varied)."""
     out = {}
     for h in HEADS:
-        config = preset(preset_name, head=h, **overrides)
+        config = dataclasses.replace(config, head=h)
         cache = InstructionCache(allow_encoder=False, n_tokens=config.lang_cache_tokens)
         out[h] = VLAModel(config, instructions=cache).num_parameters()
     return out

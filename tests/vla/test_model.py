@@ -74,7 +74,7 @@ def test_param_counts_within_ten_percent():
     from vla.pipeline import head_param_table
 
     for size in ("cpu", "gpu"):
-        counts = head_param_table(size)
+        counts = head_param_table(preset(size))
         assert max(counts.values()) <= 1.1 * min(counts.values()), (size, counts)
 
 

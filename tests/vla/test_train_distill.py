@@ -199,6 +199,9 @@ def test_train_and_distill_cli_end_to_end(tiny_lerobot, tmp_path):
     assert ee["config"]["teacher_mix"] == 0.25
     res = runner.invoke(build_app(), ["info", str(tmp_path / "ar"), "--preset", "tiny"])
     assert res.exit_code == 0 and "params" in res.output
+    described = json.loads(res.output[res.output.index("{"):])
+    table_ar = next(line for line in res.output.splitlines() if line.strip().startswith("ar "))
+    assert f"{described['params']:,d} params" in table_ar  # the table agrees with the model
     res = runner.invoke(build_app(), ["info", str(tmp_path), "--preset", "tiny"])  # a set
     assert res.exit_code == 0 and res.output.count('"path"') == 2, res.output
     res = runner.invoke(build_app(), ["info", str(tmp_path / "missing"), "--preset", "tiny"])
