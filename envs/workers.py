@@ -86,7 +86,9 @@ def describe_stop(stop: KeyboardInterrupt) -> tuple[str, int]:
 
 def stop_pool(pool: ProcessPoolExecutor) -> None:
     """Cancel pending work, terminate the workers (kill after ``JOIN_TIMEOUT_S``) and join them."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown drops them
+    # shutdown() drops the pool's references to its processes and manager thread: keep them.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    manager = getattr(pool, "_executor_manager_thread", None)
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         if process.is_alive():
@@ -96,6 +98,8 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
         if process.is_alive():
             process.kill()
             process.join()
+    if manager is not None:  # let it finish now: if it were still closing its wakeup pipe at
+        manager.join(JOIN_TIMEOUT_S)  # exit, Python <= 3.11 would print EBADF tracebacks
 
 
 @contextmanager
