@@ -366,9 +366,6 @@ def register_envs() -> None:
     """Register ``robodecode/MetaWorld-<Task>-v0`` and ``MT10_ID`` when metaworld is importable."""
     if importlib.util.find_spec("metaworld") is None:
         return
-    from envs.metaworld_expert import MetaWorldExpert
-    from envs.metaworld_multitask import MetaWorldMultiTaskEnv
-
     for name, task in TASKS.items():
         if env_id(name) in gymnasium.registry:
             continue
@@ -384,5 +381,6 @@ def register_envs() -> None:
             entry_point="envs.metaworld_multitask:MetaWorldMultiTaskEnv",
             max_episode_steps=max(t.max_episode_steps for t in TASKS.values()),
         )
-    register_expert(MetaWorldTaskEnv, MetaWorldExpert)
-    register_expert(MetaWorldMultiTaskEnv, MetaWorldExpert)
+    for env_cls in ("envs.metaworld_tasks:MetaWorldTaskEnv",
+                    "envs.metaworld_multitask:MetaWorldMultiTaskEnv"):
+        register_expert(env_cls, "envs.metaworld_expert:MetaWorldExpert")

@@ -24,11 +24,14 @@ def register_envs() -> None:
     """Register the tabletop gymnasium ids in the ``robodecode`` namespace (idempotent)."""
     import gymnasium as gym
 
+    from envs.experts import register_expert
+
     for env_id, (task, max_steps) in TABLETOP_TASKS.items():
         if env_id in gym.registry:
             continue
         gym.register(id=env_id, entry_point="envs.tabletop.env:TabletopEnv",
                      max_episode_steps=max_steps, kwargs={"task": task})
+    register_expert("envs.tabletop.env:TabletopEnv", "envs.tabletop.expert:TabletopExpert")
 
 
 __all__ = ["DEFAULT_ID", "TABLETOP_IDS", "TABLETOP_TASKS", "register_envs"]

@@ -15,7 +15,6 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.actions import check_action
-from envs.experts import register_expert
 from envs.rendering import make_renderer
 from envs.tabletop import instructions as ins
 from envs.tabletop.layout import BLOCK_HALF, ZONE_HALF, sample_layout
@@ -374,12 +373,3 @@ def _target_option(options: dict[str, Any] | None) -> tuple[str | None, str | No
     if zone is not None and zone not in ins.ZONE_COLOURS:
         raise ValueError(f"target zone must be one of {ins.ZONE_COLOURS}, got {zone!r}")
     return block, zone
-
-
-def _make_expert(env: TabletopEnv, **kwargs: Any):
-    from envs.tabletop.expert import TabletopExpert
-
-    return TabletopExpert(env, **kwargs)
-
-
-register_expert(TabletopEnv, _make_expert)
