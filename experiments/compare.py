@@ -44,6 +44,10 @@ SEED_STRIDE = 100_000
 CONDITIONS = ("train", "heldout", "latency")
 GPU_TIMING = "gpu_eager_timing.json"
 """File in the results folder holding ``--gpu-timing``'s eager GPU ms per chunk."""
+SHIPPED_RUN = "shipped"
+"""Subfolder of a results folder holding a comparison of the shipped set alone (same env seeds);
+a pooled table whose ``compare.json`` predates per-seed passes takes the shipped set's passes
+from there."""
 GROUNDING: dict[str, Any] = {"image_keypoints": 16, "lang_film_all": True, "state_dropout": 0.5,
                              "aux_target_weight": 1.0, "ar_input_noise": 0.8}
 """``VLAConfig`` switches of the shipped checkpoints (experiments/checkpoints/COMMANDS.md)."""
@@ -120,7 +124,7 @@ class CompareConfig:
     command: str = field(default_factory=lambda: shlex.join(["robodecode", *sys.argv[1:]]))
 
     def __post_init__(self) -> None:
-        from policies.decoder_spec import parse_decoder_spec
+        from vla.decoders import parse_decoder_spec
 
         self.decoders = tuple(str(parse_decoder_spec(d)) for d in self.decoders)
         if len(set(self.decoders)) != len(self.decoders):
@@ -194,7 +198,7 @@ def _complete(folder: Path) -> bool:
 
 
 def _needed(cfg: CompareConfig) -> tuple[str, ...]:
-    from policies.decoder_spec import parse_decoder_spec
+    from vla.decoders import parse_decoder_spec
 
     specs = [parse_decoder_spec(d) for d in cfg.decoders]
     heads = {s.head for s in specs} | ({"ar"} if any(s.distilled for s in specs) else set())
@@ -441,6 +445,136 @@ def merge_gpu_timing(rows: list[dict[str, Any]], out: Path, models: dict[str, st
     return {"file": GPU_TIMING, "gpu": timing["gpu"], "label": timing["label"], "stale": stale}
 
 
+# ------------------------------------------------------------------------- the shipped set
+def models_of(sets: dict[int, Path], decoders: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """``{training seed: {decoder: content hash}}`` of the checkpoints a comparison evaluates."""
+    from policies.vla_policy import resolve_checkpoint
+
+    return {str(s): {d: fingerprint(resolve_checkpoint(folder, d)) for d in decoders}
+            for s, folder in sets.items()}
+
+
+def _display(path: Path) -> str:
+    return str(path.relative_to(REPO)) if _inside(path, REPO) else str(path)
+
+
+def shipped_folder(env_id: str, seed: int) -> Path:
+    """Where the shipped checkpoint set of training seed ``seed`` lives (it may not exist)."""
+    return SHIPPED / env_folder(env_id) / f"seed{seed}"
+
+
+def shipped_seed(env_id: str, models: dict[str, dict[str, str]]) -> int | None:
+    """The training seed whose checkpoints are, weight for weight, the shipped set (or None)."""
+    from policies.vla_policy import resolve_checkpoint
+
+    for seed, by_decoder in sorted(models.items(), key=lambda x: int(x[0])):
+        folder = shipped_folder(env_id, int(seed))
+        if not by_decoder or not folder.is_dir():
+            continue
+        try:
+            same = all(fingerprint(resolve_checkpoint(folder, d)) == h
+                       for d, h in by_decoder.items())
+        except (ValueError, OSError):
+            same = False
+        if same:
+            return int(seed)
+    return None
+
+
+def recorded_models(result: dict[str, Any], out: Path) -> dict[str, dict[str, str]]:
+    """Content hashes of a ``compare.json``'s checkpoints, also for files that predate them.
+
+    Newer files record ``models``. For older ones: the checkpoint folders that still exist are
+    hashed, and the first training seed's hashes come from the results folder's
+    ``GPU_TIMING`` file when that timing was merged into every row (``merge_gpu_timing`` merges
+    a decoder only when its hash equals the evaluated checkpoint's).
+    """
+    if result.get("models"):
+        return result["models"]
+    decoders = [r["decoder"] for r in result["rows"]]
+    models: dict[str, dict[str, str]] = {}
+    for seed, folder in (result.get("checkpoints") or {}).items():
+        path = Path(folder) if Path(folder).is_absolute() else REPO / folder
+        if path.is_dir():
+            models[seed] = models_of({int(seed): path}, tuple(decoders))[seed]
+    first = str(result["seeds"]["train"][0])
+    timing, path = result.get("gpu_timing"), Path(out) / GPU_TIMING
+    if (first not in models and timing and not timing.get("stale") and path.is_file()
+            and all(r.get("gpu_eager_ms_per_chunk") is not None for r in result["rows"])):
+        import json
+
+        timed = {r["decoder"]: r.get("model") for r in json.loads(path.read_text())["rows"]}
+        if all(timed.get(d) for d in decoders):
+            models[first] = {d: timed[d] for d in decoders}
+    return models
+
+
+def attach_shipped(result: dict[str, Any], out: Path, log=print) -> None:
+    """Set ``result["shipped"]``: the shipped set's own rows, or None if no seed ships.
+
+    A ``SHIPPED_RUN/compare.json`` beside the results (the shipped set alone, on the same env
+    seeds) supplies the shipped set's passes per chunk when ``result`` lacks per-seed passes,
+    and its episode-by-episode agreement with ``result`` is recorded.
+    """
+    import json
+
+    from experiments.compare_report import shipped_section
+
+    models = recorded_models(result, out)
+    seed = shipped_seed(result["env_id"], models)
+    if seed is None:
+        result["shipped"] = None
+        return
+    rerun, rerun_file = None, f"{SHIPPED_RUN}/compare.json"
+    path = Path(out) / rerun_file
+    if path.is_file() and len(result["seeds"]["train"]) > 1:
+        candidate = json.loads(path.read_text())
+        first = candidate.get("seeds", {}).get("env_first", {}).get(str(seed))
+        if (candidate.get("seeds", {}).get("train") == [seed]
+                and first == result["seeds"]["env_first"].get(str(seed))
+                and shipped_seed(candidate["env_id"],
+                                 recorded_models(candidate, path.parent)) == seed):
+            rerun = candidate
+        else:
+            log(f"{path}: not a run of the shipped set (training seed {seed}) on the same env "
+                "seeds; left out")
+    result["shipped"] = shipped_section(result, seed, _display(shipped_folder(result["env_id"],
+                                                                             seed)),
+                                        rerun=rerun, rerun_file=rerun_file if rerun else None)
+
+
+def rebuild_report(out: Path, command: str, log=print) -> dict[str, Any]:
+    """Rebuild ``compare.json``'s derived parts, ``compare.md`` and ``compare.png`` in ``out``.
+
+    Evaluates nothing: the paired tests are recomputed from the recorded episodes and the
+    shipped set's own rows are attached (:func:`attach_shipped`). The run's command and
+    provenance stay; ``report_command`` records this rebuild.
+    """
+    import json
+
+    from experiments.compare_report import (
+        fill_heldout_ci,
+        headline,
+        plot,
+        runs_from_episodes,
+        write_markdown,
+    )
+    from experiments.provenance import write_json_atomic
+
+    path = Path(out) / "compare.json"
+    if not path.is_file():
+        raise ValueError(f"--report-only rebuilds an existing {path}, and there is none")
+    result = json.loads(path.read_text())
+    fill_heldout_ci(result)
+    result["headline"] = headline(result["rows"], runs_from_episodes(result))
+    attach_shipped(result, Path(out), log=log)
+    result["report_command"] = command
+    plot(result, Path(out) / result.get("plot", "compare.png"))
+    write_json_atomic(path, result)
+    write_markdown(result, Path(out) / "compare.md")
+    return result
+
+
 # ----------------------------------------------------------------------------------- results
 def compare(cfg: CompareConfig, log=print) -> dict[str, Any]:
     """Run the whole comparison and write its files; returns the ``compare.json`` object."""
@@ -482,6 +616,7 @@ def compare(cfg: CompareConfig, log=print) -> dict[str, Any]:
                   "describe": (f"{cfg.seed} + {SEED_STRIDE} x training seed + i (train and "
                                f"latency-aware), + {HELDOUT_SEED_OFFSET} more for held-out")},
         "checkpoints": {str(s): str(p) for s, p in sets.items()},
+        "models": models_of(sets, cfg.decoders),
         "episodes": {d: {c: {str(s): [[e["seed"], int(bool(e["success"]))]
                                       for e in r["per_episode"]] for s, r in by.items()}
                          for c, by in runs[d].items()} for d in cfg.decoders},
@@ -492,6 +627,7 @@ def compare(cfg: CompareConfig, log=print) -> dict[str, Any]:
         "provenance": provenance(torch_threads=cfg.threads, workers=cfg.workers,
                                  jobs=cfg.jobs),
     }
+    attach_shipped(result, out, log=log)
     plot(result, out / "compare.png")
     write_json_atomic(out / "compare.json", result)
     write_markdown(result, out / "compare.md")
@@ -535,9 +671,27 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             "--gpu-timing", help=f"Only time every decoder eagerly on this machine's CUDA GPU "
             f"(first training seed's set) into OUT/{GPU_TIMING}; the next compare run there "
             "adds it as a column.")] = False,
+        report_only: Annotated[bool, typer.Option(
+            "--report-only", help="Only rebuild OUT's compare.md/.png and the derived parts of "
+            "its compare.json (paired tests, the shipped set's own rows, passes from "
+            f"OUT/{SHIPPED_RUN}/compare.json where needed); evaluates nothing.")] = False,
     ) -> None:
         """Compare every action decoder (success, passes, ms, Hz, latency-aware) on one task."""
         from experiments.compare_report import print_table
+
+        if report_only:
+            if out is None:
+                typer.echo("error: --report-only needs --out (the results folder)", err=True)
+                raise typer.Exit(2)
+            try:
+                result = rebuild_report(out, shlex.join(["robodecode", *sys.argv[1:]]),
+                                        log=lambda m: typer.echo(m, err=True))
+            except ValueError as err:
+                typer.echo(f"error: {str(err).splitlines()[0]}", err=True)
+                raise typer.Exit(2) from None
+            print_table(result)
+            typer.echo(f"wrote {Path(out) / 'compare.md'}")
+            return
 
         given = {"env_id": env, "out": out, "retrain": retrain, "jobs": jobs, "k": k,
                  "latency": latency, "checkpoints": checkpoints, "seed": seed}

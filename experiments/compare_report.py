@@ -74,6 +74,8 @@ def decoder_row(decoder: str, runs: dict[str, dict[int, dict[str, Any]]]) -> dic
         "decoder": decoder,
         "pc_success": main["pc_success"], "ci_low": main["ci_low"], "ci_high": main["ci_high"],
         "heldout_pc_success": heldout["pc_success"] if heldout else None,
+        "heldout_ci_low": heldout["ci_low"] if heldout else None,
+        "heldout_ci_high": heldout["ci_high"] if heldout else None,
         "latency_aware_pc_success": latency["pc_success"] if latency else None,
         "nfe_per_chunk": nfe, "ms_per_chunk": ms,
         "hz": k * 1000.0 / ms if (k and ms) else None,
@@ -85,28 +87,90 @@ def decoder_row(decoder: str, runs: dict[str, dict[int, dict[str, Any]]]) -> dic
         "latency_avg_delay_steps": (statistics.mean(r["avg_delay_steps"]
                                                     for r in runs["latency"].values())
                                     if latency else None),
-        "per_seed_detail": main["per_seed"],
+        "pools_train_seeds": sorted(train),
+        "per_seed_detail": seed_detail(runs),
     }
 
 
-def paired_test(name_a: str, name_b: str, runs: dict[str, dict[str, dict[int, Any]]]
-                ) -> dict[str, Any]:
-    """McNemar (mid-p) of two decoders over their shared (training seed, env seed) episodes."""
+def seed_detail(runs: dict[str, dict[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One entry per training seed: every condition's success and that seed's passes and ms.
+
+    The pooled row hides differences between training seeds (one set may ship, the others
+    not); these entries keep each seed's own train, held-out and latency-aware success, its
+    passes per chunk and its ms per chunk, so a seed's numbers can be reported on their own.
+    """
+    detail = []
+    for seed, run in sorted(runs["train"].items()):
+        entry: dict[str, Any] = {"train_seed": seed, "pc_success": run["pc_success"],
+                                 "n_success": run["n_success"], "episodes": run["episodes"],
+                                 "nfe_per_chunk": run["nfe_per_chunk"],
+                                 "ms_per_chunk": run["ms_per_chunk"],
+                                 "decode_ms_per_chunk": run.get("decode_ms_per_chunk")}
+        for cond, key in (("heldout", "heldout"), ("latency", "latency_aware")):
+            other = runs.get(cond, {}).get(seed)
+            entry[f"{key}_pc_success"] = other["pc_success"] if other else None
+            entry[f"{key}_n_success"] = other["n_success"] if other else None
+            entry[f"{key}_episodes"] = other["episodes"] if other else 0
+        detail.append(entry)
+    return detail
+
+
+def paired_test(name_a: str, name_b: str, runs: dict[str, dict[str, dict[int, Any]]],
+                condition: str = "train") -> dict[str, Any]:
+    """McNemar (mid-p) of two decoders over their shared (training seed, env seed) episodes.
+
+    Args:
+        name_a: First decoder.
+        name_b: Second decoder.
+        runs: ``runs[decoder][condition][training seed] = summary`` (``per_episode`` read).
+        condition: Which condition's episodes to pair (``train``, ``heldout``, ``latency``).
+    """
     a: dict[tuple[int, int], bool] = {}
     b: dict[tuple[int, int], bool] = {}
-    for seed, run in runs[name_a]["train"].items():
+    for seed, run in runs[name_a].get(condition, {}).items():
         a.update(outcomes(run, seed))
-    for seed, run in runs[name_b]["train"].items():
+    for seed, run in runs[name_b].get(condition, {}).items():
         b.update(outcomes(run, seed))
     keys = sorted(set(a) & set(b))
     if not keys:
-        raise ValueError(f"{name_a} and {name_b} share no episode; a paired test needs both")
+        raise ValueError(f"{name_a} and {name_b} share no {condition} episode; a paired test "
+                         "needs both")
     res = mcnemar([a[x] for x in keys], [b[x] for x in keys])
-    return {"a": name_a, "b": name_b, "pairs": res.n,
+    return {"a": name_a, "b": name_b, "condition": condition, "pairs": res.n,
             "pc_success_a": _pct(sum(a[x] for x in keys), res.n),
             "pc_success_b": _pct(sum(b[x] for x in keys), res.n),
             "only_a": res.only_a, "only_b": res.only_b, "p_value": res.p_value,
             "method": f"McNemar {res.method}"}
+
+
+def vs_baseline(decoders: list[str], runs: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Every decoder against AR, per condition that both have (McNemar mid-p, shared episodes).
+
+    Returns:
+        ``{condition: [paired_test(ar, decoder, runs, condition), ...]}`` (AR itself left out).
+    """
+    if TOKEN_BASELINE not in decoders:
+        return {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for cond in CONDITIONS:
+        if not runs[TOKEN_BASELINE].get(cond):
+            continue
+        tests = [paired_test(TOKEN_BASELINE, d, runs, cond) for d in decoders
+                 if d != TOKEN_BASELINE and runs[d].get(cond)]
+        if tests:
+            out[cond] = tests
+    return out
+
+
+def runs_from_episodes(result: dict[str, Any]) -> dict[str, Any]:
+    """``runs[decoder][condition][training seed]`` with ``per_episode`` only, from compare.json.
+
+    Enough for :func:`paired_test` and :func:`vs_baseline` when the eval runs themselves are
+    gone (a results folder rebuilt from its ``compare.json``).
+    """
+    return {d: {c: {int(s): {"per_episode": [{"seed": e, "success": bool(x)} for e, x in eps]}
+                    for s, eps in by_seed.items()} for c, by_seed in by_cond.items()}
+            for d, by_cond in result["episodes"].items()}
 
 
 def headline(rows: list[dict[str, Any]], runs: dict[str, Any]) -> dict[str, Any]:
@@ -137,11 +201,112 @@ def headline(rows: list[dict[str, Any]], runs: dict[str, Any]) -> dict[str, Any]
         best = max(parallel, key=lambda r: (r["pc_success"], -r["ms_per_chunk"]))
         out["best_parallel"] = best["decoder"]
         out["tests"].append(paired_test(TOKEN_BASELINE, best["decoder"], runs))
+    out["vs_ar"] = vs_baseline([r["decoder"] for r in rows], runs)
     return out
+
+
+def seed_success(result: dict[str, Any], decoder: str, condition: str,
+                 seed: int) -> dict[str, Any] | None:
+    """One training seed's success in one condition, from ``compare.json``'s episode records.
+
+    Returns:
+        ``{"pc_success", "ci_low", "ci_high", "n_success", "episodes"}`` (95% Wilson), or None
+        when that seed has no episodes of ``condition``.
+    """
+    eps = result["episodes"].get(decoder, {}).get(condition, {}).get(str(seed))
+    if not eps:
+        return None
+    wins, n = sum(int(x) for _, x in eps), len(eps)
+    low, high = wilson_interval(wins, n)
+    return {"pc_success": _pct(wins, n), "ci_low": 100 * low, "ci_high": 100 * high,
+            "n_success": wins, "episodes": n}
+
+
+def agreement(result: dict[str, Any], rerun: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Per decoder and condition: how many of ``seed``'s episodes a rerun decided the same way.
+
+    Only env seeds present in both files count (a rerun of the same seeds, e.g. on another
+    machine, should agree on all of them if evaluation is bit-reproducible there).
+    """
+    out: dict[str, Any] = {}
+    for d, by_cond in rerun["episodes"].items():
+        for cond, by_seed in by_cond.items():
+            mine = dict(map(tuple, result["episodes"].get(d, {}).get(cond, {}).get(str(seed),
+                                                                                   [])))
+            theirs = dict(map(tuple, by_seed.get(str(seed), [])))
+            shared = sorted(set(mine) & set(theirs))
+            if shared:
+                out.setdefault(d, {})[cond] = {
+                    "episodes": len(shared),
+                    "same": sum(mine[e] == theirs[e] for e in shared),
+                    "pc_success_here": _pct(sum(mine[e] for e in shared), len(shared)),
+                    "pc_success_rerun": _pct(sum(theirs[e] for e in shared), len(shared))}
+    return out
+
+
+def shipped_section(result: dict[str, Any], seed: int, folder: str,
+                    rerun: dict[str, Any] | None = None,
+                    rerun_file: str | None = None) -> dict[str, Any]:
+    """The shipped set's own numbers inside a comparison that pools several training seeds.
+
+    Success (train, held-out, latency-aware) is ``seed``'s part of the pooled episodes, so it
+    comes from the same machine and env seeds as the pooled columns. Passes per chunk are that
+    seed's own (``per_seed_detail``); where the pooled file predates them, they come from
+    ``rerun``, a comparison of the shipped set alone on the same env seeds (its agreement with
+    the pooled episodes is recorded).
+
+    Args:
+        result: The pooled ``compare.json`` object.
+        seed: The training seed whose checkpoint set is the shipped one.
+        folder: The shipped checkpoint set (for the label).
+        rerun: Optional ``compare.json`` of the shipped set alone (training seed ``seed``).
+        rerun_file: Where ``rerun`` lives, relative to the results folder (for the label).
+    """
+    rerun_rows = {r["decoder"]: r for r in (rerun or {}).get("rows", [])}
+    rows = []
+    for r in result["rows"]:
+        d = r["decoder"]
+        own = next((x for x in r.get("per_seed_detail", []) if x.get("train_seed") == seed), {})
+        nfe, source = own.get("nfe_per_chunk"), "this run"
+        if nfe is None and d in rerun_rows:
+            nfe, source = rerun_rows[d]["nfe_per_chunk"], rerun_file or "rerun"
+        cells = {c: seed_success(result, d, c, seed) for c in CONDITIONS}
+        if cells["train"] is None:
+            continue
+        rows.append({"decoder": d, **cells["train"],
+                     "heldout": cells["heldout"], "latency": cells["latency"],
+                     "nfe_per_chunk": nfe, "nfe_source": source if nfe is not None else None})
+    runs = runs_from_episodes({"episodes": {
+        d: {c: {str(seed): by_seed[str(seed)]} for c, by_seed in by_cond.items()
+            if str(seed) in by_seed} for d, by_cond in result["episodes"].items()}})
+    return {"train_seed": seed, "checkpoints": folder,
+            "pooled_checkpoints": result.get("checkpoints", {}),
+            "label": f"shipped set only: training seed {seed} ({folder}), its part of the "
+                     "pooled episodes",
+            "rows": rows, "vs_ar": vs_baseline([r["decoder"] for r in rows], runs),
+            "rerun": ({"file": rerun_file, "command": rerun.get("command"),
+                       "provenance": rerun.get("provenance"),
+                       "agreement": agreement(result, rerun, seed)} if rerun else None)}
 
 
 def _fmt(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
+
+
+def _heldout_cell(r: dict[str, Any]) -> str:
+    if r["heldout_pc_success"] is None or r.get("heldout_ci_low") is None:
+        return _fmt(r["heldout_pc_success"], ".1f")
+    return f"{r['heldout_pc_success']:.1f} ({r['heldout_ci_low']:.1f}–{r['heldout_ci_high']:.1f})"
+
+
+def fill_heldout_ci(result: dict[str, Any]) -> None:
+    """Add the held-out 95% Wilson interval to rows of a ``compare.json`` that predates it."""
+    for r in result["rows"]:
+        eps = [x for by in result["episodes"].get(r["decoder"], {}).get("heldout", {}).values()
+               for _, x in by]
+        if eps and r.get("heldout_ci_low") is None:
+            low, high = wilson_interval(sum(int(x) for x in eps), len(eps))
+            r["heldout_ci_low"], r["heldout_ci_high"] = 100 * low, 100 * high
 
 
 def table_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
@@ -149,14 +314,14 @@ def table_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
     gpu = any("gpu_eager_ms_per_chunk" in r for r in rows)
     return [[r["decoder"],
              f"{r['pc_success']:.1f} ({r['ci_low']:.1f}–{r['ci_high']:.1f})",
-             _fmt(r["heldout_pc_success"], ".1f"), _fmt(r["nfe_per_chunk"], ".2f"),
+             _heldout_cell(r), _fmt(r["nfe_per_chunk"], ".2f"),
              _fmt(r["ms_per_chunk"], ".2f"), _fmt(r["hz"], ".0f"),
              _fmt(r["latency_aware_pc_success"], ".1f")]
             + ([_fmt(r.get("gpu_eager_ms_per_chunk"), ".2f")] if gpu else []) for r in rows]
 
 
-COLUMNS = ("decoder", "success % (95% CI)", "held-out instr. success", "passes / chunk",
-           "ms / chunk", "Hz", "latency-aware success")
+COLUMNS = ("decoder", "success % (95% CI)", "held-out instr. success (95% CI)",
+           "passes / chunk", "ms / chunk", "Hz", "latency-aware success")
 
 
 def columns(result: dict[str, Any]) -> tuple[str, ...]:
@@ -226,6 +391,107 @@ def requirement_lines(result: dict[str, Any]) -> list[str]:
             + ("; meaningless while AR fails its own bar" if ar["pc_success"] < 80 else "")]
 
 
+CONDITION_NAMES = {"train": "train instr.", "heldout": "held-out instr.",
+                   "latency": "latency-aware"}
+
+
+def pool_line(result: dict[str, Any]) -> str:
+    """Which checkpoint sets the table pools, and which of them ship (one sentence)."""
+    sets = result.get("checkpoints") or {}
+    if not sets:
+        return ""
+    shipped = result.get("shipped")
+    ship_seed = shipped["train_seed"] if shipped else None
+    parts = []
+    for seed in result["seeds"]["train"]:
+        where = sets.get(str(seed), "?")
+        tag = (f"same weights as the shipped `{shipped['checkpoints']}`" if seed == ship_seed
+               else "not shipped" if shipped else None)
+        parts.append(f"training seed {seed} = `{where}`" + (f" ({tag})" if tag else ""))
+    lead = ("Pooled over " if len(parts) > 1 else "Checkpoints: ")
+    return lead + "; ".join(parts) + "."
+
+
+def _cell(x: dict[str, Any] | None, ci: bool = False) -> str:
+    if x is None:
+        return "–"
+    return (f"{x['pc_success']:.1f} ({x['ci_low']:.1f}–{x['ci_high']:.1f})" if ci
+            else f"{x['pc_success']:.1f}")
+
+
+def shipped_lines(result: dict[str, Any]) -> list[str]:
+    """Markdown of the shipped set's own table (only when the run pools several seeds)."""
+    shipped = result.get("shipped")
+    if not shipped or len(result["seeds"]["train"]) < 2:
+        return []
+    seed = shipped["train_seed"]
+    n = {r["episodes"] for r in shipped["rows"]}
+    lines = ["", f"## Shipped set only (training seed {seed}, `{shipped['checkpoints']}`)", "",
+             f"The table above pools {len(result['seeds']['train'])} training seeds; only seed "
+             f"{seed} ships. Its own numbers, from its part of the same episodes "
+             f"({', '.join(map(str, sorted(n)))} per condition, same machine and env seeds):",
+             "", "| decoder | success % (95% CI) | held-out instr. success (95% CI) | passes / "
+             "chunk | latency-aware success |", "|---|---|---|---|---|"]
+    for r in shipped["rows"]:
+        lines.append(f"| {r['decoder']} | {_cell(r, ci=True)} | {_cell(r['heldout'], ci=True)} | "
+                     f"{_fmt(r['nfe_per_chunk'], '.2f')} | {_cell(r['latency'])} |")
+    sources = sorted({r["nfe_source"] for r in shipped["rows"] if r["nfe_source"]})
+    rerun = shipped.get("rerun")
+    if sources and sources != ["this run"]:
+        lines += ["", f"Passes per chunk of the shipped set from `{', '.join(sources)}` "
+                      "(its own run on the same env seeds; this file predates per-seed passes)."]
+    if rerun and rerun.get("agreement"):
+        cpu = (rerun.get("provenance") or {}).get("cpu")
+        lines += ["", f"That rerun (`{rerun['command']}`, CPU {cpu}) and this run decided the "
+                      "same shared episodes alike: " + agreement_text(rerun["agreement"])
+                  + f"; success there is in `{rerun['file']}`."]
+    lines += vs_ar_lines(shipped.get("vs_ar", {}), f"shipped set (training seed {seed})")
+    return lines
+
+
+def agreement_text(agree: dict[str, Any]) -> str:
+    """``agreement()`` in words: fixed-latency conditions first, latency-aware apart.
+
+    Latency-aware episodes depend on the machine's measured ms per chunk, so two machines are
+    not expected to agree on them; train and held-out episodes would agree where evaluation is
+    bit-reproducible across the two machines.
+    """
+    parts = []
+    for label, conds in (("train and held-out", ("train", "heldout")),
+                         ("latency-aware (machine-dependent)", ("latency",))):
+        cells = [(d, c, x) for d, by in agree.items() for c, x in by.items() if c in conds]
+        if not cells:
+            continue
+        same = sum(x["same"] for *_, x in cells)
+        total = sum(x["episodes"] for *_, x in cells)
+        d, c, x = min(cells, key=lambda t: t[2]["same"] / t[2]["episodes"])
+        parts.append(f"{label} {same} of {total} (least: {d} {c}, {x['same']} of "
+                     f"{x['episodes']})")
+    return "; ".join(parts)
+
+
+def vs_ar_lines(tests: dict[str, list[dict[str, Any]]], what: str) -> list[str]:
+    """A table of every decoder against AR per condition (McNemar mid-p on shared episodes)."""
+    if not tests:
+        return []
+    conds = [c for c in CONDITIONS if c in tests]
+    decoders = list(dict.fromkeys(t["b"] for c in conds for t in tests[c]))
+    by = {(t["condition"], t["b"]): t for c in conds for t in tests[c]}
+    lines = ["", f"Against `{TOKEN_BASELINE}`, {what} (McNemar mid-p on the shared episodes; "
+                 "% AR vs %, only AR / only the other):", "",
+             "| decoder | " + " | ".join(CONDITION_NAMES[c] for c in conds) + " |",
+             "|---|" + "---|" * len(conds)]
+    for d in decoders:
+        cells = []
+        for c in conds:
+            t = by.get((c, d))
+            cells.append("–" if t is None else
+                         f"{t['pc_success_a']:.1f} vs {t['pc_success_b']:.1f} ({t['only_a']} / "
+                         f"{t['only_b']}, p = {t['p_value']:.2g}, n = {t['pairs']})")
+        lines.append(f"| {d} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_markdown(result: dict[str, Any], path: Path) -> None:
     """Write ``compare.md``: the table, the paired tests, the floor ratio and provenance."""
     prov = result["provenance"]
@@ -237,7 +503,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
              f"mode: {result['latency']}. Success pools the training seeds (95% Wilson "
              "interval); ms per chunk is the median wall time of `Policy.infer` "
              f"({prov.get('torch_threads')} torch thread(s) per worker, CPU "
-             f"{prov.get('cpu')}).", "",
+             f"{prov.get('cpu')}).", "", *([pool_line(result), ""] if pool_line(result) else []),
              "| " + " | ".join(columns(result)) + " |", "|" + "---|" * len(columns(result))]
     lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(result["rows"])]
     timing = result.get("gpu_timing")
@@ -248,6 +514,9 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"{r['decoder']} {', '.join(f'{x:.0f}' for x in r['per_seed'])}"
         for r in result["rows"]), ""]
     lines += [f"- {line}" for line in headline_lines(result)]
+    lines += vs_ar_lines(result["headline"].get("vs_ar", {}),
+                         "every training seed pooled" if len(result["seeds"]["train"]) > 1
+                         else f"training seed {result['seeds']['train'][0]}")
     lines += ["", "Issue requirements, checked on these numbers:", ""]
     lines += [f"- {line}" for line in requirement_lines(result)]
     lines += ["", f"![success vs latency]({result['plot']})", ""]
@@ -256,6 +525,8 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
                   f"{result['seeds']['train'][0]}; green frame = success, red = failure): "
                   + ", ".join(f"[seed {v['seed']}]({v['file']})" for v in result["videos"]),
                   ""]
+    shipped = shipped_lines(result)
+    lines += shipped[1:] + ([""] if shipped else [])  # the lines before end with a blank one
     lines += [f"git {prov.get('git_sha')}, python {prov.get('python')}, torch "
               f"{prov.get('versions', {}).get('torch')}, {prov.get('cpu_count')} CPU cores."]
     path.write_text("\n".join(lines) + "\n")

@@ -154,6 +154,10 @@ def test_quick_compare_end_to_end(tmp_path, monkeypatch):
     for row in data["rows"]:
         assert ROW_KEYS <= set(row)
         assert row["episodes"] == 1 and len(row["per_seed"]) == 1 and row["k"] == 8
+        (seed0,) = row["per_seed_detail"]
+        assert seed0["nfe_per_chunk"] == row["nfe_per_chunk"]
+        assert {"heldout_pc_success", "latency_aware_pc_success"} <= set(seed0)
+    assert data["shipped"] is None and set(data["models"]) == {"0"}  # scratch: not shipped
     nfe = {r["decoder"]: r["nfe_per_chunk"] for r in data["rows"]}
     assert nfe["ar"] == 32 and nfe["oft"] == 1 and 1 <= nfe["cjacobi+ee"] <= 32
     assert {"provenance", "command", "seeds"} <= set(data)
@@ -295,3 +299,97 @@ def test_rollout_video_tiles_every_decoder_and_marks_the_outcome(tmp_path):
         assert video.streams.video[0].frames > 10
     with pytest.raises(ValueError, match="videos"):
         CompareConfig(episodes=2, videos=3)
+
+
+def test_per_seed_detail_keeps_each_seeds_held_out_latency_and_passes():
+    runs = {"train": {0: _run([True] * 9 + [False], nfe=2.0, ms=10.0),
+                      1: _run([True] * 5 + [False] * 5, seed0=100, nfe=3.3, ms=12.0)},
+            "heldout": {0: _run([True] * 6 + [False] * 4, seed0=50),
+                        1: _run([True] * 8 + [False] * 2, seed0=150)},
+            "latency": {0: _run([True] * 7 + [False] * 3)}}
+    row = decoder_row("cjacobi+ee", runs)
+    assert row["pools_train_seeds"] == [0, 1]
+    s0, s1 = row["per_seed_detail"]
+    assert (s0["train_seed"], s0["pc_success"], s0["nfe_per_chunk"]) == (0, 90.0, 2.0)
+    assert (s0["heldout_pc_success"], s0["latency_aware_pc_success"]) == (60.0, 70.0)
+    assert (s1["heldout_pc_success"], s1["nfe_per_chunk"], s1["ms_per_chunk"]) == (80.0, 3.3, 12.0)
+    assert s1["latency_aware_pc_success"] is None and s1["latency_aware_episodes"] == 0
+    assert row["heldout_pc_success"] == pytest.approx(70.0)  # pooled 14 / 20
+    low, high = wilson_interval(14, 20)
+    assert (row["heldout_ci_low"], row["heldout_ci_high"]) == pytest.approx((100 * low,
+                                                                             100 * high))
+
+
+def _pooled_result(runs: dict) -> dict:
+    """A two-seed ``compare.json`` object (episodes recorded as ``compare`` writes them)."""
+    rows = [decoder_row(d, r) for d, r in runs.items()]
+    return {"env_id": "robodecode/TabletopPickPlace-v0", "rows": rows,
+            "headline": headline(rows, runs), "k": 8, "episodes_per_seed": 10,
+            "latency": "measured", "plot": "compare.png", "command": "robodecode compare",
+            "seeds": {"train": [0, 1], "env_first": {"0": 0, "1": 100}, "describe": "i"},
+            "checkpoints": {"0": "scratch/ck/seed0", "1": "scratch/ck/seed1"},
+            "episodes": {d: {c: {str(s): [[e["seed"], int(e["success"])]
+                                          for e in r["per_episode"]] for s, r in by.items()}
+                             for c, by in rr.items()} for d, rr in runs.items()},
+            "provenance": {"cpu": "test", "torch_threads": 1}}
+
+
+def test_shipped_section_reports_the_shipped_seed_alone_and_labels_the_pool(tmp_path):
+    from experiments.compare_report import shipped_section, vs_baseline
+
+    runs = {"ar": _runs({0: _run([True] * 9 + [False]),
+                         1: _run([False] * 10, seed0=100)}),
+            "cjacobi+ee": _runs({0: _run([True] * 8 + [False] * 2, nfe=2.0),
+                                 1: _run([True] * 2 + [False] * 8, seed0=100, nfe=3.3)})}
+    result = _pooled_result(runs)
+    assert set(vs_baseline(["ar", "cjacobi+ee"], runs)) == {"train", "heldout", "latency"}
+    assert [t["condition"] for t in result["headline"]["vs_ar"]["heldout"]] == ["heldout"]
+    shipped = shipped_section(result, 0, "experiments/checkpoints/TabletopPickPlace-v0/seed0")
+    by = {r["decoder"]: r for r in shipped["rows"]}
+    assert by["ar"]["pc_success"] == 90.0 and by["ar"]["episodes"] == 10  # seed 0 only
+    assert by["cjacobi+ee"]["nfe_per_chunk"] == 2.0  # seed 0's own passes, not the pooled 2.65
+    assert by["cjacobi+ee"]["heldout"]["pc_success"] == 80.0
+    assert by["cjacobi+ee"]["nfe_source"] == "this run"
+    result["shipped"] = shipped
+    write_markdown(result, tmp_path / "compare.md")
+    text = (tmp_path / "compare.md").read_text()
+    assert "Pooled over training seed 0 = `scratch/ck/seed0` (same weights as the shipped" in text
+    assert "training seed 1 = `scratch/ck/seed1` (not shipped)" in text
+    assert "## Shipped set only (training seed 0" in text
+    assert "| cjacobi+ee | 80.0 (49.0–94.3) | 80.0 (49.0–94.3) | 2.00 | 80.0 |" in text
+    assert "held-out instr. success (95% CI)" in text
+
+
+def test_shipped_passes_come_from_a_rerun_when_the_pooled_file_predates_them():
+    from experiments.compare_report import agreement, shipped_section
+
+    runs = {"cjacobi+ee": _runs({0: _run([True, False, True], nfe=2.0),
+                                 1: _run([True, True, True], seed0=100, nfe=3.3)})}
+    result = _pooled_result(runs)
+    for row in result["rows"]:  # an older compare.json: per-seed detail without passes
+        row["per_seed_detail"] = [{"train_seed": s["train_seed"], "pc_success": s["pc_success"]}
+                                  for s in row["per_seed_detail"]]
+    rerun = _pooled_result({"cjacobi+ee": _runs({0: _run([True, True, True], nfe=2.0)})})
+    shipped = shipped_section(result, 0, "shipped/seed0", rerun=rerun,
+                              rerun_file="shipped/compare.json")
+    row = shipped["rows"][0]
+    assert (row["nfe_per_chunk"], row["nfe_source"]) == (2.0, "shipped/compare.json")
+    same = agreement(result, rerun, 0)["cjacobi+ee"]["train"]
+    assert (same["episodes"], same["same"]) == (3, 2)
+
+
+def test_shipped_seed_is_found_by_content_hash(tmp_path, monkeypatch):
+    import hashlib
+
+    from experiments import compare
+
+    folder = tmp_path / "TabletopPickPlace-v0" / "seed0" / "ar"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"weights")
+    monkeypatch.setattr(compare, "SHIPPED", tmp_path)
+    digest = hashlib.sha1(b"weights").hexdigest()[:12]
+    env = "robodecode/TabletopPickPlace-v0"
+    assert compare.shipped_seed(env, {"0": {"ar": digest}, "1": {"ar": digest}}) == 0
+    assert compare.shipped_seed(env, {"0": {"ar": "retrained"}}) is None
+    assert compare.shipped_seed(env, {"1": {"ar": digest}}) is None  # no shipped seed1/
