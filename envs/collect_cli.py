@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-DEFAULT_ENV = "robodecode/TabletopPickPlace-v0"
+from envs.ids import DEFAULT_ENV_ID
 
 
 def _dir_size(root: Path) -> int:
@@ -23,7 +23,7 @@ def register_collect(app: typer.Typer) -> None:
 
     @app.command("collect")
     def collect_command(
-        env: Annotated[str, typer.Option(help="Registered gymnasium id.")] = DEFAULT_ENV,
+        env: Annotated[str, typer.Option(help="Registered gymnasium id.")] = DEFAULT_ENV_ID,
         episodes: Annotated[int, typer.Option(help="Episodes the dataset must hold.")] = 50,
         out: Annotated[Path | None, typer.Option(
             help="Dataset folder (default: scratch/datasets/<env name>).")] = None,
@@ -52,7 +52,8 @@ def register_collect(app: typer.Typer) -> None:
         With --targets-per-layout K, every layout is recorded under K target pairs (only whole
         layouts are kept), so only the instruction tells its episodes apart.
         """
-        from envs.lerobot_dataset import check_env_id, collect
+        from envs.ids import check_env_id
+        from envs.lerobot_dataset import collect
 
         try:
             kwargs = json.loads(env_kwargs)

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from envs.files import remove_temporary_files, temporary_path, write_json_atomic
 from envs.lerobot_format import (
     CHUNKS_SIZE,
     CODEBASE_VERSION,
@@ -33,12 +34,9 @@ from envs.lerobot_format import (
     decode_image,
     feature_stats,
     image_stats,
-    remove_temporary_files,
     staged_file_error,
     tasks_table,
-    temporary_path,
     vector_column,
-    write_json_atomic,
     write_parquet_atomic,
 )
 
@@ -138,10 +136,10 @@ def consolidate(out: Path, staged: list[Path], metas: list[dict[str, Any]], *,
     write_parquet_atomic(pa.Table.from_pylist(episodes),
                          out / EPISODES_PATH.format(chunk_index=0, file_index=0))
     write_parquet_atomic(tasks_table(list(task_ids)), out / TASKS_PATH)
-    write_json_atomic(_stats(tables, cams), out / STATS_PATH)
+    write_json_atomic(out / STATS_PATH, _stats(tables, cams), indent=4)
     info = _info(tables, cams, metas, spec, fps, video, n_episodes=len(episodes),
                  n_tasks=len(task_ids))
-    write_json_atomic(info, out / INFO_PATH)
+    write_json_atomic(out / INFO_PATH, info, indent=4)
     return cursor
 
 

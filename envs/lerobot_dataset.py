@@ -33,8 +33,6 @@ episode records its ``seed`` and ``success``. ``keep_failed=True`` stores attemp
 
 from __future__ import annotations
 
-import difflib
-import importlib
 import json
 import os
 import time
@@ -49,6 +47,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from envs.files import read_json_object, remove_temporary_files, write_json_atomic
+from envs.ids import check_env_id
 from envs.layout_targets import layout_targets
 from envs.lerobot_format import (
     IMAGE_PREFIX,
@@ -56,10 +56,7 @@ from envs.lerobot_format import (
     INFO_PATH,
     READ_ERRORS,
     encode_png,
-    read_json_object,
-    remove_temporary_files,
     staged_file_error,
-    write_json_atomic,
 )
 from envs.lerobot_format import write_parquet_atomic as _write_parquet
 from envs.workers import worker_pool
@@ -93,41 +90,6 @@ class CollectResult:
     successes: int
     new_attempts: int
     seconds: float
-
-
-def known_env_ids(prefix: str = "robodecode/") -> list[str]:
-    """The registered gymnasium ids starting with ``prefix`` (after ``import envs``)."""
-    import gymnasium
-
-    import envs  # noqa: F401  (registers the robodecode ids)
-
-    return sorted(i for i in gymnasium.registry if i.startswith(prefix))
-
-
-def check_env_id(env_id: str) -> str:
-    """Make sure ``env_id`` is registered and return it.
-
-    ``"module:Id-v0"`` imports ``module`` first (gymnasium's convention), which is how
-    third-party or test envs register themselves, also inside worker processes.
-
-    Raises:
-        ValueError: If the id is unknown; the message lists the ``robodecode/*`` ids and the
-            closest match.
-    """
-    import gymnasium
-
-    import envs  # noqa: F401
-
-    name = env_id
-    if ":" in env_id:
-        module, name = env_id.split(":", 1)
-        importlib.import_module(module)
-    if name in gymnasium.registry:
-        return env_id
-    known = known_env_ids()
-    close = difflib.get_close_matches(name, list(gymnasium.registry), n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"unknown env id {env_id!r}; known robodecode ids: {', '.join(known)}.{hint}")
 
 
 def record_episode(env: Any, seed: int, noise: float = 0.0,
@@ -330,7 +292,7 @@ def _prepare_staging(out: Path, spec: dict[str, Any]) -> Path:
         raise ValueError(f"out={str(out)!r} already holds a dataset without {STAGING_DIR}/; "
                          "choose an empty folder")
     else:
-        write_json_atomic(spec, spec_path)
+        write_json_atomic(spec_path, spec, indent=4)
     remove_temporary_files(staging)  # leftovers of a crash mid-write
     return staging
 

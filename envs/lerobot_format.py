@@ -27,6 +27,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from envs.files import temporary_path
+
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000  # files per chunk folder (LeRobot's DEFAULT_CHUNK_SIZE)
 DATA_FILES_SIZE_IN_MB = 100  # a data file is closed once it holds this much (LeRobot's default)
@@ -40,7 +42,6 @@ EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.par
 IMAGE_PREFIX = "observation.images."
 IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 QUANTILE_FEATURES = ("action", "observation.state")  # features whose stats carry q01 / q99
-MAX_JSON_BYTES = 2**20  # settings files (collect.json, an eval's config.json) are far smaller
 # What reading a damaged parquet or JSON file raises (pyarrow's errors are ValueError/OSError).
 READ_ERRORS = (OSError, ValueError, KeyError, TypeError, pa.ArrowException)
 
@@ -76,63 +77,12 @@ def decode_image(data: bytes) -> np.ndarray:
         return np.asarray(im if im.mode == "RGB" else im.convert("RGB"), dtype=np.uint8)
 
 
-def temporary_path(path: Path) -> Path:
-    """Where ``path`` is written before ``os.replace`` moves it in: ``.<name>.tmp-<pid>``."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def remove_temporary_files(folder: Path) -> None:
-    """Delete every :func:`temporary_path` file under ``folder``: the leftovers of a crash.
-
-    Call it only while no writer works in ``folder`` (a live writer's file would go too).
-    """
-    for path in folder.rglob(".*.tmp-*"):
-        if path.name.rsplit("-", 1)[1].isdigit() and path.is_file():
-            path.unlink(missing_ok=True)
-
-
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:
     """Write ``table`` to ``path`` through a temporary file and ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(path)
     pq.write_table(table, tmp)
     os.replace(tmp, path)
-
-
-def write_json_atomic(obj: Any, path: Path) -> None:
-    """Write ``obj`` as indented JSON to ``path`` through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)
-    tmp.write_text(json.dumps(obj, indent=4, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def read_json_object(path: Path, *, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
-    """Read a small JSON object (a settings file), checking its size before reading it.
-
-    Args:
-        path: The file.
-        max_bytes: Larger files are refused unread (a damaged or foreign file could be GiBs).
-
-    Returns:
-        The parsed object.
-
-    Raises:
-        ValueError: One line naming ``path``: unreadable, too large, not JSON, or not an object.
-    """
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise ValueError(f"{path}: {size:,} bytes is too large for this settings file "
-                             f"(at most {max_bytes:,})")
-        obj = json.loads(path.read_bytes())
-    except OSError as err:
-        raise ValueError(f"{path}: cannot be read ({err.strerror or err})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(obj).__name__}")
-    return obj
 
 
 def staged_file_error(path: Path, err: BaseException) -> ValueError:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-DEFAULT_ENV = "robodecode/TabletopPickPlace-v0"
+from envs.ids import DEFAULT_ENV_ID
 
 
 def _fail(message: str) -> None:
@@ -28,7 +28,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         decoder: Annotated[str | None, typer.Option(
             help="Decoder spec for checkpoints: ar, jacobi, jacobi+ee, cjacobi[+ee], diffusion@T, "
                  "flow@K[:heun], oft.")] = None,
-        env: Annotated[str, typer.Option(help="Gymnasium env id.")] = DEFAULT_ENV,
+        env: Annotated[str, typer.Option(help="Gymnasium env id.")] = DEFAULT_ENV_ID,
         episodes: Annotated[int, typer.Option(help="Number of episodes N.")] = 50,
         seed: Annotated[int, typer.Option(help="First seed S; episode i uses S+i.")] = 0,
         split: Annotated[str, typer.Option(help="Instructions: train or heldout.")] = "train",

@@ -11,7 +11,6 @@ carries LeRobot's keys (``pc_success``, ``avg_sum_reward``, ``avg_max_reward``, 
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import json
 import os
@@ -24,13 +23,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from envs.ids import DEFAULT_ENV_ID, check_env_id
 from envs.workers import worker_pool
 from experiments.eval_summary import summarize, write_video
 
 EPISODES_FILE = "episodes.jsonl"
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "eval_info.json"
-DEFAULT_ENV = "robodecode/TabletopPickPlace-v0"
 BUILTIN_POLICIES = ("expert", "random")
 # Fields that must match for --resume to continue a run (the rest may change between calls).
 _RUN_IDENTITY = ("policy", "decoder", "env_id", "seed", "split", "latency", "k",
@@ -61,7 +60,7 @@ class EvalConfig:
     """
 
     policy: str
-    env_id: str = DEFAULT_ENV
+    env_id: str = DEFAULT_ENV_ID
     decoder: str | None = None
     episodes: int = 50
     seed: int = 0
@@ -110,26 +109,6 @@ def parse_latency(value: str | float | None) -> str | float | None:
     if not ms >= 0:
         raise ValueError(f"latency must be 'measured' or milliseconds >= 0, got {value!r}")
     return ms
-
-
-def check_env_id(env_id: str) -> None:
-    """Raise a one-line ``ValueError`` naming the valid ids if ``env_id`` is not registered."""
-    import gymnasium as gym
-
-    import envs  # noqa: F401 - registers the robodecode ids
-
-    name = env_id
-    if ":" in env_id:
-        module, name = env_id.split(":", 1)
-        try:
-            importlib.import_module(module)
-        except ImportError as err:
-            raise ValueError(f"env id {env_id!r}: cannot import {module!r} ({err})") from None
-    if name not in gym.registry:
-        known = sorted(i for i in gym.registry if i.startswith("robodecode/"))
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown env id {env_id!r}{hint}; valid ids: {', '.join(known)}")
 
 
 def check_policy(config: EvalConfig) -> None:
@@ -281,8 +260,7 @@ def _same_weights(old: str | None, new: str, decoder: str | None) -> bool:
 
 
 def _prepare_out(config: EvalConfig, out: Path, resume: bool) -> dict[int, dict[str, Any]]:
-    from envs.lerobot_format import read_json_object
-    from experiments.provenance import write_json_atomic
+    from envs.files import read_json_object, write_json_atomic
 
     _repair_tail(out / EPISODES_FILE)
     done = load_records(out)
@@ -324,7 +302,7 @@ def evaluate(config: EvalConfig, out: str | Path, *, resume: bool = False,
     """
     from tqdm import tqdm
 
-    from experiments.provenance import append_jsonl_atomic, write_json_atomic
+    from envs.files import append_jsonl_atomic, write_json_atomic
 
     check_env_id(config.env_id)
     check_policy(config)

@@ -1,17 +1,22 @@
-"""Provenance recorded with every results file: command, git SHA, versions, hardware, threads."""
+"""Provenance recorded with every results file: command, git SHA, versions, hardware, threads.
+
+The atomic writers results go through live in :mod:`envs.files` (re-exported here).
+"""
 
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import platform
 import subprocess
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from envs.files import append_jsonl_atomic, write_json_atomic
+
+__all__ = ["append_jsonl_atomic", "provenance", "write_json_atomic"]
 
 _PACKAGES = ("robodecode", "torch", "numpy", "transformers", "mujoco", "gymnasium", "metaworld")
 
@@ -88,40 +93,3 @@ def provenance(**extra: Any) -> dict[str, Any]:
     }
     record.update(extra)
     return record
-
-
-def _umask() -> int:
-    """The process umask (read by setting it and putting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as JSON to ``path`` atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; results are for others to read
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def append_jsonl_atomic(path: str | Path, record: Any) -> None:
-    """Append one JSON line durably (single write + fsync), so a crash never leaves half a line."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = (json.dumps(record) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -179,7 +179,7 @@ def test_crash_mid_consolidation_leaves_no_temporary_file_behind(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], env={**os.environ}, timeout=120)
     assert proc.returncode == 9
     stale = [p.relative_to(out).as_posix() for p in out.rglob(".*.tmp-*")]
-    assert stale == [f"data/chunk-000/.file-000.parquet.tmp-{stale[0].rsplit('-', 1)[1]}"]
+    assert len(stale) == 1 and stale[0].startswith("data/chunk-000/.file-000.parquet.tmp-")
     (out / "meta").mkdir(exist_ok=True)
     (out / "meta/.stats.json.tmp-1").write_text("{")  # another crash's leftover
     res = collect(QUALIFIED_ID, 2, out, progress=False)
@@ -211,7 +211,7 @@ def test_video_frames_match_the_png_frames(tmp_path):
 
 
 def test_bad_arguments_and_changed_settings(tmp_path):
-    with pytest.raises(ValueError, match="known robodecode ids: .*robodecode/"):
+    with pytest.raises(ValueError, match="valid ids: .*robodecode/"):
         collect("robodecode/NoSuchTask-v0", 1, tmp_path / "x")
     with pytest.raises(ValueError, match="episodes"):
         collect(QUALIFIED_ID, 0, tmp_path / "x")
