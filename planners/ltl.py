@@ -13,7 +13,9 @@ it ends in an accepting state. The grammar is documented in :mod:`planners.ltl_s
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import sys
 from collections.abc import Iterable
 
 from planners import ltl_progress as lp
@@ -29,8 +31,10 @@ MAX_DEFAULT_ATOMS = 16
 DEFAULT_MAX_STATES = 20_000
 """Default cap on the states explored while compiling a DFA."""
 SPLIT_LETTERS_ABOVE = 16
-"""Above this many distinct letters a state's successors are found by splitting the letters
-on the atoms progression reads (few progressions); at or below it, letter by letter."""
+"""Above this many distinct letters (and four per atom the state reads) a state's successors are
+found by splitting the letters on the atoms progression reads (few progressions); otherwise
+letter by letter (splitting restarts progression after every atom read, which costs more than it
+saves when most atoms are read)."""
 MAX_TABLE_ENTRIES = 2_000_000
 """Cap on explored states x distinct letters (the transition table), whatever max_states."""
 
@@ -131,13 +135,16 @@ class LTLf:
             LTLCapacityError: If the default alphabet or the state count exceeds its cap.
             ValueError: If ``alphabet`` is empty or malformed.
         """
-        return _compile(self, alphabet_of(self.atoms, alphabet), max_states, minimal)
+        letters = alphabet_of(self.atoms, alphabet)
+        with _depth_guard(self):
+            return _compile(self, letters, max_states, minimal)
 
     def is_satisfiable(self, alphabet: Iterable[Iterable[str]] | None = None,
                        max_states: int = DEFAULT_MAX_STATES) -> bool:
         """Whether some trace over ``alphabet`` satisfies the formula (search stops early)."""
         letters = alphabet_of(self.atoms, alphabet)
-        return _explore(self, letters, max_states, stop_at_accepting=True) is None
+        with _depth_guard(self):
+            return _explore(self, letters, max_states, stop_at_accepting=True) is None
 
 
 @functools.lru_cache(maxsize=256)
@@ -145,6 +152,23 @@ def _compile(formula: LTLf, letters: tuple[Letter, ...], max_states: int, minima
     """Memoized compilation (voting over sampled formulas compares each one many times)."""
     dfa = _explore(formula, letters, max_states)
     return minimize(dfa) if minimal else dfa
+
+
+@contextlib.contextmanager
+def _depth_guard(formula: LTLf):
+    """Turn a ``RecursionError`` of the recursive compilation passes into LTLCapacityError.
+
+    Parsing, negation normal form, DNF, rendering and :meth:`LTLf.accepts` are iterative;
+    progression and entailment recurse over the nesting of temporal operators, so a formula
+    nested thousands of temporal levels deep is refused cleanly instead of crashing.
+    """
+    try:
+        yield
+    except RecursionError:
+        raise LTLCapacityError(
+            f"the formula is nested too deeply to compile ({len(formula.text)} characters; "
+            f"more than about {sys.getrecursionlimit() // 4} nested temporal operators); "
+            "flatten it (e.g. a conjunction of shallow clauses)") from None
 
 
 def clear_dfa_cache() -> None:
@@ -218,7 +242,8 @@ def _explore(formula: LTLf, letters: tuple[Letter, ...], max_states: int,
         relevant = prog.state_mask(terms)
         keys = [m & relevant for m in symbols]  # the letter bits this state reads
         unique = dict.fromkeys(keys)
-        succ_of = (prog.successors(terms, unique) if len(unique) > SPLIT_LETTERS_ABOVE
+        split = len(unique) > max(SPLIT_LETTERS_ABOVE, 4 * relevant.bit_count())
+        succ_of = (prog.successors(terms, unique) if split
                    else {k: prog.step(terms, k) for k in unique})
         seen: dict[int, int] = {}
         for key in dict.fromkeys(keys):
@@ -253,7 +278,8 @@ def counterexample(a: LTLf, b: LTLf, alphabet: Iterable[Iterable[str]] | None = 
     """
     _check(a, "a"), _check(b, "b")
     letters = alphabet_of(a.atoms | b.atoms, alphabet)
-    return difference(a.to_dfa(letters), b.to_dfa(letters))
+    dfa_a, dfa_b = a.to_dfa(letters), b.to_dfa(letters)
+    return difference(dfa_a, dfa_b)
 
 
 def equivalent(a: LTLf, b: LTLf, alphabet: Iterable[Iterable[str]] | None = None) -> bool:
@@ -277,8 +303,10 @@ def progress(formula: LTLf, letter: Iterable[str]) -> tuple[LTLf, bool]:
     """
     _check(formula, "formula")
     prog = lp.Progressor(sorted(formula.atoms))
-    terms, may_end = prog.step(lp.dnf(lp.nnf(formula.node)), prog.letter_mask(as_letter(letter)))
-    return LTLf.from_node(lp.from_dnf(terms)), may_end
+    with _depth_guard(formula):
+        terms, may_end = prog.step(lp.dnf(lp.nnf(formula.node)),
+                                   prog.letter_mask(as_letter(letter)))
+        return LTLf.from_node(lp.from_dnf(terms)), may_end
 
 
 def _postorder(root: Node) -> list[Node]:

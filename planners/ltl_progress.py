@@ -82,46 +82,100 @@ def nnf(node: Node, negate: bool = False) -> Node:
     """Negation normal form of ``node`` (negated if ``negate``): ``!`` only on atoms.
 
     ``->``, ``<->`` and ``W`` are rewritten (``a W b == b R (a | b)``); ``&``/``|`` become
-    n-ary and canonical via :func:`mk_and`/:func:`mk_or`.
+    n-ary and canonical via :func:`mk_and`/:func:`mk_or`. Iterative (an explicit stack of
+    pending subformulas), so formulas of any depth or length convert.
     """
     key = ("nnf", negate)
     done = node.cache.get(key)
     if done is not None:
         return done
+    stack = [(node, negate)]
+    while stack:
+        n, neg = stack[-1]
+        if ("nnf", neg) in n.cache:
+            stack.pop()
+            continue
+        missing = [(a, g) for a, g in _nnf_needs(n, neg) if ("nnf", g) not in a.cache]
+        if missing:
+            stack.extend(missing)
+            continue
+        n.cache[("nnf", neg)] = _nnf_build(n, neg)
+        stack.pop()
+    return node.cache[key]
+
+
+def _nnf_needs(node: Node, negate: bool) -> list[tuple[Node, bool]]:
+    """The ``(subformula, negate)`` pairs whose normal forms :func:`_nnf_build` reads."""
     op, args = node.op, node.args
+    if op in ("true", "false", "atom", "natom"):
+        return []
+    if op == "!":
+        return [(args[0], not negate)]
+    if op == "->":
+        return [(args[0], not negate), (args[1], negate)]
+    if op == "<->":
+        return [(a, g) for g in (False, True) for a in args]
+    if op in ("&", "|"):
+        return [(a, negate) for a in _junction_leaves(node)]
+    return [(a, negate) for a in args]
+
+
+def _junction_leaves(node: Node) -> list[Node]:
+    """Operands of the maximal same-operator ``&``/``|`` tree under ``node`` (iterative).
+
+    ``a & b & c`` parses as ``(a & b) & c``; normalizing the leaves at once keeps a conjunction
+    of n clauses linear instead of re-flattening every prefix.
+    """
+    leaves = node.cache.get("leaves")
+    if leaves is None:
+        leaves, stack = [], [node]
+        while stack:
+            n = stack.pop()
+            if n.op == node.op:
+                stack.extend(reversed(n.args))
+            else:
+                leaves.append(n)
+        node.cache["leaves"] = leaves
+    return leaves
+
+
+def _nnf_build(node: Node, negate: bool) -> Node:
+    """Negation normal form of ``node`` from its operands' (already cached) normal forms."""
+    op, args = node.op, node.args
+
+    def f(a: Node, neg: bool = False) -> Node:
+        return a.cache[("nnf", neg)]
+
     if op in ("true", "false"):
-        out = make("false" if (op == "true") == negate else "true")
-    elif op in ("atom", "natom"):
-        out = make(("natom" if negate else "atom") if op == "atom"
-                   else ("atom" if negate else "natom"), name=node.name)
-    elif op == "!":
-        out = nnf(args[0], not negate)
-    elif op in ("&", "|"):
+        return make("false" if (op == "true") == negate else "true")
+    if op in ("atom", "natom"):
+        return make(("natom" if negate else "atom") if op == "atom"
+                    else ("atom" if negate else "natom"), name=node.name)
+    if op == "!":
+        return f(args[0], not negate)
+    if op in ("&", "|"):
         conj = (op == "&") != negate
-        out = (mk_and if conj else mk_or)(nnf(a, negate) for a in args)
-    elif op == "->":
-        out = nnf(make("|", make("!", args[0]), args[1]), negate)
-    elif op == "<->":
+        return (mk_and if conj else mk_or)(f(a, negate) for a in _junction_leaves(node))
+    if op == "->":  # a -> b == !a | b
         a, b = args
-        same = mk_or([mk_and([nnf(a), nnf(b)]), mk_and([nnf(a, True), nnf(b, True)])])
-        diff = mk_or([mk_and([nnf(a), nnf(b, True)]), mk_and([nnf(a, True), nnf(b)])])
-        out = diff if negate else same
-    elif op in ("X", "WX", "F", "G"):
+        return (mk_and([f(a), f(b, True)]) if negate else mk_or([f(a, True), f(b)]))
+    if op == "<->":
+        a, b = args
+        same = mk_or([mk_and([f(a), f(b)]), mk_and([f(a, True), f(b, True)])])
+        diff = mk_or([mk_and([f(a), f(b, True)]), mk_and([f(a, True), f(b)])])
+        return diff if negate else same
+    if op in ("X", "WX", "F", "G"):
         dual = {"X": "WX", "WX": "X", "F": "G", "G": "F"}[op]
-        out = _mk_temporal(dual if negate else op, nnf(args[0], negate))
-    elif op in ("U", "R"):
+        return _mk_temporal(dual if negate else op, f(args[0], negate))
+    if op in ("U", "R"):
         dual = "R" if op == "U" else "U"
-        out = _mk_temporal(dual if negate else op, nnf(args[0], negate), nnf(args[1], negate))
-    elif op == "W":
+        return _mk_temporal(dual if negate else op, f(args[0], negate), f(args[1], negate))
+    if op == "W":
         a, b = args
         if negate:  # !(a W b) == !b U (!a & !b)
-            out = _mk_temporal("U", nnf(b, True), mk_and([nnf(a, True), nnf(b, True)]))
-        else:
-            out = _mk_temporal("R", nnf(b), mk_or([nnf(a), nnf(b)]))
-    else:
-        raise ValueError(f"unknown operator {op!r}")
-    node.cache[key] = out
-    return out
+            return _mk_temporal("U", f(b, True), mk_and([f(a, True), f(b, True)]))
+        return _mk_temporal("R", f(b), mk_or([f(a), f(b)]))
+    raise ValueError(f"unknown operator {op!r}")
 
 
 def dnf_or(a: DNF, b: DNF) -> DNF:
@@ -145,10 +199,15 @@ def dnf_and(a: DNF, b: DNF) -> DNF:
     return _absorb(t for t in terms if not _contradictory(t))
 
 
+REDUCE_MAX_PAIRS = 1 << 16
+"""Above this many conjunct pairs, terms are kept as they are: the entailment checks are an
+optimization (minimization merges equal states anyway) and cost quadratic time."""
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _reduce_term(term: frozenset[Node]) -> frozenset[Node]:
     """Drop conjuncts entailed by another conjunct (``F b`` beside ``F(a & F b)``)."""
-    if len(term) < 2:
+    if len(term) < 2 or len(term) ** 2 > REDUCE_MAX_PAIRS:
         return term
     rest = set(term)
     for x in sorted(term, key=lambda n: -n.uid):
@@ -160,7 +219,9 @@ def _reduce_term(term: frozenset[Node]) -> frozenset[Node]:
 @functools.lru_cache(maxsize=1 << 16)
 def _term_implies(t: frozenset[Node], k: frozenset[Node]) -> bool:
     """Whether conjunction ``t`` entails conjunction ``k`` (every ``k`` element shown)."""
-    return k <= t or all(any(implies(e, x) for e in t) for x in k)
+    if k <= t:
+        return True
+    return len(t) * len(k) <= REDUCE_MAX_PAIRS and all(any(implies(e, x) for e in t) for x in k)
 
 
 def _contradictory(term: frozenset[Node]) -> bool:
@@ -185,23 +246,45 @@ def _absorb(terms: Iterable[frozenset[Node]]) -> DNF:
 
 
 def dnf(node: Node) -> DNF:
-    """DNF of an NNF node over its elementary subformulas (cached on the node)."""
+    """DNF of an NNF node over its elementary subformulas (cached on the node; iterative)."""
     done = node.cache.get("dnf")
     if done is not None:
         return done
-    if node.op == "true":
-        out = DNF_TRUE
-    elif node.op == "false":
-        out = DNF_FALSE
-    elif node.op in ("&", "|"):
-        join = dnf_and if node.op == "&" else dnf_or
-        out = DNF_TRUE if node.op == "&" else DNF_FALSE
-        for a in node.args:
-            out = join(out, dnf(a))
-    else:
-        out = frozenset((frozenset((node,)),))
-    node.cache["dnf"] = out
-    return out
+    stack = [node]
+    while stack:
+        n = stack[-1]
+        if "dnf" in n.cache:
+            stack.pop()
+            continue
+        if n.op in ("&", "|"):
+            missing = [a for a in n.args if "dnf" not in a.cache]
+            if missing:
+                stack.extend(missing)
+                continue
+            parts = [a.cache["dnf"] for a in n.args]
+            if n.op == "&":  # single-term conjuncts merge in one union (linear in clauses)
+                if any(not p for p in parts):
+                    out = DNF_FALSE
+                else:
+                    union = frozenset().union(*(next(iter(p)) for p in parts if len(p) == 1))
+                    out = (DNF_FALSE if _contradictory(union)
+                           else frozenset((_reduce_term(union),)))
+                    for p in parts:
+                        if len(p) != 1:
+                            out = dnf_and(out, p)
+            else:
+                out = DNF_FALSE
+                for p in parts:
+                    out = dnf_or(out, p)
+        elif n.op == "true":
+            out = DNF_TRUE
+        elif n.op == "false":
+            out = DNF_FALSE
+        else:
+            out = frozenset((frozenset((n,)),))
+        n.cache["dnf"] = out
+        stack.pop()
+    return node.cache["dnf"]
 
 
 def from_dnf(terms: DNF) -> Node:

@@ -1,4 +1,4 @@
-"""LTLf syntax: tokenizer, precedence-climbing parser and hash-consed formula nodes.
+"""LTLf syntax: tokenizer, operator-precedence parser and hash-consed formula nodes.
 
 Usage: ``from planners.ltl_syntax import parse; node = parse("G(!a) & F(b & F c)")``
 
@@ -146,90 +146,82 @@ def _split_word(text: str, word: str, start: int, out: list[tuple[str, str, int]
         j = atom.end()
 
 
-class _Parser:
-    """Recursive-descent parser over the token list (one method per precedence level)."""
+_BINARY = {"<->": (0, False), "->": (1, True), "|": (2, False), "&": (3, False),
+           "U": (4, True), "R": (4, True), "W": (4, True)}  # op -> (level, right-associative)
+_BINARY_EXPECTED = "a binary operator (<-> -> | & U R W)"
 
-    def __init__(self, text: str):
-        self.text = text
-        self.toks = _tokens(text)
-        self.i = 0
 
-    def peek(self) -> tuple[str, str, int] | None:
-        return self.toks[self.i] if self.i < len(self.toks) else None
+def _parse_tokens(text: str, toks: list[tuple[str, str, int]]) -> Node:
+    """Operator-precedence parsing with explicit stacks (no recursion: any depth parses).
 
-    def fail(self, expected: str) -> LTLSyntaxError:
-        tok = self.peek()
+    ``ops`` holds pending unary operators, binary operators and open parentheses (``"("``
+    with its position); ``vals`` holds finished operands. A binary operator first applies the
+    pending operators that bind at least as tightly (strictly, for right-associative ones).
+    """
+    vals: list[Node] = []
+    ops: list[tuple[str, str, int]] = []  # (kind: "unary" | "binary" | "paren", value, pos)
+
+    def reduce_top() -> None:
+        kind, op, _ = ops.pop()
+        if kind == "unary":
+            vals.append(make(op, vals.pop()))
+        else:
+            right = vals.pop()
+            vals.append(make(op, vals.pop(), right))
+
+    def fail(i: int, expected: str) -> LTLSyntaxError:
+        if i >= len(toks):
+            return LTLSyntaxError(text, len(text), expected)
+        return LTLSyntaxError(text, toks[i][2], expected, toks[i][1])
+
+    i, operand, depth = 0, True, 0  # operand: an operand, unary operator or '(' comes next
+    while True:
+        tok = toks[i] if i < len(toks) else None
+        if operand:
+            if tok is None:
+                raise fail(i, _OPERAND_EXPECTED)
+            kind, value, pos = tok
+            if kind in ("sym", "op") and value in UNARY:
+                ops.append(("unary", value, pos))
+            elif kind == "sym" and value == "(":
+                ops.append(("paren", "(", pos))
+                depth += 1
+            elif kind == "atom":
+                vals.append(make("atom", name=value))
+                operand = False
+            elif kind == "const":
+                vals.append(make(value))
+                operand = False
+            else:
+                raise fail(i, _OPERAND_EXPECTED)
+            i += 1
+            continue
+        open_paren = depth > 0
         if tok is None:
-            return LTLSyntaxError(self.text, len(self.text), expected)
-        return LTLSyntaxError(self.text, tok[2], expected, tok[1])
-
-    def accept(self, *values: str) -> str | None:
-        tok = self.peek()
-        if tok is not None and tok[0] in ("sym", "op") and tok[1] in values:
-            self.i += 1
-            return tok[1]
-        return None
-
-    def parse(self) -> Node:
-        node = self.iff()
-        if self.peek() is not None:
-            raise self.fail("a binary operator (<-> -> | & U R W) or end of input")
-        return node
-
-    def iff(self) -> Node:
-        node = self.implies()
-        while self.accept("<->"):
-            node = make("<->", node, self.implies())
-        return node
-
-    def implies(self) -> Node:
-        node = self.disjunction()
-        if self.accept("->"):
-            node = make("->", node, self.implies())
-        return node
-
-    def disjunction(self) -> Node:
-        node = self.conjunction()
-        while self.accept("|"):
-            node = make("|", node, self.conjunction())
-        return node
-
-    def conjunction(self) -> Node:
-        node = self.temporal()
-        while self.accept("&"):
-            node = make("&", node, self.temporal())
-        return node
-
-    def temporal(self) -> Node:
-        node = self.unary()
-        op = self.accept(*BINARY_TEMPORAL)
-        if op:
-            node = make(op, node, self.temporal())
-        return node
-
-    def unary(self) -> Node:
-        op = self.accept(*UNARY)
-        if op:
-            return make(op, self.unary())
-        return self.primary()
-
-    def primary(self) -> Node:
-        tok = self.peek()
-        if tok is None:
-            raise self.fail(_OPERAND_EXPECTED)
-        kind, value, _ = tok
-        if kind == "atom":
-            self.i += 1
-            return make("atom", name=value)
-        if kind == "const":
-            self.i += 1
-            return make(value)
-        if self.accept("("):
-            node = self.iff()
-            if not self.accept(")"):
-                raise self.fail("')' or a binary operator (<-> -> | & U R W)")
-            return node
-        raise self.fail(_OPERAND_EXPECTED)
+            if open_paren:
+                raise fail(i, f"')' or {_BINARY_EXPECTED}")
+            while ops:
+                reduce_top()
+            return vals[0]
+        kind, value, pos = tok
+        if kind in ("sym", "op") and value in _BINARY:
+            level, right = _BINARY[value]
+            while ops and ops[-1][0] != "paren" and (
+                    ops[-1][0] == "unary" or _BINARY[ops[-1][1]][0] > level
+                    or (_BINARY[ops[-1][1]][0] == level and not right)):
+                reduce_top()
+            ops.append(("binary", value, pos))
+            operand = True
+        elif kind == "sym" and value == ")" and open_paren:
+            while ops[-1][0] != "paren":
+                reduce_top()
+            ops.pop()
+            depth -= 1
+        elif open_paren:
+            raise fail(i, f"')' or {_BINARY_EXPECTED}")
+        else:
+            raise fail(i, f"{_BINARY_EXPECTED} or end of input")
+        i += 1
 
 
 def parse(text: str) -> Node:
@@ -247,7 +239,7 @@ def parse(text: str) -> Node:
     """
     if not isinstance(text, str):
         raise TypeError(f"formula text must be a str, got {type(text).__name__}")
-    return _Parser(text).parse()
+    return _parse_tokens(text, _tokens(text))
 
 
 _LEVEL = {"<->": 0, "->": 1, "|": 2, "&": 3, "U": 4, "R": 4, "W": 4}
@@ -259,19 +251,37 @@ def to_text(node: Node) -> str:
     Operands of binary operators are parenthesized unless they are atoms, constants or
     unary applications, so the output relies on no precedence rule; an n-ary ``&``/``|``
     of negation normal form reads back as the equivalent left-nested binary tree.
+    Iterative, so formulas of any depth render.
     """
-    op = node.op
-    if op in ("true", "false"):
-        return op
-    if op == "atom":
-        return node.name
-    if op == "natom":
-        return "!" + node.name
-    if op in UNARY:
-        return f"{op}{'' if op == '!' else ' '}{_operand(node.args[0])}"
-    return f" {op} ".join(_operand(a) for a in node.args)
+    out: list[str] = []
+    stack: list[Node | str] = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        op = item.op
+        if op in ("true", "false"):
+            out.append(op)
+        elif op == "atom":
+            out.append(item.name)
+        elif op == "natom":
+            out.append("!" + item.name)
+        elif op in UNARY:
+            out.append(op if op == "!" else op + " ")
+            stack.extend(_operand(item.args[0]))
+        else:
+            parts: list[Node | str] = []
+            for k, a in enumerate(item.args):
+                if k:
+                    parts.append(f" {op} ")
+                parts.extend(_operand(a)[::-1])
+            stack.extend(reversed(parts))
+    return "".join(out)
 
 
-def _operand(node: Node) -> str:
-    text = to_text(node)
-    return text if node.op in ("true", "false", "atom", "natom", *UNARY) else f"({text})"
+def _operand(node: Node) -> list[Node | str]:
+    """Stack items (pushed in this order) rendering ``node`` as an operand."""
+    if node.op in ("true", "false", "atom", "natom", *UNARY):
+        return [node]
+    return [")", node, "("]

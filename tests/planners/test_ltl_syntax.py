@@ -96,10 +96,13 @@ def test_syntax_errors_carry_position_expected_and_caret(text, position, expecte
     assert caret_line == "  " + " " * position + "^"
 
 
-def test_deep_nesting_is_a_syntax_error_not_a_crash():
-    with pytest.raises(LTLSyntaxError):
-        LTLf("(" * 5000 + "a" + ")" * 5000)
+def test_deep_nesting_parses():
+    """The parser is iterative: nesting depth is not limited by Python's recursion limit."""
+    assert LTLf("(" * 5000 + "a" + ")" * 5000) == LTLf("a")
     assert LTLf("(" * 50 + "a" + ")" * 50).atoms == {"a"}
+    with pytest.raises(LTLSyntaxError) as info:
+        LTLf("(" * 5000 + "a" + ")" * 4999)
+    assert info.value.position == 10_000 and "')'" in info.value.expected
 
 
 def test_non_string_is_a_type_error():
