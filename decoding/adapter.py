@@ -5,8 +5,11 @@ returning an object with ``.logits`` ``[B, T, V]`` and ``.cache``. transformers 
 ``past_key_values=`` / ``.past_key_values`` to ``cache=`` / ``.cache`` in the 5.2x series (the old
 names still work there with a deprecation warning until 5.40 and are the only names before).
 :data:`USES_CACHE_KWARG` picks the form from the installed version: ``cache=`` from 5.24,
-the release this was tested against, else ``past_key_values=``, which every release before
-5.40 accepts. The output's cache is read from ``.cache`` and else ``.past_key_values``.
+else ``past_key_values=``, which every release before 5.40 accepts (5.17 silently
+ignores an unknown ``cache=``, so the choice matters). The output's cache is read from ``.cache``
+and else ``.past_key_values``. Both paths are tested: ``cache=`` on the version CI installs,
+``past_key_values=`` on the oldest version pyproject allows (5.17, the lent GPU machines'
+release; ``tests/test_install.py``).
 Positions are implied by the cache length, so no ``position_ids`` or ``attention_mask`` are
 passed: every row of a batch has the same length (no padding inside the prompt).
 
@@ -34,7 +37,7 @@ def _transformers_version() -> tuple[int, int]:
         return (0, 0)
 
 
-#: ``True`` when the installed transformers takes ``cache=`` (5.24 and later, as tested).
+#: ``True`` when the installed transformers takes ``cache=`` (5.24 and later).
 USES_CACHE_KWARG: bool = _transformers_version() >= (5, 24)
 
 
