@@ -15,14 +15,16 @@ from planners.check import (
     check_plan,
     shortest_plan,
 )
-from planners.planner import Plan, Planner
+from planners.planner import Plan, Planner, PromptTooLongError
 
 __all__ = [
+    "ConstraintConflictError",
     "LTLLogitsProcessor",
     "Plan",
     "PlanCheck",
     "Planner",
     "ProductGraph",
+    "PromptTooLongError",
     "UnknownAtomError",
     "UnsatisfiableSpecError",
     "check_plan",
@@ -31,9 +33,9 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    """Load ``LTLLogitsProcessor`` (which imports torch and transformers) on first access."""
-    if name == "LTLLogitsProcessor":
-        from planners.constrained import LTLLogitsProcessor
+    """Load the names of ``planners.constrained`` (torch, transformers) on first access."""
+    if name in ("LTLLogitsProcessor", "ConstraintConflictError"):
+        from planners import constrained
 
-        return LTLLogitsProcessor
+        return getattr(constrained, name)
     raise AttributeError(f"module 'planners' has no attribute {name!r}")

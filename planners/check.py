@@ -12,6 +12,7 @@ state from which the spec is unreachable.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -113,6 +114,36 @@ class ProductGraph:
                              key=lambda sn: self.dist[sn[1]])
             plan.append(step)
         return plan
+
+
+def token_distances(graph: ProductGraph, cost: dict[str, int], max_steps: int | None
+                    ) -> list[dict[tuple, int]]:
+    """Fewest step tokens from each product node to acceptance, within k steps, for each k.
+
+    ``layers[k][node]`` is the fewest tokens (the sum of ``cost[step]`` over the steps taken)
+    of a path of at most ``k`` steps from ``node`` to an accepting product node (absent: none).
+    Layers stop at ``max_steps`` or where they stop changing (the last layer then holds for
+    every larger ``k``): a Bellman-Ford relaxation, ``O(max_steps x edges)``.
+    """
+    live = graph.dist
+    layer = {n: 0 for n, d in live.items() if d == 0}
+    layers = [layer]
+    edges = [(n, [(cost[s], m) for s, m in graph.succ[n] if m in live]) for n in live]
+    while max_steps is None or len(layers) <= max_steps:
+        nxt = {}
+        for n, out in edges:
+            best = layer.get(n, math.inf)
+            for c, m in out:
+                d = layer.get(m)
+                if d is not None and c + d < best:
+                    best = c + d
+            if best < math.inf:
+                nxt[n] = best
+        if nxt == layer:
+            break
+        layers.append(nxt)
+        layer = nxt
+    return layers
 
 
 def shortest_plan(domain: SymbolicDomain, ltl, start: Hashable) -> list[str] | None:

@@ -34,7 +34,7 @@ from typing import NamedTuple
 import torch
 from transformers import LogitsProcessor
 
-from planners.check import ProductGraph
+from planners.check import ProductGraph, token_distances
 from planners.plan_text import StepTrie
 
 
@@ -59,36 +59,6 @@ class _Walk(NamedTuple):
     steps: int
     status: str
     start: int = 0
-
-
-def token_distances(graph: ProductGraph, cost: dict[str, int], max_steps: int | None
-                    ) -> list[dict[tuple, int]]:
-    """Fewest step tokens from each product node to acceptance, within k steps, for each k.
-
-    ``layers[k][node]`` is the fewest tokens (the sum of ``cost[step]`` over the steps taken)
-    of a path of at most ``k`` steps from ``node`` to an accepting product node (absent: none).
-    Layers stop at ``max_steps`` or where they stop changing (the last layer then holds for
-    every larger ``k``): a Bellman-Ford relaxation, ``O(max_steps x edges)``.
-    """
-    live = graph.dist
-    layer = {n: 0 for n, d in live.items() if d == 0}
-    layers = [layer]
-    edges = [(n, [(cost[s], m) for s, m in graph.succ[n] if m in live]) for n in live]
-    while max_steps is None or len(layers) <= max_steps:
-        nxt = {}
-        for n, out in edges:
-            best = layer.get(n, math.inf)
-            for c, m in out:
-                d = layer.get(m)
-                if d is not None and c + d < best:
-                    best = c + d
-            if best < math.inf:
-                nxt[n] = best
-        if nxt == layer:
-            break
-        layers.append(nxt)
-        layer = nxt
-    return layers
 
 
 class LTLLogitsProcessor(LogitsProcessor):
@@ -142,9 +112,17 @@ class LTLLogitsProcessor(LogitsProcessor):
 
     @property
     def layers(self) -> list[dict[tuple, int]]:
-        """:func:`token_distances` of the graph with this trie's step costs (computed once)."""
+        """:func:`token_distances` of the graph with this trie's step costs.
+
+        Computed once per graph, step costs and step budget (kept on the graph, so processors
+        of later plans from the same product graph reuse it).
+        """
         if self._layers is None:
-            self._layers = token_distances(self.graph, self.cost, self.max_steps)
+            memo = self.graph.__dict__.setdefault("_token_layers", {})
+            key = (tuple(sorted(self.cost.items())), self.max_steps)
+            if key not in memo:
+                memo[key] = token_distances(self.graph, self.cost, self.max_steps)
+            self._layers = memo[key]
         return self._layers
 
     def fewest_tokens(self, node: tuple, steps: int | None = None) -> float:
