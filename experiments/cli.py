@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "envs.cli",
     "vla.cli",
     "planners.cli",
+    "experiments.eval_planner",
     "policies.cli",
     "experiments.commands",
     "experiments.compare",

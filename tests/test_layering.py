@@ -2,8 +2,8 @@
 
 ``experiments → policies → vla → decoding``; ``policies → envs``; ``vla → envs`` (the dataset
 reader only); ``planners → decoding, envs``; ``decoding`` and ``envs`` import nothing of ours.
-A package's CLI modules (``cli.py``, ``*_cli.py``) belong to the one typer app of
-``experiments`` and may also use its result helpers (``experiments.provenance``).
+A package's CLI modules (``cli.py``, ``*_cli.py``) follow the same rules: commands that write
+result files with provenance live in ``experiments``.
 """
 
 import ast
@@ -33,12 +33,9 @@ def _imports(path: Path) -> set[str]:
     return {n for n in names if n.split(".")[0] in OURS}
 
 
-CLI_EXTRA = {"experiments.provenance"}
-
-
-def _allowed(package: str, name: str, cli: bool = False) -> bool:
+def _allowed(package: str, name: str) -> bool:
     """Whether ``package`` may import ``name`` (its own modules, or an allowed prefix)."""
-    allowed = ALLOWED[package] | (CLI_EXTRA if cli else set())
+    allowed = ALLOWED[package]
     return name.split(".")[0] == package or any(
         name == a or name.startswith(a + ".") for a in allowed)
 
@@ -47,7 +44,6 @@ def _allowed(package: str, name: str, cli: bool = False) -> bool:
 def test_packages_import_only_what_the_design_allows(package):
     bad = []
     for path in sorted((ROOT / package).rglob("*.py")):
-        cli = path.name == "cli.py" or path.name.endswith("_cli.py")
         bad += [f"{path.relative_to(ROOT)} imports {n}" for n in sorted(_imports(path))
-                if not _allowed(package, n, cli)]
+                if not _allowed(package, n)]
     assert not bad, "\n".join(bad)

@@ -6,7 +6,7 @@ import pytest
 @pytest.mark.slow
 def test_mask_overhead_benchmark(bpe_tokenizer, gpt2_bpe):
     from envs.symbolic import generate_tasks
-    from planners.evaluate import mask_benchmark
+    from experiments.eval_planner import mask_benchmark
     from planners.planner import Planner
 
     tasks = generate_tasks("drone_nav", 5, seed=0)

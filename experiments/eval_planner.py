@@ -12,37 +12,20 @@ token. A mask micro-benchmark at a 50k vocabulary replays reference plans throug
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
+
+from decoding.threads import DEFAULT_CPU_THREADS
 from envs.symbolic import generate_tasks, make_domain
+from experiments.provenance import provenance, write_json_atomic
+from experiments.stats import mcnemar_counts, wilson_interval
 from planners.check import check_plan, shortest_plan
 from planners.plan_text import encode, format_plan, format_prompt
 from planners.planner import Plan, Planner
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a rate ``k / n``."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    denom = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, mid - half), min(1.0, mid + half))
-
-
-def mcnemar_exact(only_a: int, only_b: int) -> float:
-    """Two-sided exact McNemar p-value from the discordant pair counts (binomial, p=1/2)."""
-    n = only_a + only_b
-    if n == 0:
-        return 1.0
-    k = min(only_a, only_b)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-    return min(1.0, 2 * tail)
 
 
 def paired(rows: list[dict[str, Any]], a: str, b: str, key: str) -> dict[str, Any]:
@@ -51,7 +34,8 @@ def paired(rows: list[dict[str, Any]], a: str, b: str, key: str) -> dict[str, An
     vb = {r["task"]: bool(r[key]) for r in rows if r["method"] == b}
     only_a = sum(va[t] and not vb[t] for t in va if t in vb)
     only_b = sum(vb[t] and not va[t] for t in va if t in vb)
-    return {"only_" + a: only_a, "only_" + b: only_b, "p": mcnemar_exact(only_a, only_b)}
+    p = mcnemar_counts(only_a, only_b, method="exact")
+    return {"only_" + a: only_a, "only_" + b: only_b, "p": p}
 
 
 def _selp_plan(planner: Planner, task) -> Plan:
@@ -174,7 +158,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"n": n}
     for key in ("safe", "success", "valid"):
         k = sum(bool(r[key]) for r in rows)
-        out[key] = {"rate": k / max(n, 1), "k": k, "ci95": wilson(k, n)}
+        ci = wilson_interval(k, n) if n else (0.0, 1.0)
+        out[key] = {"rate": k / max(n, 1), "k": k, "ci95": ci}
     effs = [r["efficiency"] for r in rows if r["efficiency"] is not None]
     out["efficiency"] = statistics.mean(effs) if effs else None
     tokens = sum(r["new_tokens"] or 0 for r in rows)
@@ -217,3 +202,43 @@ def markdown(result: dict[str, Any]) -> str:
               f"({b['selp_cpu_us']:.1f}). The selp row's mask column also counts its automaton "
               "checks; its tokens/s pays for re-encoding the prompt at every token."]
     return "\n".join(lines)
+
+
+def write_results(result: dict[str, Any], out: Path, threads: int) -> list[Path]:
+    """Write ``<domain>_<split>_seed<seed>[_sampled].json`` (with provenance) and ``.md``."""
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{result['domain']}_{result['split']}_seed{result['seed']}"
+    if result["decoding"].startswith("sampling"):
+        stem += "_sampled"
+    js, md = out / f"{stem}.json", out / f"{stem}.md"
+    write_json_atomic(js, {**result, "provenance": provenance(threads=threads)})
+    md.write_text(result["markdown"] + "\n\nCPU timings are noisy (shared 2-core machine, "
+                  f"{threads} torch thread(s)).\n")
+    return [js, md]
+
+
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    """Add ``robodecode eval-planner``."""
+
+    @app.command("eval-planner")
+    def eval_planner(
+        domain: Annotated[str, typer.Option(help="drone_nav or blocks_world")] = "drone_nav",
+        tasks: Annotated[int, typer.Option(help="Number of generated tasks N")] = 50,
+        seed: Annotated[int, typer.Option(help="Task seed S")] = 0,
+        split: Annotated[str, typer.Option(help="train or heldout")] = "train",
+        model: Annotated[Path | None, typer.Option(
+            help="LM folder (default: the shipped planners/default_lm/<domain>)")] = None,
+        sample: Annotated[bool, typer.Option(help="Sample (T=1) instead of greedy")] = False,
+        out: Annotated[Path | None, typer.Option(
+            help="Output folder (default scratch/planner_eval; committed results: "
+                 "experiments/results/planner)")] = None,
+        threads: Annotated[int, typer.Option(help="torch CPU threads")] = DEFAULT_CPU_THREADS,
+    ) -> None:
+        """Compare unconstrained, LTL-constrained and SELP-style decoding on generated tasks."""
+        import torch
+
+        torch.set_num_threads(threads)
+        result = evaluate(domain, tasks, seed, split, model_dir=model, sample=sample)
+        paths = write_results(result, out or Path("scratch") / "planner_eval", threads=threads)
+        typer.echo(result["markdown"])
+        typer.echo(f"wrote {', '.join(str(p) for p in paths)}")
