@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from experiments.compare_config import CompareConfig
 
 _GREEN, _RED, _GREY = (40, 200, 60), (220, 40, 40), (90, 90, 90)
 _LABEL_H = 14  # pixels of the label band above each panel
@@ -56,12 +59,12 @@ def tile(frames: dict[str, np.ndarray], status: dict[str, bool | None], title: s
     return np.concatenate([np.asarray(band), grid], axis=0)
 
 
-def write_videos(cfg: Any, sets: dict[int, Path], runs: dict[str, Any], out: Path,
+def write_videos(cfg: CompareConfig, sets: dict[int, Path], runs: dict[str, Any], out: Path,
                  log=print) -> list[dict[str, Any]]:
     """Replay and tile the first ``cfg.videos`` train episodes; returns one entry per seed.
 
     Args:
-        cfg: The :class:`~experiments.compare.CompareConfig`.
+        cfg: The comparison's settings (``decoders``, ``train_seeds``, ``videos``, ``k``, ...).
         sets: Training seed -> checkpoint set.
         runs: ``runs[decoder]["train"][training seed]`` eval summaries (for ``matches_eval``).
         out: Results folder; videos go to ``out/videos/``.
@@ -71,13 +74,12 @@ def write_videos(cfg: Any, sets: dict[int, Path], runs: dict[str, Any], out: Pat
     import torch
 
     import envs  # noqa: F401 - registers the ids
-    from experiments.compare import SEED_STRIDE
     from experiments.eval_summary import write_video
     from policies.rollout import control_dt, rollout
     from policies.vla_policy import VLAPolicy
 
     first = cfg.train_seeds[0]
-    seeds = [cfg.seed + SEED_STRIDE * first + i for i in range(cfg.videos)]
+    seeds = [cfg.env_seed(first) + i for i in range(cfg.videos)]
     env = gym.make(cfg.env_id, render_mode="rgb_array")
     fps = env.metadata.get("render_fps") or 1.0 / control_dt(env)
     threads = torch.get_num_threads()

@@ -245,7 +245,7 @@ def test_chunk_timing_interleaves_decoders_on_the_same_observations():
 
 
 def test_plot_labels_of_close_points_do_not_overlap():
-    from experiments.compare_report import _label_offset
+    from experiments.compare_plot import _label_offset
 
     placed: list[tuple[float, float]] = []
     # three decoders at nearly the same ms and success, one of them near the top of the axis
@@ -381,13 +381,13 @@ def test_shipped_passes_come_from_a_rerun_when_the_pooled_file_predates_them():
 def test_shipped_seed_is_found_by_content_hash(tmp_path, monkeypatch):
     import hashlib
 
-    from experiments import compare
+    from experiments import compare, compare_shipped
 
     folder = tmp_path / "TabletopPickPlace-v0" / "seed0" / "ar"
     folder.mkdir(parents=True)
     (folder / "config.json").write_text("{}")
     (folder / "model.safetensors").write_bytes(b"weights")
-    monkeypatch.setattr(compare, "SHIPPED", tmp_path)
+    monkeypatch.setattr(compare_shipped, "SHIPPED", tmp_path)
     digest = hashlib.sha1(b"weights").hexdigest()[:12]
     env = "robodecode/TabletopPickPlace-v0"
     assert compare.shipped_seed(env, {"0": {"ar": digest}, "1": {"ar": digest}}) == 0
