@@ -1,0 +1,124 @@
+"""Smoke tests of ``experiments/studies``: each study runs on a tiny setting.
+
+Studies that only re-analyse committed files reproduce the committed numbers exactly.
+"""
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments.evaluate import EPISODES_FILE
+from experiments.studies import (
+    ar_noise_paired,
+    ee_resweep,
+    failure_modes,
+    prefix_swap_probe,
+    selection,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "experiments" / "results"
+SHIPPED = ROOT / "experiments" / "checkpoints" / "TabletopPickPlace-v0" / "seed0"
+
+
+def test_every_study_starts_with_its_usage_line():
+    for path in sorted((ROOT / "experiments" / "studies").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        doc = ast.get_docstring(ast.parse(path.read_text()))
+        assert doc.startswith(f"python -m experiments.studies.{path.stem}"), path.name
+
+
+def test_ar_noise_paired_reproduces_the_committed_file(tmp_path):
+    out = tmp_path / "paired.json"
+    result = ar_noise_paired.main(["--out", str(out)])
+    assert result == json.loads((RESULTS / "ar-input-noise" / "paired.json").read_text())
+    vs = result["vs_reference"]
+    assert result["episodes"] == 600 and result["reference"] == "ar (0.8 AR set)"
+    assert (vs["ar (0.4 AR set)"]["only_reference"], vs["ar (0.4 AR set)"]["only_other"]) == \
+        (101, 46)
+    assert vs["ar (0.4 AR set)"]["p_value"] == pytest.approx(4.805e-6, rel=1e-3)
+    assert vs["oft (0.4 AR set)"]["p_value"] == pytest.approx(0.3594, rel=1e-3)
+    assert result["success"]["ar (0.4 AR set)"] == 78.0
+
+
+def _fake_run(folder: Path, outcomes: list[bool], passes: float) -> None:
+    folder.mkdir(parents=True)
+    folder.joinpath(EPISODES_FILE).write_text("".join(
+        json.dumps({"episode": i, "seed": 7000 + i, "success": ok, "chunk_nfe": [passes]}) + "\n"
+        for i, ok in enumerate(outcomes)))
+
+
+def test_selection_pools_seeds_and_pairs_episodes(tmp_path):
+    for seed in (0, 1):
+        _fake_run(tmp_path / f"ref-s{seed}", [True, True, False, False], 32)
+        _fake_run(tmp_path / f"new-s{seed}", [True, False, True, True], 2.5)
+    out = tmp_path / "sel.json"
+    result = selection.main([str(tmp_path), "--variant", "ref=ref-s{seed}", "--variant",
+                             "new=new-s{seed}", "--seeds", "0", "1", "--out", str(out)])
+    assert json.loads(out.read_text()) == result
+    ref, new = result["variants"]
+    assert (ref["pc_success"], new["pc_success"], new["per_seed"]) == (50.0, 75.0, [75.0, 75.0])
+    assert (ref["episodes"], new["nfe_per_chunk"]) == (4, 2.5)  # env seeds shared by training seeds
+    assert result["vs_reference"]["new"]["only_reference"] == 1
+    assert result["vs_reference"]["new"]["only_other"] == 2
+    with pytest.raises(SystemExit):
+        selection.main([str(tmp_path), "--preset", "cjacobi", "--variant", "a=b"])
+    with pytest.raises(FileNotFoundError):
+        selection.main([str(tmp_path), "--preset", "cjacobi", "--out", str(out)])
+
+
+def test_failure_modes_replays_a_committed_episode(tmp_path):
+    committed = json.loads((RESULTS / "failure-modes" / "ar_failed_seeds_flow2.jsonl")
+                           .read_text().splitlines()[0])
+    out = tmp_path / "rows.jsonl"
+    (row,) = failure_modes.main([str(SHIPPED), "flow@2", str(committed["seed"]),
+                                 "--out", str(out)])
+    assert json.loads(out.read_text()) == row
+    assert row.keys() == committed.keys()
+    assert (row["success"], row["target"]) == (committed["success"], committed["target"])
+
+
+def test_prefix_swap_probe_on_the_shipped_oft_head(tmp_path):
+    committed = json.loads((RESULTS / "instruction-grounding" / "probe_shipped_oft.json")
+                           .read_text())
+    out = tmp_path / "probe.json"
+    result = prefix_swap_probe.main([str(SHIPPED / "oft"), "--obs-seeds", "2000-2003",
+                                     "--heading-seeds", "100-101", "--out", str(out)])
+    assert json.loads(out.read_text()) == result
+    assert result["swap"].keys() == committed["swap"].keys()
+    # the image tokens move the chunk most, the language token least (it acts through FiLM)
+    assert max(result["swap"], key=result["swap"].get) == "image grid tokens"
+    assert min(result["swap"], key=result["swap"].get) == "language token"
+    assert result["target_heading_seeds_100_101"]["steps"] == 16
+
+
+def test_ee_resweep_on_a_tiny_archive(tmp_path):
+    from vla.checkpoint import from_pretrained
+
+    model = from_pretrained(SHIPPED / "ar")
+    cfg, n = model.config, 6
+    rng = np.random.default_rng(0)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    np.savez(archive / "chunks_all.npz",
+             image=rng.integers(0, 255, (n, cfg.image_size, cfg.image_size, 3), dtype=np.uint8),
+             state=rng.normal(size=(n, cfg.state_dim)).astype(np.float32),
+             actions=rng.uniform(-0.5, 0.5, (n, cfg.horizon, cfg.action_dim)).astype(np.float32),
+             is_pad=np.zeros((n, cfg.horizon), bool), instr_index=np.zeros(n, np.int64),
+             episode=np.arange(n))
+    archive.joinpath("chunks_meta.json").write_text(json.dumps(
+        {"instructions": [model.instructions.instructions[0]]}))
+    sets = tmp_path / "sets"
+    sets.mkdir()
+    (sets / "seed0").symlink_to(SHIPPED, target_is_directory=True)
+    out = tmp_path / "ee.json"
+    result = ee_resweep.main([str(archive), str(sets), str(sets), "--seeds", "0", "--items", "2",
+                              "--out", str(out)])
+    row = json.loads(out.read_text())["seeds"]["0"]
+    assert result["items"] == 2 and row["mixed"]["shipped_rule"] == "max2"
+    same = {k: v for k, v in row["mixed"].items() if k != "curve"}  # the curve holds timings
+    assert row["plain"].items() >= same.items() and row["mixed"]["shipped_rule_nfe"] == 2.0
