@@ -131,6 +131,9 @@ def test_markdown_and_plot_are_written(tmp_path):
     assert "McNemar ar vs oft" in text
     assert "requirement" not in text.lower() and "PASS" not in text
     assert (tmp_path / "compare.png").read_bytes()[:4] == b"\x89PNG"
+    result["rows"] = [decoder_row(d, runs["ar"]) for d in ("flow@2", "flow@5", "diffusion@4")]
+    plot(result, tmp_path / "steps.png")  # with the success-vs-steps panel
+    assert (tmp_path / "steps.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.slow
@@ -245,17 +248,35 @@ def test_chunk_timing_interleaves_decoders_on_the_same_observations():
         chunk_timing(SHIPPED / "TabletopPickPlace-v0" / "seed0", ("ar",), calls=2, rounds=3)
 
 
-def test_plot_labels_of_close_points_do_not_overlap():
-    from experiments.compare_plot import _label_offset
+def test_plot_labels_of_close_points_do_not_overlap_and_the_axis_fits_the_data():
+    import matplotlib
 
-    placed: list[tuple[float, float]] = []
-    # three decoders at nearly the same ms and success, one of them near the top of the axis
-    offsets = [_label_offset(1.66, 96.0, placed), _label_offset(1.67, 96.0, placed),
-               _label_offset(1.68, 96.0, placed)]
-    assert len(set(offsets)) == 3
-    assert all(96.0 + dy * 0.4 <= 100 for dy in offsets)
-    # a point far away in ms keeps the default place
-    assert _label_offset(2.5, 96.0, placed) == 4
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    from experiments.compare_plot import family_colours, place_labels, y_limits
+
+    rows = [{"decoder": d, "ms_per_chunk": ms, "pc_success": pc, "ci_low": pc - 5,
+             "ci_high": pc + 5, "latency_aware_pc_success": pc - 20}
+            for d, ms, pc in (("cjacobi+ee", 19.7, 89.0), ("diffusion@2", 20.2, 86.0),
+                              ("flow@2", 18.0, 87.0), ("jacobi+ee", 20.0, 88.0))]
+    low, high = y_limits(rows)
+    assert 55 < low < 66 and 94 < high <= 102  # not 0-100: the data and their intervals
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.set_xscale("log")
+    ax.set_xlim(15, 25)
+    ax.set_ylim(low, high)
+    fig.canvas.draw()
+    labels = place_labels(ax, [(r["ms_per_chunk"], r["pc_success"], r["decoder"])
+                               for r in rows], [])
+    renderer = fig.canvas.get_renderer()
+    boxes = [Text.get_window_extent(a, renderer) for a in labels]
+    assert [a.get_text() for a in labels] == [r["decoder"] for r in rows]
+    assert not any(boxes[i].overlaps(boxes[j]) for i in range(4) for j in range(i + 1, 4))
+    plt.close(fig)
+    colours = family_colours()
+    assert colours["AR"] != colours["flow"] and len(set(colours.values())) == len(colours)
 
 
 @pytest.mark.parametrize(("cj", "only", "p", "verdict"), [
