@@ -231,7 +231,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         sample: Annotated[bool, typer.Option(help="Sample (T=1) instead of greedy")] = False,
         out: Annotated[Path | None, typer.Option(
             help="Output folder (default scratch/planner_eval; committed results: "
-                 "experiments/results/planner)")] = None,
+                 "experiments/results/planner-ltl)")] = None,
         threads: Annotated[int, typer.Option(help="torch CPU threads")] = DEFAULT_CPU_THREADS,
     ) -> None:
         """Compare unconstrained, LTL-constrained and SELP-style decoding on generated tasks."""

@@ -67,14 +67,14 @@ class DistillConfig:
         keep_input_noise: Corrupt the AR term's teacher-forced inputs with the teacher's own
             ``ar_input_noise``, as in its training. Off: with it (and ``augment_shift=4``) the
             students of the shipped teachers did worse closed loop, 80.0% against 87.3%
-            (``experiments/results/vla/session5/``).
+            (``experiments/results/cjacobi-selection/``).
         augment_shift: Random-shift image augmentation in pixels (0 disables it).
         teacher_mix: After training, move the student's weights this far back towards the
             teacher's: (1 - m) x student + m x teacher (WiSE-FT weight-space interpolation,
             Wortsman et al. 2022); the early-exit sweep then runs on the mixed student. 0 keeps
             the trained student. The shipped default task uses 0.5: on selection seeds its
             students reach 89.7% against 87.3% unmixed at the same passes
-            (``experiments/results/vla/SUMMARY.md``, session 5).
+            (``experiments/results/cjacobi-selection/``).
     """
 
     steps: int = 1500
