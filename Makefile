@@ -1,5 +1,5 @@
 # robodecode: two commands do everything on a fresh machine.
-#   make demo   create .venv, install, run the main job
+#   make demo   create .venv, install, run the main job as a short smoke run
 #   make test   create .venv, install, run the test suite (tests marked `slow` excluded)
 PY ?= python3.11
 VENV := .venv
@@ -28,9 +28,13 @@ mona:
 	  && (apt-get update -qq >/dev/null 2>&1; apt-get install -y -qq mona >/dev/null 2>&1) \
 	  || echo "warning: could not install mona; LTL differential tests will skip (fail under CI=true)"; }
 
-# The main job: every decoder on the shipped checkpoints, a short run (~8 min on 2 cores);
-# writes to scratch/compare (git-ignored), never over committed results.
+# The main job as a short smoke run: every decoder on the shipped checkpoints, 2 episodes per
+# decoder and condition (~8 min on 2 cores; the committed comparison pools far more). One
+# progress bar counts the finished episodes of the whole comparison (decoders x conditions x
+# episodes). Writes to scratch/compare (git-ignored), never over committed results.
 demo: $(STAMP)
+	@echo "make demo: a short smoke run (every decoder, 2 episodes per decoder and condition," \
+	  "~8 min on 2 cores); its numbers are not the committed results (experiments/results/)."
 	MUJOCO_GL=egl $(BIN)/robodecode compare --episodes 2 --workers 2
 
 test: $(STAMP) mona

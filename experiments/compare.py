@@ -106,8 +106,9 @@ def compare(cfg: CompareConfig, log=print) -> dict[str, Any]:
 
     check_env_id(cfg.env_id)
     sets = ensure_checkpoints(cfg, log=log)
+    total = len(cfg.decoders) * len(sets) * len(cfg.conditions) * cfg.episodes
     log(f"evaluating {len(cfg.decoders)} decoders x {len(sets)} training seed(s) x "
-        f"{len(cfg.conditions)} conditions x {cfg.episodes} episodes")
+        f"{len(cfg.conditions)} conditions x {cfg.episodes} episodes = {total} episodes")
     runs = run_evals(cfg, sets, log=log)
     rows = [decoder_row(d, runs[d]) for d in cfg.decoders]
     ks = {r["k"] for r in rows}

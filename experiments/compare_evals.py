@@ -10,7 +10,8 @@ instructions). Runs go to ``scratch/compare/runs/<Env>/<model hash>/`` so a reru
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import sys
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -43,25 +44,74 @@ def eval_plan(cfg: CompareConfig, sets: dict[int, Path]) -> list[tuple[str, str,
     return plan
 
 
-def run_evals(cfg: CompareConfig, sets: dict[int, Path], log=print) -> dict[str, Any]:
-    """Run (or resume) every eval; returns ``runs[decoder][condition][seed] = summary``."""
-    from experiments.evaluate import evaluate
+def run_folder(cfg: CompareConfig, sets: dict[int, Path],
+               item: tuple[str, str, int, Any]) -> Path:
+    """Where one eval run of :func:`eval_plan` goes (keyed by the evaluated weights)."""
     from policies.vla_policy import resolve_checkpoint
 
-    runs_root = SCRATCH / "runs" / env_folder(cfg.env_id)
+    decoder, cond, seed, ecfg = item
+    model = fingerprint(resolve_checkpoint(sets[seed], decoder))
+    return (SCRATCH / "runs" / env_folder(cfg.env_id) / model
+            / f"{decoder}-{cond}-s{ecfg.seed}-n{cfg.episodes}")
 
-    def one(item: tuple[str, str, int, Any]) -> tuple[str, str, int, dict[str, Any]]:
+
+def _finished(folder: Path, episodes: int) -> int:
+    """Episodes recorded so far in an eval run's folder (its ``episodes.jsonl`` lines)."""
+    from experiments.evaluate import EPISODES_FILE
+
+    try:
+        with open(folder / EPISODES_FILE, "rb") as f:
+            return min(episodes, sum(1 for line in f if line.endswith(b"\n")))
+    except OSError:
+        return 0
+
+
+def run_evals(cfg: CompareConfig, sets: dict[int, Path], log=print,
+              progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) every eval; returns ``runs[decoder][condition][seed] = summary``.
+
+    Args:
+        cfg: The comparison.
+        sets: Training seed -> checkpoint set.
+        log: One line per finished run.
+        progress: One progress bar on stderr over the whole comparison: episodes finished
+            (resumed ones included) out of decoders x training seeds x conditions x episodes,
+            updated as episodes finish.
+    """
+    from tqdm import tqdm
+
+    from experiments.evaluate import evaluate
+
+    plan = eval_plan(cfg, sets)
+    folders = [run_folder(cfg, sets, item) for item in plan]
+    bar = tqdm(total=len(plan) * cfg.episodes, disable=not progress, unit="ep",
+               desc="compare", file=sys.stderr, dynamic_ncols=True)
+
+    def say(message: str) -> None:
+        with tqdm.external_write_mode(file=sys.stderr):
+            log(message)
+
+    def one(item: tuple[str, str, int, Any], out: Path) -> dict[str, Any]:
         decoder, cond, seed, ecfg = item
-        model = fingerprint(resolve_checkpoint(sets[seed], decoder))
-        out = runs_root / model / f"{decoder}-{cond}-s{ecfg.seed}-n{cfg.episodes}"
         summary = evaluate(ecfg, out, resume=True, progress=False)
-        log(f"  {decoder:<12} {cond:<8} seed {seed}: {summary['pc_success']:5.1f}% "
+        say(f"  {decoder:<12} {cond:<8} seed {seed}: {summary['pc_success']:5.1f}% "
             f"({summary['episodes']} ep, {summary['eval_s']:.0f} s)")
-        return decoder, cond, seed, summary
+        return summary
 
     runs: dict[str, Any] = {d: {c: {} for c in CONDITIONS} for d in cfg.decoders}
-    plan = eval_plan(cfg, sets)
-    with ThreadPoolExecutor(cfg.jobs) as pool:
-        for decoder, cond, seed, summary in pool.map(one, plan):
-            runs[decoder][cond][seed] = summary
+    try:
+        with ThreadPoolExecutor(cfg.jobs) as pool:
+            futures = [pool.submit(one, item, out)
+                       for item, out in zip(plan, folders, strict=True)]
+            pending = set(futures)
+            while pending:
+                _, pending = wait(pending, timeout=0.5)
+                done = sum(_finished(out, cfg.episodes) for out in folders)
+                if done != bar.n:
+                    bar.update(done - bar.n)
+            for (decoder, cond, seed, _), future in zip(plan, futures, strict=True):
+                runs[decoder][cond][seed] = future.result()
+        bar.update(bar.total - bar.n)
+    finally:
+        bar.close()
     return runs

@@ -182,6 +182,30 @@ def test_conditions_select_the_eval_runs():
         CompareConfig(conditions=("latency",))
 
 
+def test_run_evals_shows_one_progress_bar_over_every_episode(tmp_path, monkeypatch, capsys):
+    import experiments.evaluate
+    from experiments import compare_evals
+    from experiments.compare import SHIPPED
+
+    def fake_evaluate(ecfg, out, resume, progress):
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "episodes.jsonl", "a") as f:
+            for i in range(ecfg.episodes):
+                f.write(json.dumps({"episode": i, "success": True}) + "\n")
+        return {"pc_success": 100.0, "episodes": ecfg.episodes, "eval_s": 0.0}
+
+    monkeypatch.setattr(experiments.evaluate, "evaluate", fake_evaluate)
+    monkeypatch.setattr(compare_evals, "SCRATCH", tmp_path)
+    cfg = CompareConfig(decoders=("ar", "oft"), conditions=("train", "heldout"), episodes=3,
+                        out=tmp_path / "out")
+    logged = []
+    runs = compare_evals.run_evals(cfg, {0: SHIPPED / "TabletopPickPlace-v0" / "seed0"},
+                                   log=logged.append)
+    assert set(runs["ar"]["heldout"]) == {0} and len(logged) == 4
+    err = capsys.readouterr().err
+    assert "compare" in err and "12/12" in err  # 2 decoders x 1 seed x 2 conditions x 3
+
+
 def test_step_curves_group_iterative_decoders():
     from experiments.compare_report import step_curves
 
