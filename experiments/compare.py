@@ -162,7 +162,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         env: Annotated[str, typer.Option(help="Gymnasium env id.")] = DEFAULT_ENV_ID,
         out: Annotated[Path | None, typer.Option(
             help="Results folder (default scratch/compare/<Env>; committed results only "
-                 "with an explicit experiments/results/<Env>).")] = None,
+                 "with an explicit --out, e.g. experiments/results/tabletop-decoders).")] = None,
         quick: Annotated[bool, typer.Option(help="Smoke run: tiny model, ~50 steps, 3 "
                                             "decoders, 1 episode.")] = False,
         retrain: Annotated[bool, typer.Option(help="Train every checkpoint set anew.")] = False,
