@@ -12,6 +12,7 @@ Example:
 from decoding.autoregressive import autoregressive
 from decoding.constraints import apply_processors
 from decoding.flow import flow_sample
+from decoding.inpainting import Inpainting, soft_mask
 from decoding.jacobi import EarlyExit, jacobi
 from decoding.masked_diffusion import masked_diffusion
 from decoding.result import DecodeResult
@@ -19,9 +20,11 @@ from decoding.result import DecodeResult
 __all__ = [
     "DecodeResult",
     "EarlyExit",
+    "Inpainting",
     "apply_processors",
     "autoregressive",
     "flow_sample",
     "jacobi",
     "masked_diffusion",
+    "soft_mask",
 ]

@@ -47,3 +47,29 @@ def check_eos(eos_token_id: object) -> int | None:
     if isinstance(eos_token_id, bool) or not isinstance(eos_token_id, int) or eos_token_id < 0:
         raise ValueError(f"eos_token_id must be None or an int >= 0, got {eos_token_id!r}")
     return eos_token_id
+
+
+def check_prefix_tokens(prefix_tokens: object, batch: int, max_new_tokens: int
+                        ) -> torch.Tensor | None:
+    """Require ``None`` or integer ids ``[B, d]`` (or ``[d]``, shared by every row), ``d <= n``.
+
+    Returns:
+        ``None`` when there is no prefix (``None`` or ``d = 0``), else a LongTensor ``[B, d]``.
+    """
+    if prefix_tokens is None:
+        return None
+    if not isinstance(prefix_tokens, torch.Tensor) or prefix_tokens.dtype.is_floating_point \
+            or prefix_tokens.dtype.is_complex or prefix_tokens.dtype == torch.bool:
+        raise ValueError("prefix_tokens must be None or an integer tensor [batch, d] or [d]")
+    prefix = prefix_tokens.long()
+    if prefix.dim() == 1:
+        prefix = prefix[None].expand(batch, -1)
+    if prefix.dim() != 2 or prefix.shape[0] != batch:
+        raise ValueError(f"prefix_tokens must have shape [{batch}, d] or [d], got "
+                         f"{tuple(prefix_tokens.shape)}")
+    if prefix.shape[1] > max_new_tokens:
+        raise ValueError(f"prefix_tokens has {prefix.shape[1]} tokens, more than the "
+                         f"{max_new_tokens} to generate")
+    if prefix.numel() and int(prefix.min()) < 0:
+        raise ValueError("prefix_tokens must hold token ids >= 0")
+    return prefix if prefix.shape[1] else None

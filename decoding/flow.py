@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from decoding._checks import check_positive_int
+from decoding.inpainting import Inpainting, guided_velocity
 from decoding.result import DecodeResult
 
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -56,8 +57,14 @@ def time_grid(steps: int, schedule: object = None, *, device: torch.device | Non
 def flow_sample(velocity: Velocity, shape: Sequence[int], *, steps: int, solver: str = "euler",
                 schedule: object = None, generator: torch.Generator | None = None,
                 x0: torch.Tensor | None = None, dtype: torch.dtype = torch.float32,
-                device: torch.device | str | None = None) -> DecodeResult:
+                device: torch.device | str | None = None,
+                inpainting: Inpainting | None = None) -> DecodeResult:
     """Integrate ``velocity`` from Gaussian noise (t=0) to data (t=1).
+
+    With ``inpainting`` every velocity call is RTC's guided velocity
+    (:mod:`decoding.inpainting`): the sample is pulled towards ``inpainting.target`` where its
+    soft mask is positive, with the same step count and ``nfe`` (each guided call adds one
+    backward pass through ``velocity``, counted in wall time, not in ``nfe``).
 
     Args:
         velocity: ``velocity(x_t, t) -> v`` with ``x_t`` of ``shape`` and ``t`` a tensor of
@@ -71,6 +78,7 @@ def flow_sample(velocity: Velocity, shape: Sequence[int], *, steps: int, solver:
         x0: Initial noise to start from instead of drawing it (must have ``shape``).
         dtype: Float dtype when drawing the noise.
         device: Device when drawing the noise.
+        inpainting: Optional real-time-chunking guidance (:class:`~decoding.Inpainting`).
 
     Returns:
         :class:`DecodeResult` with ``samples`` (the state at t=1), ``nfe`` (velocity calls)
@@ -88,6 +96,10 @@ def flow_sample(velocity: Velocity, shape: Sequence[int], *, steps: int, solver:
         raise ValueError(f"x0 must have shape {shape}, got {tuple(x0.shape)}")
     else:
         x = x0.clone()
+    if inpainting is not None:
+        if not isinstance(inpainting, Inpainting):
+            raise ValueError(f"inpainting must be None or an Inpainting, got {inpainting!r}")
+        velocity = guided_velocity(velocity, inpainting)
     grid = time_grid(steps, schedule, device=x.device, dtype=x.dtype)
     batch_t = torch.ones(shape[0], device=x.device, dtype=x.dtype)
     nfe = 0
@@ -103,5 +115,5 @@ def flow_sample(velocity: Velocity, shape: Sequence[int], *, steps: int, solver:
         v_end = velocity(x + h * v, grid[k + 1] * batch_t)
         nfe += 1
         x = x + 0.5 * h * (v + v_end)
-    return DecodeResult(tokens=None, lengths=None, nfe=nfe, stats={"times": grid.tolist()},
-                        samples=x)
+    stats = {"times": grid.tolist(), **({"guided": True} if inpainting is not None else {})}
+    return DecodeResult(tokens=None, lengths=None, nfe=nfe, stats=stats, samples=x)

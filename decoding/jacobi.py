@@ -23,7 +23,13 @@ from typing import Any
 import torch
 
 from decoding import adapter
-from decoding._checks import check_eos, check_input_ids, check_positive_int, check_sampling
+from decoding._checks import (
+    check_eos,
+    check_input_ids,
+    check_positive_int,
+    check_prefix_tokens,
+    check_sampling,
+)
 from decoding.constraints import (
     as_processor_list,
     process_scores,
@@ -222,12 +228,19 @@ def jacobi(model: Any, input_ids: torch.Tensor, max_new_tokens: int, *,
            temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
            eos_token_id: int | None = None, logits_processor: Any = None, cache: Any = None,
            init: str = "repeat", generator: torch.Generator | None = None,
-           vocab_size: int | None = None) -> DecodeResult:
+           vocab_size: int | None = None,
+           prefix_tokens: torch.Tensor | None = None) -> DecodeResult:
     """Generate ``max_new_tokens`` tokens by Jacobi iteration over blocks of ``block_size``.
 
     Without ``early_exit`` each block is iterated to its fixed point (at most ``block_size``
     passes), and greedy Jacobi returns exactly the greedy autoregressive tokens with
     ``nfe <= max_new_tokens``. The iteration cap lives only in ``early_exit``.
+
+    With ``prefix_tokens`` (``d`` frozen tokens, e.g. the committed actions of real-time
+    chunking) the first ``d`` positions hold those tokens from the start and are never
+    updated: they are accepted context, fed with ``input_ids`` in the first pass, and the
+    blocks iterate the ``n - d`` positions after them (so greedy Jacobi with a prefix still
+    equals greedy AR with the same prefix). They are not counted in ``nfe`` or the stats.
 
     Args:
         model: Causal LM with the Hugging Face calling convention (see :mod:`decoding.adapter`).
@@ -246,6 +259,8 @@ def jacobi(model: Any, input_ids: torch.Tensor, max_new_tokens: int, *,
             the vocabulary) or ``"prompt"`` (copy the last known tokens, as CEED-VLA).
         generator: Random generator (sampling and random init).
         vocab_size: Vocabulary for ``init="random"`` (default: from ``model.config``).
+        prefix_tokens: Optional frozen first output tokens, LongTensor ``[B, d]`` or ``[d]``
+            with ``d <= max_new_tokens``.
 
     Returns:
         :class:`DecodeResult`; ``stats`` has ``iters_per_block``, ``accepted_per_iter``
@@ -270,8 +285,13 @@ def jacobi(model: Any, input_ids: torch.Tensor, max_new_tokens: int, *,
                     early_exit=early_exit, init=init, generator=generator,
                     vocab=(vocab_size or adapter.vocab_size(model)) if init == "random" else None)
     run = _Run(model, input_ids, opts)
+    pending = input_ids
+    prefix = check_prefix_tokens(prefix_tokens, input_ids.shape[0], max_new_tokens)
+    if prefix is not None:  # frozen positions: accepted before the first pass
+        run.history = pending = torch.cat([input_ids, prefix.to(input_ids.device)], dim=1)
+        if opts.eos is not None:
+            run.finished = (prefix == opts.eos).any(1).to(run.finished.device)
     with adapter.restored(cache) as kv:
-        pending = input_ids
         while run.committed < max_new_tokens and not bool(run.finished.all()):
             kv, pending = run.block(kv, pending, min(block, max_new_tokens - run.committed))
     tokens, lengths = pad_after_eos(run.history[:, run.start:run.start + max_new_tokens],

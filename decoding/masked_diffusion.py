@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from decoding._checks import check_positive_int
+from decoding._checks import check_positive_int, check_prefix_tokens
 from decoding.result import DecodeResult
 from decoding.sampling import draw
 
@@ -97,6 +97,7 @@ def _step(x: torch.Tensor, logits: torch.Tensor, is_masked: torch.Tensor, keep_m
         score = score + o["choice_temperature"] * o["anneal"] * -torch.log(-torch.log(u))
     if not o["remask"]:
         score = torch.where(is_masked, score, torch.inf)
+    score = score.masked_fill(o["frozen"], torch.inf)  # frozen positions are never re-masked
     # Keep the `keep_masked` lowest-scored positions masked; at least one new commit per row.
     keep = torch.minimum(torch.full_like(gap, keep_masked, dtype=torch.long),
                          is_masked.sum(1) - 1).clamp_min(0)
@@ -116,8 +117,13 @@ def masked_diffusion(denoiser: Denoiser, length: int, *, steps: int, mask_id: in
                      remask: bool = False, early_commit_gap: float | None = None,
                      allowed: torch.Tensor | None = None,
                      generator: torch.Generator | None = None,
-                     device: torch.device | str | None = None) -> DecodeResult:
+                     device: torch.device | str | None = None,
+                     prefix_tokens: torch.Tensor | None = None) -> DecodeResult:
     """Fill ``length`` masked positions in at most ``steps`` denoiser calls.
+
+    With ``prefix_tokens`` (``d`` frozen tokens, e.g. the committed actions of real-time
+    chunking) the first ``d`` positions start unmasked with those tokens and are never
+    re-masked or changed (inpainting); the schedule runs over the ``length - d`` others.
 
     Args:
         denoiser: ``denoiser(tokens [B, L]) -> logits [B, L, V]`` (bidirectional, bound to one
@@ -139,6 +145,8 @@ def masked_diffusion(denoiser: Denoiser, length: int, *, steps: int, mask_id: in
         allowed: Position-local constraints, bool ``[L, V]`` or ``[B, L, V]``.
         generator: Random generator.
         device: Device of the token tensor.
+        prefix_tokens: Optional frozen first tokens, LongTensor ``[B, d]`` or ``[d]``,
+            ``d <= length``.
 
     Returns:
         :class:`DecodeResult` with ``tokens [B, L]``, ``lengths`` (all ``L``),
@@ -164,16 +172,24 @@ def masked_diffusion(denoiser: Denoiser, length: int, *, steps: int, mask_id: in
          "remask": remask, "early_commit_gap": early_commit_gap, "generator": generator}
     x = torch.full((batch_size, length), mask_id, dtype=torch.long, device=device)
     is_masked = torch.ones_like(x, dtype=torch.bool)
+    prefix = check_prefix_tokens(prefix_tokens, batch_size, length)
+    n_frozen = 0 if prefix is None else prefix.shape[1]
+    if prefix is not None:  # inpainting: frozen positions start unmasked
+        if bool((prefix == mask_id).any()):
+            raise ValueError("prefix_tokens must not hold mask_id")
+        x[:, :n_frozen] = prefix.to(x.device)
+        is_masked[:, :n_frozen] = False
+    o["frozen"] = ~is_masked
     stats: dict[str, Any] = {"committed_per_step": [], "remasked": 0,
                              "early_commit_step": [-1] * batch_size}
     nfe = 0
-    for step in range(steps):
+    for step in range(steps if n_frozen < length else 0):
         logits = denoiser(x)
         nfe += 1
         if step == 0 and not 0 <= mask_id < logits.shape[-1]:
             raise ValueError(f"mask_id {mask_id} is outside the vocabulary [0, {logits.shape[-1]})")
         o["anneal"] = 1.0 - step / steps
-        keep = _masked_after(step, steps, length, SCHEDULES[schedule])
+        keep = _masked_after(step, steps, length - n_frozen, SCHEDULES[schedule])
         before = is_masked
         x, is_masked, commit_all = _step(x, logits, is_masked, keep, o)
         stats["committed_per_step"].append(int((before & ~is_masked).sum()))
