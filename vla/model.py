@@ -19,7 +19,7 @@ from decoding.threads import DEFAULT_CPU_THREADS, cpu_threads
 from vla.backbone import Backbone
 from vla.config import VLAConfig
 from vla.encoders import ImageEncoder, InstructionCache, LanguageProjector, StateEncoder
-from vla.heads import make_head
+from vla.heads import ActionPrefix, make_head
 from vla.tokenizer import ActionTokenizer, StateNormalizer
 
 
@@ -207,7 +207,8 @@ class VLAModel(nn.Module):
 
     # ------------------------------------------------------------------------- inference
     @torch.inference_mode()
-    def predict_chunk(self, obs_batch: Mapping[str, Any], decoder: str | None = None,
+    def predict_chunk(self, obs_batch: Mapping[str, Any], decoder: str | None = None, *,
+                      prefix_actions: Any = None, frozen_steps: int | None = None,
                       **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
         """Predict one action chunk per observation with one of the head's decoders.
 
@@ -217,6 +218,13 @@ class VLAModel(nn.Module):
             decoder: One of ``self.head.decoders`` (``ar``/``jacobi`` for the AR head,
                 ``diffusion``, ``flow``, ``oft``); ``None`` = the head's default. Decoder
                 *specs* such as ``cjacobi+ee`` are parsed by :mod:`vla.decoders`.
+            prefix_actions: Real-time chunking: the previous chunk's actions (B, m, D) or
+                (m, D) in env units, time-aligned with the new chunk (row ``j`` = step ``j``),
+                ``m <= H``; ``None`` (default) decodes as without it.
+            frozen_steps: How many of them are committed (``0 <= d <= m``, ``d < H``; default
+                ``m``). Token decoders reproduce their bin centres exactly and continue
+                them, flow is guided towards them (RTC inpainting), OFT replaces its first
+                ``d`` steps by them (see each head's ``decode``).
             **kwargs: Passed to the decoder (e.g. ``early_exit=``, ``steps=``, ``solver=``,
                 ``generator=``).
 
@@ -226,8 +234,8 @@ class VLAModel(nn.Module):
         Returns:
             ``(actions, stats)``: actions float32 (B, H, D) in env units; stats with ``nfe``
             (forward passes after the prefix), ``prep_ms``, ``prefix_ms``, ``decode_ms``,
-            ``total_ms`` (end to end), ``decoder`` and the decoder's own statistics
-            (``decoder_*``).
+            ``total_ms`` (end to end), ``decoder``, ``frozen_steps`` (with a prefix) and the
+            decoder's own statistics (``decoder_*``). ``nfe`` never counts frozen steps.
 
         Raises:
             ValueError: If the decoder does not apply to the model's head, or the observation
@@ -237,9 +245,37 @@ class VLAModel(nn.Module):
         if decoder not in self.head.decoders:
             raise ValueError(f"decoder {decoder!r} does not apply to head {self.config.head!r}; "
                              f"choose from {self.head.decoders}")
+        if prefix_actions is not None:
+            kwargs["prefix"] = self.action_prefix(prefix_actions, frozen_steps)
+        elif frozen_steps is not None:
+            raise ValueError("frozen_steps needs prefix_actions")
         threads = self.cpu_threads if self.device.type == "cpu" else None
         with cpu_threads(threads):
             return self._predict_chunk(obs_batch, decoder, kwargs)
+
+    def action_prefix(self, actions: Any, frozen: int | None = None) -> ActionPrefix:
+        """Check and normalize real-time-chunking actions (see :meth:`predict_chunk`).
+
+        Raises:
+            ValueError: If the actions are not finite (B, m, D) / (m, D) with ``m <= H``, or
+                ``frozen`` is not an int with ``0 <= frozen <= m`` and ``frozen < H``.
+        """
+        cfg = self.config
+        a = torch.as_tensor(np.asarray(actions, dtype=np.float32))
+        a = a.unsqueeze(0) if a.dim() == 2 else a
+        if a.dim() != 3 or a.shape[-1] != cfg.action_dim or not 1 <= a.shape[1] <= cfg.horizon:
+            raise ValueError(f"prefix_actions must be (B, m, {cfg.action_dim}) or "
+                             f"(m, {cfg.action_dim}) with 1 <= m <= H={cfg.horizon}, got "
+                             f"shape {tuple(a.shape)}")
+        if not bool(torch.isfinite(a).all()):
+            raise ValueError("prefix_actions has non-finite values")
+        m = a.shape[1]
+        frozen = m if frozen is None else frozen
+        if isinstance(frozen, bool) or not isinstance(frozen, int | np.integer) or \
+                not 0 <= frozen <= min(m, cfg.horizon - 1):
+            raise ValueError(f"frozen_steps must be an int in [0, min(m={m}, H-1="
+                             f"{cfg.horizon - 1})], got {frozen!r}")
+        return ActionPrefix(self.tokenizer.normalize(a.to(self.device)), int(frozen))
 
     def _predict_chunk(self, obs_batch: Mapping[str, Any], decoder: str,
                        kwargs: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
@@ -248,6 +284,13 @@ class VLAModel(nn.Module):
         t1 = time.perf_counter()
         cache = self.encode_prefix(obs)
         t2 = time.perf_counter()
+        prefix = kwargs.get("prefix")
+        if prefix is not None and prefix.actions.shape[0] not in (1, obs.batch_size):
+            raise ValueError(f"prefix_actions has {prefix.actions.shape[0]} rows for a batch of "
+                             f"{obs.batch_size}")
+        if prefix is not None:
+            kwargs["prefix"] = ActionPrefix(
+                prefix.actions.expand(obs.batch_size, -1, -1), prefix.frozen)
         z, nfe, dstats = self.head.decode(self, cache, obs.batch_size, decoder, **kwargs)
         t3 = time.perf_counter()
         actions = self.tokenizer.unnormalize(z.float()).cpu().numpy().astype(np.float32)
@@ -255,6 +298,7 @@ class VLAModel(nn.Module):
         return actions, {"decoder": decoder, "nfe": nfe, "prep_ms": 1e3 * (t1 - t0),
                          "prefix_ms": 1e3 * (t2 - t1), "decode_ms": 1e3 * (t3 - t2),
                          "total_ms": 1e3 * (t4 - t0),
+                         **({"frozen_steps": prefix.frozen} if prefix is not None else {}),
                          **{f"decoder_{k}": v for k, v in dstats.items()}}
 
     def num_parameters(self, trainable_only: bool = True) -> int:

@@ -13,7 +13,7 @@ import difflib
 from typing import TYPE_CHECKING
 
 from vla.heads.ar import ARHead
-from vla.heads.base import ActionHead, DecoderFamily
+from vla.heads.base import ActionHead, ActionPrefix, DecoderFamily
 from vla.heads.diffusion import DiffusionHead
 from vla.heads.flow import FlowHead
 from vla.heads.oft import OFTHead
@@ -21,7 +21,8 @@ from vla.heads.oft import OFTHead
 if TYPE_CHECKING:
     from vla.config import VLAConfig
 
-__all__ = ["HEADS", "ActionHead", "DecoderFamily", "head_class", "make_head", "register_head"]
+__all__ = ["HEADS", "ActionHead", "ActionPrefix", "DecoderFamily", "head_class", "make_head",
+           "register_head"]
 
 HEADS: dict[str, type[ActionHead]] = {}
 """Registered heads by name, in registration order (the order of tables and plots)."""

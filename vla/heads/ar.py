@@ -108,10 +108,16 @@ class ARHead(TokenHead):
         """``ar`` (:func:`decoding.autoregressive`) or ``jacobi`` (:func:`decoding.jacobi`).
 
         ``early_exit="auto"`` picks the setting the distillation sweep chose for this
-        checkpoint (``early_exit.json``), else ``EarlyExit()``.
+        checkpoint (``early_exit.json``), else ``EarlyExit()``. With ``prefix=`` (an
+        :class:`~vla.heads.base.ActionPrefix`) the committed steps' tokens are frozen: AR
+        teacher-forces them and decodes after them, Jacobi holds them fixed and iterates the
+        rest; they are not counted in ``nfe``.
         """
         import decoding
 
+        prefix = kwargs.pop("prefix", None)
+        if prefix is not None:
+            kwargs["prefix_tokens"] = prefix.tokens(model)
         fn = decoding.autoregressive if decoder == "ar" else decoding.jacobi
         if kwargs.get("early_exit") == "auto":
             kwargs = {**kwargs, "early_exit": decoding.EarlyExit(**(model.chosen_early_exit

@@ -61,6 +61,31 @@ class DecoderFamily:
     plot_family: str = ""
 
 
+@dataclass(frozen=True)
+class ActionPrefix:
+    """The actions a new chunk must continue: real-time chunking (RTC).
+
+    While the new chunk decodes, the robot executes the previous one; its actions for the new
+    chunk's first steps are known. ``actions[:, j]`` is the previous plan's action at step
+    ``j`` of the new chunk; the first ``frozen`` of them are committed (they execute before the
+    new chunk arrives). What each head does with them is documented on its ``decode``; heads
+    without a frozen-prefix mode reject it.
+
+    Attributes:
+        actions: Normalized actions (B, m, D) in [-1, 1], ``m <= H``.
+        frozen: Committed steps ``d``, ``0 <= d <= m`` and ``d < H``.
+    """
+
+    actions: torch.Tensor
+    frozen: int
+
+    def tokens(self, model: VLAModel) -> torch.Tensor | None:
+        """The committed steps as action-bin tokens (B, d * D); ``None`` when ``d = 0``."""
+        if self.frozen == 0:
+            return None
+        return model.tokenizer.bin_ids(self.actions[:, :self.frozen]).flatten(1)
+
+
 class ActionHead(nn.Module):
     """Base class of the action heads (one subclass per file in :mod:`vla.heads`).
 
@@ -110,7 +135,8 @@ class ActionHead(nn.Module):
             cache: The observation prefix, encoded once (never modified).
             batch: Rows B.
             decoder: One of :attr:`decoders`.
-            **kwargs: The decoder's settings (``steps=``, ``early_exit=``, ``generator=``...).
+            **kwargs: The decoder's settings (``steps=``, ``early_exit=``, ``generator=``...)
+                and, for real-time chunking, ``prefix=`` (an :class:`ActionPrefix`).
 
         Returns:
             ``(chunk, nfe, stats)``: chunk (B, H, D) in [-1, 1], forward passes after the

@@ -59,10 +59,17 @@ class DiffusionHead(TokenHead):
 
     def decode(self, model: VLAModel, cache: DynamicCache, batch: int, decoder: str,
                **kwargs: Any) -> tuple[torch.Tensor, int, dict[str, Any]]:
-        """:func:`decoding.masked_diffusion` (``steps`` 8 by default)."""
+        """:func:`decoding.masked_diffusion` (``steps`` 8 by default).
+
+        With ``prefix=`` (an :class:`~vla.heads.base.ActionPrefix`) the committed steps'
+        tokens start unmasked and stay (inpainting); the steps fill the other positions.
+        """
         import decoding
 
         kwargs = {"steps": 8, **kwargs}
+        prefix = kwargs.pop("prefix", None)
+        if prefix is not None:
+            kwargs["prefix_tokens"] = prefix.tokens(model)
         res = decoding.masked_diffusion(
             lambda tokens: self.denoise_logits(model, tokens, cache),
             self.config.n_action_tokens, mask_id=self.config.mask_id, batch_size=batch,

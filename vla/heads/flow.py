@@ -77,15 +77,40 @@ class FlowHead(ActionHead):
 
     def decode(self, model: VLAModel, cache: DynamicCache, batch: int, decoder: str,
                **kwargs: Any) -> tuple[torch.Tensor, int, dict[str, Any]]:
-        """:func:`decoding.flow_sample` (10 Euler steps by default), clamped to [-1, 1]."""
+        """:func:`decoding.flow_sample` (10 Euler steps by default), clamped to [-1, 1].
+
+        With ``prefix=`` (an :class:`~vla.heads.base.ActionPrefix`) the sample is guided by
+        RTC's inpainting (:mod:`decoding.inpainting`): target the previous actions, weight 1
+        on the ``d`` committed steps, decaying over the rest of the overlap; same step count,
+        one extra backward pass per velocity call. The committed steps are reproduced within
+        the guidance's tolerance, not exactly.
+        """
         import decoding
 
         kwargs = {"steps": 10, "solver": "euler", **kwargs}
         cfg = self.config
+        prefix = kwargs.pop("prefix", None)
+        if prefix is not None:
+            m = prefix.actions.shape[1]
+            target = torch.zeros(batch, cfg.horizon, cfg.action_dim, dtype=model.dtype,
+                                 device=model.device)
+            target[:, :m] = prefix.actions.to(target.dtype)
+            kwargs["inpainting"] = decoding.Inpainting(
+                target, decoding.soft_mask(cfg.horizon, prefix.frozen, m))
+            cache = grad_cache(cache)
         res = decoding.flow_sample(lambda x, t: self.velocity(model, x, t, cache),
                                    (batch, cfg.horizon, cfg.action_dim), dtype=model.dtype,
                                    device=model.device, **kwargs)
         return res.samples.clamp(-1, 1), int(res.nfe), dict(getattr(res, "stats", {}) or {})
+
+
+def grad_cache(cache: DynamicCache) -> DynamicCache:
+    """A copy of ``cache`` usable in autograd (made outside ``torch.inference_mode``)."""
+    with torch.inference_mode(False):
+        out = DynamicCache()
+        for i, layer in enumerate(cache.layers):
+            out.update(layer.keys.clone(), layer.values.clone(), i)
+    return out
 
 
 def flow_times(batch: int, dist: str, generator: torch.Generator | None) -> torch.Tensor:

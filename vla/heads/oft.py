@@ -56,9 +56,22 @@ class OFTHead(ActionHead):
 
     def decode(self, model: VLAModel, cache: DynamicCache, batch: int, decoder: str,
                **kwargs: Any) -> tuple[torch.Tensor, int, dict[str, Any]]:
-        """One pass; ``kwargs`` must be empty."""
+        """One pass; ``kwargs`` must be empty but for ``prefix=``.
+
+        Real-time chunking: the head was not trained to condition on a prefix (that is
+        training-time RTC, which needs retraining), so with ``prefix=`` (an
+        :class:`~vla.heads.base.ActionPrefix`) the one pass is unchanged and only its first
+        ``d`` steps are replaced by the committed actions (stats ``frozen_replaced: d``). The
+        steps the robot executes after them are the head's own, so the join is not smoothed.
+        """
+        prefix = kwargs.pop("prefix", None)
         if kwargs:
             raise ValueError(f"the oft decoder takes no settings, got {sorted(kwargs)}")
         q = self.queries.unsqueeze(0).expand(batch, -1, -1)
         h = model.backbone.run(q, expand_cache(cache, batch), append=False, causal=False)
-        return self.read(h).clamp(-1, 1), 1, {}
+        chunk = self.read(h).clamp(-1, 1)
+        if prefix is None or prefix.frozen == 0:
+            return chunk, 1, {}
+        d = prefix.frozen
+        chunk = torch.cat([prefix.actions[:, :d].to(chunk.dtype), chunk[:, d:]], dim=1)
+        return chunk, 1, {"frozen_replaced": d}
