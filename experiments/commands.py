@@ -51,6 +51,12 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         resume: Annotated[bool, typer.Option(
             help="Skip episodes already recorded in --out.")] = False,
         progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+        ray: Annotated[bool, typer.Option(
+            "--ray", help="Run episodes on Ray actors (--workers of them; pip install "
+                          "'robodecode[dist]').")] = False,
+        address: Annotated[str | None, typer.Option(
+            help="With --ray: join this cluster ('auto' or host:port) instead of starting a "
+                 "local one.")] = None,
     ) -> None:
         """Evaluate a policy's success rate on seeded episodes.
 
@@ -71,7 +77,14 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
                                 videos=videos, latency=latency, k=k, ensemble_decay=ensemble,
                                 max_steps=max_steps, expert_noise=expert_noise,
                                 device=device)
-            summary = evaluate(config, out, resume=resume, progress=progress)
+            if address is not None and not ray:
+                raise ValueError("--address applies only with --ray")
+            runner = None
+            if ray:
+                from experiments.ray_eval import ray_runner
+
+                runner = ray_runner(address)
+            summary = evaluate(config, out, resume=resume, progress=progress, runner=runner)
         except ValueError as err:
             _fail(str(err).replace("\n", " "))
             return

@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing
@@ -284,7 +285,8 @@ def _prepare_out(config: EvalConfig, out: Path, resume: bool) -> dict[int, dict[
 
 
 def evaluate(config: EvalConfig, out: str | Path, *, resume: bool = False,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, runner: Callable[..., Iterator[dict[str, Any]]] | None = None
+             ) -> dict[str, Any]:
     """Run (or finish) an evaluation and write ``episodes.jsonl`` and ``eval_info.json``.
 
     Args:
@@ -292,6 +294,8 @@ def evaluate(config: EvalConfig, out: str | Path, *, resume: bool = False,
         out: Output folder.
         resume: Skip episodes already recorded in ``out`` (the run's identity must match).
         progress: Show a tqdm progress bar on stderr.
+        runner: Where episodes run: ``runner(config, out, todo)`` yields records as they
+            finish; default: this process or spawned workers (``experiments.ray_eval``: Ray).
 
     Returns:
         The summary dict (also written to ``out/eval_info.json``).
@@ -315,7 +319,7 @@ def evaluate(config: EvalConfig, out: str | Path, *, resume: bool = False,
                unit="ep", file=sys.stderr)
     successes = sum(bool(done[i]["success"]) for i in range(config.episodes) if i in done)
     # closing(): an exception here (Ctrl-C, SIGTERM) stops the workers now, not at collection.
-    with closing(_run_all(config, out, todo)) as records:
+    with closing((runner or _run_all)(config, out, todo)) as records:
         try:
             for record in records:
                 append_jsonl_atomic(out / EPISODES_FILE, record)
