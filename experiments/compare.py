@@ -195,6 +195,10 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             "--report-only", help="Only rebuild OUT's compare.md/.png and the derived parts of "
             "its compare.json (paired tests, the shipped set's own rows, passes from "
             f"OUT/{SHIPPED_RUN}/compare.json where needed); evaluates nothing.")] = False,
+        ray: Annotated[bool, typer.Option(
+            "--ray", help="Run every eval's episodes on Ray actors (--workers per run).")] = False,
+        address: Annotated[str | None, typer.Option(
+            help="With --ray: join this cluster ('auto' or host:port).")] = None,
     ) -> None:
         """Compare every action decoder (success, passes, ms, Hz, latency-aware) on one task."""
         if report_only:
@@ -212,7 +216,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             return
 
         given = {"env_id": env, "out": out, "retrain": retrain, "jobs": jobs, "k": k,
-                 "latency": latency, "checkpoints": checkpoints, "seed": seed}
+                 "latency": latency, "checkpoints": checkpoints, "seed": seed,
+                 "ray": ray, "address": address}
         for name, value in (("episodes", episodes), ("workers", workers), ("videos", videos)):
             if value is not None:
                 given[name] = value

@@ -95,6 +95,10 @@ class CompareConfig:
         videos: Train episodes (first training seed) replayed into side-by-side rollout
             videos, every decoder in one mp4 per env seed (0: none).
         command: The command line recorded in the results.
+        ray: Run every eval's episodes on Ray actors (``workers`` per run), one cluster for
+            the whole comparison (:mod:`experiments.ray_eval`).
+        address: With ``ray``: join this cluster (``auto`` or host:port); ``None`` starts a
+            local one for the comparison.
     """
 
     env_id: str = DEFAULT_ENV_ID
@@ -123,6 +127,8 @@ class CompareConfig:
     n_trajectories: int = 4096
     videos: int = 2
     command: str = field(default_factory=lambda: shlex.join(["robodecode", *sys.argv[1:]]))
+    ray: bool = False
+    address: str | None = None
 
     def __post_init__(self) -> None:
         self.decoders = tuple(str(parse_decoder_spec(d)) for d in self.decoders)
@@ -146,7 +152,9 @@ class CompareConfig:
                              f"{list(self.conditions)}")
         if "train" not in self.conditions:
             raise ValueError("conditions must include 'train' (the table's pc_success)")
-        if self.jobs > 1 and self.workers == 1:  # workers=1 evaluates in this process
+        if self.address is not None and not self.ray:
+            raise ValueError("address applies only with ray (--ray)")
+        if self.jobs > 1 and self.workers == 1 and not self.ray:  # workers=1: in this process
             raise ValueError("jobs > 1 needs workers >= 2: in-process evaluation (workers=1) "
                              "is not thread-safe")
         if self.out is None:

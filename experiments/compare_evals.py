@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -93,14 +94,20 @@ def run_evals(cfg: CompareConfig, sets: dict[int, Path], log=print,
 
     def one(item: tuple[str, str, int, Any], out: Path) -> dict[str, Any]:
         decoder, cond, seed, ecfg = item
-        summary = evaluate(ecfg, out, resume=True, progress=False)
+        summary = evaluate(ecfg, out, resume=True, progress=False,
+                           **({"runner": runner} if runner else {}))
         say(f"  {decoder:<12} {cond:<8} seed {seed}: {summary['pc_success']:5.1f}% "
             f"({summary['episodes']} ep, {summary['eval_s']:.0f} s)")
         return summary
 
     runs: dict[str, Any] = {d: {c: {} for c in CONDITIONS} for d in cfg.decoders}
+    runner, session = None, nullcontext()
+    if cfg.ray:  # one cluster for every run; each run starts (and stops) its own actors
+        from experiments.ray_eval import ray_runner, ray_session
+
+        runner, session = ray_runner(cfg.address), ray_session(cfg.address)
     try:
-        with ThreadPoolExecutor(cfg.jobs) as pool:
+        with session, ThreadPoolExecutor(cfg.jobs) as pool:
             futures = [pool.submit(one, item, out)
                        for item, out in zip(plan, folders, strict=True)]
             pending = set(futures)

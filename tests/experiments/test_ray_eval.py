@@ -221,3 +221,42 @@ def test_two_node_cluster_on_one_host_through_address(tmp_path):
     finally:
         for node in reversed(nodes):
             _stop(node)
+
+
+def test_compare_runs_every_eval_on_one_ray_session(cluster, tmp_path, monkeypatch):
+    import experiments.evaluate
+    from experiments import compare_evals
+    from experiments.compare import SHIPPED
+    from experiments.compare_config import CompareConfig
+
+    seen = []
+
+    def fake_evaluate(ecfg, out, resume, progress, runner=None):
+        seen.append((runner, ray.is_initialized()))
+        return {"pc_success": 100.0, "episodes": ecfg.episodes, "eval_s": 0.0}
+
+    monkeypatch.setattr(experiments.evaluate, "evaluate", fake_evaluate)
+    monkeypatch.setattr(compare_evals, "SCRATCH", tmp_path)
+    cfg = CompareConfig(decoders=("ar", "oft"), conditions=("train",), episodes=2, workers=1,
+                        jobs=2, ray=True, out=tmp_path / "out")
+    compare_evals.run_evals(cfg, {0: SHIPPED / "TabletopPickPlace-v0" / "seed0"},
+                            log=lambda m: None, progress=False)
+    assert len(seen) == 2 and all(r is not None and up for r, up in seen)
+    assert ray.is_initialized()  # the module's cluster was reused, not shut down
+    with pytest.raises(ValueError, match="only with ray"):
+        CompareConfig(address="auto")
+
+
+def test_cli_errors_are_one_line(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from experiments.cli import build_app
+
+    base = ["eval", "--policy", "expert", "--episodes", "1", "--out", str(tmp_path)]
+    for extra, message in (([], "--address applies only with --ray"),
+                           (["--ray"], "--address must be 'auto' or host:port")):
+        result = CliRunner().invoke(build_app(), [*base, "--address", "nohost", *extra])
+        assert result.exit_code == 2 and message in result.output
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    result = CliRunner().invoke(build_app(), [*base, "--ray"])
+    assert result.exit_code == 2 and "pip install 'robodecode[dist]'" in result.output
