@@ -19,6 +19,10 @@ TABLETOP_IDS: tuple[str, ...] = tuple(TABLETOP_TASKS)
 
 DEFAULT_ID = "robodecode/TabletopPickPlace-v0"
 
+REARRANGE_ID = "robodecode/TabletopRearrange-v0"
+"""Several pick-and-place steps under temporal conditions (``envs.tabletop.rearrange``)."""
+REARRANGE_MAX_STEPS = 400
+
 
 def register_envs() -> None:
     """Register the tabletop gymnasium ids in the ``robodecode`` namespace (idempotent)."""
@@ -31,7 +35,10 @@ def register_envs() -> None:
             continue
         gym.register(id=env_id, entry_point="envs.tabletop.env:TabletopEnv",
                      max_episode_steps=max_steps, kwargs={"task": task})
+    if REARRANGE_ID not in gym.registry:
+        gym.register(id=REARRANGE_ID, entry_point="envs.tabletop.rearrange:TabletopRearrangeEnv",
+                     max_episode_steps=REARRANGE_MAX_STEPS)
     register_expert("envs.tabletop.env:TabletopEnv", "envs.tabletop.expert:TabletopExpert")
 
 
-__all__ = ["DEFAULT_ID", "TABLETOP_IDS", "TABLETOP_TASKS", "register_envs"]
+__all__ = ["DEFAULT_ID", "REARRANGE_ID", "TABLETOP_IDS", "TABLETOP_TASKS", "register_envs"]
