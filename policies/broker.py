@@ -21,6 +21,15 @@ was computed from (``start``), and at step ``t`` the executed action is ``chunk[
   stays closed; a zero action would re-open it and punish latency through the action encoding
   rather than through staleness). The very first chunk of an episode is awaited with the env
   paused (the robot starts when its first plan is ready), so it has ``n = 0``.
+* **Real-time chunking** (``rtc=True``, RTC). The next chunk is asked to continue what the
+  robot is committed to: ``infer`` gets the observation plus ``prev_actions`` (the current
+  chunk's actions for the new chunk's steps, time-aligned: row ``j`` is what the broker would
+  execute at step ``t + j``, holding the last action past the chunk's end; ``H - (t - start)``
+  rows, at least ``d``) and ``frozen_steps`` ``d``: the steps that will execute before the new
+  chunk arrives, ``d = min(ceil(latency / control_dt), H - 1)`` with the declared latency, or
+  with the previous ``infer`` call's wall time when measured. The policy freezes those ``d``
+  steps (see ``VLAModel.predict_chunk``); a policy that ignores the keys behaves as before.
+  Both keys are plain msgpack-numpy values, so RTC also works through the policy server.
 """
 
 from __future__ import annotations
@@ -50,6 +59,8 @@ class ChunkStats:
         delay_steps: Steps the env kept executing the previous chunk while this one decoded.
         decode_ms: The decoder's share of ``ms`` (``policy_timing["decode_ms"]``), when
             reported.
+        frozen_steps: Real-time chunking: committed steps of the previous chunk sent as the
+            frozen prefix of this one (0 without RTC).
     """
 
     step: int
@@ -59,6 +70,7 @@ class ChunkStats:
     horizon: int
     delay_steps: int
     decode_ms: float | None = None
+    frozen_steps: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Return the stats as a plain dict."""
@@ -84,11 +96,14 @@ class ChunkBroker:
             time) or a fixed latency in milliseconds.
         control_dt: Seconds per env step; required when ``latency`` is set.
         action_dim: The env's action dimension, checked on every chunk when given.
+        rtc: Real-time chunking: send the committed actions with each request after the
+            first (``prev_actions``, ``frozen_steps``; see the module docstring).
     """
 
     def __init__(self, policy: Policy, k: int | None = None, *,
                  ensemble_decay: float | None = None, latency: str | float | None = None,
-                 control_dt: float | None = None, action_dim: int | None = None) -> None:
+                 control_dt: float | None = None, action_dim: int | None = None,
+                 rtc: bool = False) -> None:
         if k is not None and (not isinstance(k, int) or k < 1):
             raise ValueError(f"k must be a positive int or None, got {k!r}")
         if ensemble_decay is not None and ensemble_decay < 0:
@@ -98,6 +113,10 @@ class ChunkBroker:
                 raise ValueError(f"latency must be None, 'measured' or ms >= 0, got {latency!r}")
         if latency is not None and (control_dt is None or control_dt <= 0):
             raise ValueError(f"control_dt must be > 0 when latency is set, got {control_dt!r}")
+        if rtc and ensemble_decay is not None:
+            raise ValueError("rtc does not combine with ensemble_decay (executed actions would "
+                             "be blends of chunks)")
+        self.rtc = bool(rtc)
         self.policy = policy
         self.k_requested = k
         self.ensemble_decay = ensemble_decay
@@ -145,6 +164,9 @@ class ChunkBroker:
 
     def _request(self, obs: dict[str, Any], t: int) -> None:
         """Call the policy on ``obs`` and schedule its chunk on the timeline."""
+        frozen = 0
+        if self.rtc and self._chunks:
+            obs, frozen = self._with_committed(obs, t)
         tic = time.perf_counter()
         result = self.policy.infer(obs)
         ms = (time.perf_counter() - tic) * 1000.0
@@ -161,11 +183,29 @@ class ChunkBroker:
         self.chunk_stats.append(ChunkStats(
             step=t, ms=ms, nfe=_optional_int(result.get("nfe")),
             prefix_nfe=_optional_int(result.get("prefix_nfe")), horizon=horizon,
-            delay_steps=delay, decode_ms=(result.get("policy_timing") or {}).get("decode_ms")))
+            delay_steps=delay, decode_ms=(result.get("policy_timing") or {}).get("decode_ms"),
+            frozen_steps=frozen))
         if delay == 0:
             self._activate(t, actions)
         else:
             self._pending = (t, t + delay, actions)
+
+    def expected_delay(self) -> int:
+        """Steps the next chunk is expected to take: declared latency, else the last call's."""
+        if self.latency is None:
+            return 0
+        ms = float(self.latency) if self.latency != MEASURED else (
+            self.chunk_stats[-1].ms if self.chunk_stats else 0.0)
+        return latency_steps(ms, self.control_dt)
+
+    def _with_committed(self, obs: dict[str, Any], t: int) -> tuple[dict[str, Any], int]:
+        """``obs`` plus ``prev_actions`` and ``frozen_steps`` (RTC); returns it and ``d``."""
+        start, actions = self._chunks[-1]
+        horizon = len(actions)
+        frozen = min(self.expected_delay(), horizon - 1)
+        rows = min(horizon, max(horizon - (t - start), frozen))
+        idx = np.minimum(np.arange(t - start, t - start + rows), horizon - 1)
+        return {**obs, "prev_actions": actions[idx].copy(), "frozen_steps": frozen}, frozen
 
     def _activate(self, start: int, actions: np.ndarray) -> None:
         """Make a chunk available (the only one, unless ensembling keeps older ones)."""

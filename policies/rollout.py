@@ -29,6 +29,8 @@ class EpisodeRecord:
             limit, or termination without success.
         k: Actions executed per chunk (effective value; ``None`` if no chunk was produced).
         latency: The latency mode (``None``, ``"measured"`` or fixed ms).
+        rtc: Whether real-time chunking was on (``to_dict`` then adds ``rtc`` and
+            ``chunk_frozen_steps``).
         instruction: The episode's language instruction, if the observation has one.
         chunks: One :class:`~policies.broker.ChunkStats` per ``infer`` call.
         frames: RGB frames when recorded with ``video=True`` (not serialised).
@@ -45,6 +47,7 @@ class EpisodeRecord:
     instruction: str | None = None
     chunks: list[ChunkStats] = field(default_factory=list)
     frames: list[np.ndarray] | None = field(default=None, repr=False)
+    rtc: bool = False
 
     @property
     def nfe_per_chunk(self) -> float | None:
@@ -73,6 +76,8 @@ class EpisodeRecord:
             "chunk_prefix_nfe": [c.prefix_nfe for c in self.chunks],
             "chunk_delay_steps": [c.delay_steps for c in self.chunks],
             "chunk_horizon": [c.horizon for c in self.chunks],
+            **({"rtc": True, "chunk_frozen_steps": [c.frozen_steps for c in self.chunks]}
+               if self.rtc else {}),
         }
 
 
@@ -94,7 +99,7 @@ def control_dt(env: Any) -> float:
 def rollout(env: Any, policy: Policy, seed: int, *, k: int | None = None,
             ensemble_decay: float | None = None, latency: str | float | None = None,
             max_steps: int | None = None, video: bool = False,
-            stop_on_success: bool = True) -> EpisodeRecord:
+            stop_on_success: bool = True, rtc: bool = False) -> EpisodeRecord:
     """Run one episode through a :class:`~policies.broker.ChunkBroker`.
 
     Actions are clipped to the action space (as a robot driver clips commands). A policy that
@@ -113,6 +118,8 @@ def rollout(env: Any, policy: Policy, seed: int, *, k: int | None = None,
         video: Record RGB frames (``env.render()`` in ``rgb_array`` mode, else ``obs["image"]``).
         stop_on_success: End the episode at the first success (success is "ever succeeded"
             either way, as in LeRobot's evaluation).
+        rtc: Real-time chunking: each chunk after the first gets the committed actions of
+            the previous one (see :mod:`policies.broker`); meant for ``latency`` set.
 
     Returns:
         The :class:`EpisodeRecord`.
@@ -128,7 +135,7 @@ def rollout(env: Any, policy: Policy, seed: int, *, k: int | None = None,
     space = env.action_space
     broker = ChunkBroker(policy, k, ensemble_decay=ensemble_decay, latency=latency,
                          control_dt=control_dt(env) if latency is not None else None,
-                         action_dim=space.shape[0])
+                         action_dim=space.shape[0], rtc=rtc)
     obs, _ = env.reset(seed=seed)
     instruction = obs.get("instruction") if isinstance(obs, dict) else None
     broker.reset(seed=seed)
@@ -159,7 +166,7 @@ def rollout(env: Any, policy: Policy, seed: int, *, k: int | None = None,
         seed=seed, success=success, steps=steps, sum_reward=float(sum(rewards)),
         max_reward=max(rewards) if rewards else None, failure=None if success else failure,
         k=broker.k, latency=latency, instruction=instruction,
-        chunks=list(broker.chunk_stats), frames=frames)
+        chunks=list(broker.chunk_stats), frames=frames, rtc=rtc)
 
 
 def _frame(env: Any, obs: dict[str, Any]) -> np.ndarray:

@@ -11,7 +11,10 @@ and on the robot side, unchanged openpi code::
 Protocol (openpi's ``WebsocketPolicyServer``): on connect the server sends the policy's metadata
 as one binary msgpack-numpy message; then every binary message from the client is an
 observation and is answered with ``policy.infer(obs)`` plus ``server_timing``. openpi's
-``prompt`` key is accepted for ``instruction``. ``GET /healthz`` answers 200, or 503 while every
+``prompt`` key is accepted for ``instruction``. Real-time chunking clients may add
+``prev_actions`` (the committed actions, an (m, D) float array, m <= 1,024) and
+``frozen_steps`` (an int, 0 <= frozen_steps <= m); clients that send neither (plain
+``openpi-client``) get chunks decoded as before. ``GET /healthz`` answers 200, or 503 while every
 connection slot is taken; it needs no key.
 
 Access: with an API key (``api_key=``, ``--api-key`` or ``$ROBODECODE_API_KEY``) the opening
@@ -79,6 +82,8 @@ SEND_TIMEOUT = 10.0
 """Seconds a reply may take to be written (a client that stops reading is closed)."""
 
 MAX_INSTRUCTION_CHARS = 512
+MAX_PREV_ACTIONS = 1024
+"""Rows of ``prev_actions`` a request may carry (real-time chunking)."""
 MAX_INSTRUCTIONS = 2048
 """Distinct instruction strings whose embeddings the policy keeps for the server (the most
 recently served ones); each new one is embedded (MiniLM) once."""
@@ -134,6 +139,7 @@ def check_observation(obs: Any) -> dict[str, Any]:
         _check_numbers(key, value)
     if "state" in obs:
         _check_numbers("state", obs["state"])
+    _check_committed(obs)
     text = obs.get("instruction")
     if text is not None and not isinstance(text, str):
         raise BadRequest(f"instruction must be a string, got {type(text).__name__}")
@@ -141,6 +147,24 @@ def check_observation(obs: Any) -> dict[str, Any]:
         raise BadRequest(f"instruction must be at most {MAX_INSTRUCTION_CHARS} characters, got "
                          f"{len(text)}")
     return obs
+
+
+def _check_committed(obs: dict[str, Any]) -> None:
+    """Validate the optional real-time-chunking keys ``prev_actions`` and ``frozen_steps``."""
+    frozen = obs.get("frozen_steps")
+    if "prev_actions" not in obs:
+        if frozen is not None:
+            raise BadRequest("frozen_steps needs prev_actions")
+        return
+    prev = _check_numbers("prev_actions", obs["prev_actions"])
+    if prev.ndim != 2 or not 1 <= prev.shape[0] <= MAX_PREV_ACTIONS or prev.shape[1] < 1:
+        raise BadRequest(f"prev_actions must be an (m, D) array with 1 <= m <= "
+                         f"{MAX_PREV_ACTIONS}, got shape {prev.shape[:8]}")
+    if not np.all(np.isfinite(prev)):
+        raise BadRequest("prev_actions has non-finite values")
+    if frozen is not None and (isinstance(frozen, bool) or not isinstance(frozen, int)
+                               or not 0 <= frozen <= prev.shape[0]):
+        raise BadRequest(f"frozen_steps must be an int in [0, {prev.shape[0]}], got {frozen!r}")
 
 
 class PolicyServer:

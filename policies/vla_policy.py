@@ -63,12 +63,35 @@ def check_checkpoint(checkpoint: str | Path, decoder: str | DecoderSpec) -> Path
     return path
 
 
+def rtc_kwargs(obs: Any) -> dict[str, Any]:
+    """``predict_chunk``'s real-time-chunking arguments from an observation's optional keys.
+
+    Raises:
+        ValueError: If ``frozen_steps`` comes without ``prev_actions`` or is not an int.
+    """
+    if not isinstance(obs, dict) or obs.get("prev_actions") is None:
+        if isinstance(obs, dict) and obs.get("frozen_steps") is not None:
+            raise ValueError("frozen_steps needs prev_actions")
+        return {}
+    prev = np.asarray(obs["prev_actions"])
+    if prev.ndim != 2:
+        raise ValueError(f"prev_actions must be one (m, D) array, got shape {prev.shape}")
+    frozen = obs.get("frozen_steps")
+    if frozen is not None and (isinstance(frozen, bool) or not isinstance(frozen,
+                                                                         int | np.integer)):
+        raise ValueError(f"frozen_steps must be an int, got {frozen!r}")
+    return {"prefix_actions": prev, "frozen_steps": None if frozen is None else int(frozen)}
+
+
 class VLAPolicy(Policy):
     """A VLA checkpoint decoded with one decoder spec.
 
     ``infer`` returns ``actions`` (H, D) in env units, ``nfe`` (decoder passes after the prefix),
     ``prefix_nfe`` (1: the prefix is encoded in one pass) and ``policy_timing`` (the model's
-    prefix/decode split in ms). The sampling decoders
+    prefix/decode split in ms). With real-time chunking the observation also carries
+    ``prev_actions`` (m, D) in env units and optionally ``frozen_steps`` (default m), passed to
+    ``VLAModel.predict_chunk`` as the committed prefix; the result then reports
+    ``frozen_steps``. The sampling decoders
     (``diffusion``, ``flow``) draw from a generator re-seeded by ``reset(seed=...)``, so an
     episode's actions depend only on its seed.
 
@@ -124,15 +147,19 @@ class VLAPolicy(Policy):
         """Predict one chunk for one observation.
 
         Raises:
-            ValueError: If ``obs`` is a batch or malformed (see ``VLAModel.prepare``).
+            ValueError: If ``obs`` is a batch or malformed (see ``VLAModel.prepare``), or its
+                ``prev_actions`` / ``frozen_steps`` are (see ``VLAModel.action_prefix``).
         """
         state = obs.get("state") if isinstance(obs, dict) else None
         if state is not None and np.ndim(state) != 1:
             raise ValueError(f"infer takes one observation: state must be 1-D (S,), got shape "
                              f"{np.shape(state)}")
+        rtc = rtc_kwargs(obs)
         tic = time.perf_counter()
-        actions, stats = self.model.predict_chunk(obs, **self._kwargs)
+        actions, stats = self.model.predict_chunk(obs, **self._kwargs, **rtc)
+        extra = {"frozen_steps": int(stats["frozen_steps"])} if rtc else {}
         return {
+            **extra,
             "actions": np.asarray(actions[0], dtype=np.float32),
             "nfe": int(stats["nfe"]),
             "prefix_nfe": 1,  # the observation prefix is encoded in one pass
