@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "vla.cli",
     "planners.cli",
     "experiments.eval_planner",
+    "experiments.eval_loop",
     "policies.cli",
     "experiments.commands",
     "experiments.compare",

@@ -40,6 +40,9 @@ class TabletopExpert:
         if not (np.isfinite(noise) and noise >= 0):
             raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
         self.env, self.noise = base, float(noise)
+        self.target: tuple[str, str] | None = None
+        """``(block, zone)`` pick-and-place goal overriding the env's task (``None``: the
+        env's), e.g. the current step of a plan in ``TabletopRearrange-v0``."""
         self._rng = np.random.default_rng(seed)
         self.reset()
 
@@ -58,7 +61,7 @@ class TabletopExpert:
         if env.elapsed_steps <= self._episode_step or self._episode_step < 0:
             self.reset()  # a new episode started without an explicit reset()
         self._episode_step = env.elapsed_steps
-        task = env.task_spec.task
+        task = "pickplace" if self.target is not None else env.task_spec.task
         goal, jaw, speed = getattr(self, f"_{task}")()
         action = np.append(self._move(goal, speed), jaw)
         if self.noise > 0:
@@ -83,9 +86,10 @@ class TabletopExpert:
         return self.env.reach_target(), OPEN, 1.0
 
     def _pickplace(self):
-        env, spec = self.env, self.env.task_spec
-        g, b, z = env.grip_pos, env.block_pos(spec.block), env.zone_pos(spec.zone)
-        held = env.is_grasped(spec.block)
+        env = self.env
+        block, zone = self.target or (env.task_spec.block, env.task_spec.zone)
+        g, b, z = env.grip_pos, env.block_pos(block), env.zone_pos(zone)
+        held = env.is_grasped(block)
         self._lost_steps = 0 if held else self._lost_steps + 1
         phase = self.phase
         if phase in ("lift", "carry", "lower") and self._lost_steps >= 3:
@@ -112,8 +116,7 @@ class TabletopExpert:
             phase = "lower"
         elif phase == "lower" and b[2] < 0.027:
             phase = "release"
-        elif phase == "release" and self._phase_steps >= 8 and not env.in_zone(
-                spec.block, spec.zone):
+        elif phase == "release" and self._phase_steps >= 8 and not env.in_zone(block, zone):
             phase = "approach"  # it landed outside the zone: pick it up again
         self._set(phase)
 
