@@ -55,15 +55,34 @@ class TabletopRearrangeEnv(TabletopEnv):
     ## Reset options
     ``options={"pattern": "avoid"}`` draws a task of that pattern (``rearrange_tasks.PATTERNS``).
 
+    ## Step-level instructions
+    With ``step_instructions=True`` the observation's ``instruction`` is the one-step
+    instruction of the next placement not yet holding ("put the red block in the purple
+    zone"), the language a pick-and-place policy executes, so ``robodecode collect`` records
+    step-level demonstrations in multi-block scenes; ``info["task_instruction"]`` keeps the
+    whole task's.
+
     ## Version History
     * v0: initial version.
     """
 
     def __init__(self, split: str = "train", render_mode: str | None = None,
-                 image_size: int = 128, wrist_camera: bool = False, images: bool = True):
-        """Build the env (arguments as ``TabletopEnv``'s, without ``task``)."""
+                 image_size: int = 128, wrist_camera: bool = False, images: bool = True,
+                 step_instructions: bool = False):
+        """Build the env (arguments as ``TabletopEnv``'s, without ``task``).
+
+        Args:
+            split: ``"train"`` or ``"heldout"`` phrasings and block/zone pairs.
+            render_mode: ``None`` or ``"rgb_array"``.
+            image_size: Camera image side in pixels.
+            wrist_camera: Also observe ``wrist_image``.
+            images: Include camera images in observations.
+            step_instructions: Observe the next step's one-step instruction instead of the
+                task's (see "Step-level instructions").
+        """
         super().__init__(task="pickplace", split=split, render_mode=render_mode,
                          image_size=image_size, wrist_camera=wrist_camera, images=images)
+        self.step_instructions = bool(step_instructions)
         self.observation_space["instruction"] = spaces.Text(
             MAX_INSTRUCTION_LENGTH, min_length=1, charset=ins.CHARSET)
         self.rearrange_task: RearrangeTask | None = None
@@ -105,8 +124,10 @@ class TabletopRearrangeEnv(TabletopEnv):
         holding = self._holding()
         i = next((i for i, h in enumerate(holding) if not h), len(holding) - 1)
         block, zone = self.rearrange_task.placements[i]
+        text = (self.rearrange_task.steps[i] if self.step_instructions
+                else self.rearrange_task.instruction)
         self.task_spec = ins.TaskSpec("pickplace", block, zone, self.rearrange_task.phrasing,
-                                      self.rearrange_task.instruction)
+                                      text)
 
     def _monitor(self) -> None:
         """Record first-hold steps and the first broken condition (once per step)."""
@@ -146,7 +167,8 @@ class TabletopRearrangeEnv(TabletopEnv):
             return super()._info(parts)
         return {"is_success": parts["reward_success"] > 0, "task": "rearrange",
                 "atoms": sorted(self.atoms_now()), "placed": int(sum(self._holding())),
-                "violation": self._violation, "step_target": dict(self.target), **parts}
+                "violation": self._violation, "step_target": dict(self.target),
+                "task_instruction": self.rearrange_task.instruction, **parts}
 
 
 def first_violation(task: RearrangeTask, trace: list[set[str]]) -> str | None:

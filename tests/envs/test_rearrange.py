@@ -95,3 +95,28 @@ def test_bad_pattern_is_refused():
     env = gym.make(REARRANGE_ID, images=False)
     with pytest.raises(ValueError, match=r"\['pattern'\] must be one of"):
         env.reset(seed=0, options={"pattern": "stack"})
+
+
+def test_step_instructions_follow_the_next_placement_and_collect_records_them(tmp_path):
+    env = gym.make(REARRANGE_ID, images=False, step_instructions=True)
+    obs, info = env.reset(seed=4, options={"pattern": "ordered"})
+    task = env.unwrapped.rearrange_task
+    expert = envs.make_expert(env, seed=0)
+    seen = [obs["instruction"]]
+    while True:
+        obs, _, terminated, truncated, info = env.step(expert.act(obs))
+        seen.append(obs["instruction"])
+        if terminated or truncated:
+            break
+    assert info["is_success"] and info["task_instruction"] == task.instruction
+    assert list(dict.fromkeys(seen)) == list(task.steps)  # one step's words, then the next's
+
+    from envs.dataset_reader import ActionChunkDataset
+    from envs.lerobot_dataset import collect
+
+    collect(REARRANGE_ID, 2, tmp_path / "ds", env_kwargs={"step_instructions": True,
+                                                        "image_size": 32}, progress=False)
+    ds = ActionChunkDataset(tmp_path / "ds", horizon=4)
+    recorded = {ds[i]["instruction"] for i in range(0, len(ds), 5)}
+    assert len(recorded) >= 2 and recorded <= {  # 2 episodes, 2-3 steps each
+        f"put the {b} block in the {z} zone" for b in ins.BLOCK_COLOURS for z in ins.ZONE_COLOURS}
