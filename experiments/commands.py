@@ -41,6 +41,9 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             help="Actions executed per chunk (default: the whole chunk).")] = None,
         ensemble: Annotated[float | None, typer.Option(
             help="ACT temporal-ensembling rate m (off by default; use with --k 1).")] = None,
+        rtc: Annotated[bool, typer.Option(
+            "--rtc", help="Real-time chunking (with --latency): the new chunk continues the "
+                          "actions that execute while it decodes.")] = False,
         max_steps: Annotated[int | None, typer.Option(
             help="Step cap per episode (default: the env's time limit).")] = None,
         expert_noise: Annotated[float, typer.Option(
@@ -70,11 +73,13 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             tag += f"-{decoder}" if decoder else ""
             tag += f"-{split}" if split != "train" else ""
             tag += f"-latency{latency}" if latency else ""
+            tag += "-rtc" if rtc else ""
             out = Path("scratch") / "eval" / env.split("/")[-1].split(":")[-1] / tag
         try:
             config = EvalConfig(policy=policy, env_id=env, decoder=decoder, episodes=episodes,
                                 seed=seed, split=split, workers=workers, threads=threads,
                                 videos=videos, latency=latency, k=k, ensemble_decay=ensemble,
+                                rtc=rtc,
                                 max_steps=max_steps, expert_noise=expert_noise,
                                 device=device)
             if address is not None and not ray:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ SUMMARY_FILE = "eval_info.json"
 BUILTIN_POLICIES = ("expert", "random")
 # Fields that must match for --resume to continue a run (the rest may change between calls).
 _RUN_IDENTITY = ("policy", "decoder", "env_id", "seed", "split", "latency", "k",
-                 "ensemble_decay", "max_steps", "expert_noise")
+                 "ensemble_decay", "max_steps", "expert_noise", "rtc")
 
 
 @dataclass
@@ -55,6 +55,8 @@ class EvalConfig:
         latency: ``None``, ``"measured"`` or fixed milliseconds (latency-aware mode).
         k: Actions executed per chunk; ``None`` executes whole chunks.
         ensemble_decay: ACT temporal-ensembling rate; ``None`` disables ensembling.
+        rtc: Real-time chunking: each request carries the actions that execute while it
+            decodes, and the new chunk continues them (needs ``latency``).
         max_steps: Step cap per episode; ``None`` uses the env's time limit.
         expert_noise: Action noise of the expert policy.
         device: Torch device of a VLA policy (``cpu``, ``cuda``).
@@ -72,6 +74,7 @@ class EvalConfig:
     latency: str | float | None = None
     k: int | None = None
     ensemble_decay: float | None = None
+    rtc: bool = False
     max_steps: int | None = None
     expert_noise: float = 0.0
     device: str = "cpu"
@@ -85,6 +88,11 @@ class EvalConfig:
         if self.split not in ("train", "heldout"):
             raise ValueError(f"split must be 'train' or 'heldout', got {self.split!r}")
         self.latency = parse_latency(self.latency)
+        if self.rtc and self.latency is None:
+            raise ValueError("rtc needs a latency ('measured' or ms): without one nothing "
+                             "executes while a chunk decodes")
+        if self.rtc and self.ensemble_decay is not None:
+            raise ValueError("rtc and ensemble_decay exclude each other")
         if self.k is not None and self.k < 1:
             raise ValueError(f"k must be >= 1, got {self.k}")
         if self.max_steps is not None and self.max_steps < 1:
@@ -201,7 +209,8 @@ def _run_episode(index: int) -> dict[str, Any]:
         _WORKER["warm"] = True
     tic = time.perf_counter()
     record = rollout(env, policy, seed, k=cfg.k, ensemble_decay=cfg.ensemble_decay,
-                     latency=cfg.latency, max_steps=cfg.max_steps, video=index < cfg.videos)
+                     latency=cfg.latency, max_steps=cfg.max_steps, video=index < cfg.videos,
+                     rtc=cfg.rtc)
     data = {"episode": index, **record.to_dict(), "episode_s": time.perf_counter() - tic,
             "pid": os.getpid()}
     if record.frames:
@@ -275,7 +284,8 @@ def _prepare_out(config: EvalConfig, out: Path, resume: bool) -> dict[int, dict[
         except ValueError as err:
             raise ValueError(f"cannot resume: {err}; remove it (the run's settings) or choose "
                              "another --out") from None
-        diff = [f for f in _RUN_IDENTITY if old.get(f) != asdict(config).get(f)]
+        defaults = {f.name: f.default for f in fields(EvalConfig)}  # keys older runs lack
+        diff = [f for f in _RUN_IDENTITY if old.get(f, defaults[f]) != asdict(config).get(f)]
         if diff == ["policy"] and _same_weights(old["policy"], config.policy, config.decoder):
             diff = []  # the same weights reached through another path (a copied set)
         if diff:

@@ -119,6 +119,7 @@ def test_spawned_workers_match_one_process(tmp_path):
     (["--policy", "{tmp}", "--decoder", "ar", "--env", ENV], "model folders found: none"),
     (["--policy", "expert", "--env", ENV, "--latency", "soon"], "latency must be"),
     (["--policy", "expert", "--env", ENV, "--split", "test"], "split must be"),
+    (["--policy", "expert", "--env", ENV, "--rtc"], "rtc needs a latency"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, args, message):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
@@ -184,3 +185,22 @@ def test_cli_unreadable_saved_config_is_one_line_naming_it(tmp_path, content):
     assert result.exit_code == 2, result.output
     assert str(saved) in result.output and result.output.count("\n") == 1, result.output
     assert time.perf_counter() - tic < 10
+
+
+def test_rtc_eval_runs_the_shipped_set_and_records_frozen_steps(tmp_path):
+    shipped = "experiments/checkpoints/TabletopPickPlace-v0/seed0"
+    cfg = EvalConfig(policy=shipped, decoder="ar", episodes=1, seed=1000, k=4, latency="80",
+                     rtc=True, max_steps=24)
+    summary = evaluate(cfg, tmp_path, progress=False)
+    episode = lines(tmp_path)[0]
+    assert episode["rtc"] and max(episode["chunk_frozen_steps"]) == 4  # ceil(80 ms / 20 ms)
+    assert summary["nfe_per_chunk"] < 32  # AR does not decode the frozen steps
+
+
+def test_resume_accepts_a_run_saved_before_rtc_existed(tmp_path):
+    evaluate(config(episodes=2), tmp_path, progress=False)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    saved.pop("rtc")
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    summary = evaluate(config(episodes=3), tmp_path, resume=True, progress=False)
+    assert summary["episodes"] == 3 and [e["seed"] for e in lines(tmp_path)] == [100, 101, 102]
