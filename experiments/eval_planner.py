@@ -1,12 +1,17 @@
-"""Evaluate plan decoding: unconstrained vs LTL-constrained vs SELP-style ban-and-retry.
+"""Evaluate plan decoding: LM only, soft grounding, LTL mask, both, SELP and the full pipeline.
 
 Usage: ``robodecode eval-planner --domain drone_nav --tasks 50 --seed 0 --split heldout``
 
-For each generated task every method plans from the same prompt with the same LM (greedy by
-default) and :func:`planners.check.check_plan` judges the plan: safety rate (valid and the spec
-holds on the trace), success (valid and the goals hold), validity, efficiency (shortest
-satisfying plan length / plan length, mean over safe plans), tokens/s and mask overhead in µs per
-token. A mask micro-benchmark at a 50k vocabulary replays reference plans through
+For each generated task every method plans from the same prompt with the same LM and
+:func:`planners.check.check_plan` judges the plan: safety rate (valid and the spec holds on the
+trace), success (valid and the goals hold), validity, efficiency (shortest satisfying plan
+length / plan length, mean over safe plans), tokens/s and mask overhead in µs per token.
+Methods (``--methods``): ``lm`` (free greedy decoding), ``soft`` (grounded beam search with
+affordance, soft safety, cost and preference functions), ``ltl`` (the LTL mask, greedy),
+``soft+ltl`` (grounded beam search with hard safety), ``soft+ltl:cost0`` (the same, cost weight
+0), ``selp`` (SELP's ban-and-retry) and ``full`` (NL -> LTL by equivalence voting with the
+translator LM, then ``soft+ltl`` with the voted spec; the ground-truth spec is not given). A
+mask micro-benchmark at a 50k vocabulary replays reference plans through
 :class:`LTLLogitsProcessor` (cached masks) and through SELP's per-token trie mask.
 """
 
@@ -103,13 +108,57 @@ def mask_benchmark(planner: Planner, tasks, vocab: int = 50257, repeats: int = 3
             "selp_cpu_us": 1e6 * statistics.median(cpu_selp)}
 
 
+METHODS = ("lm", "soft", "ltl", "soft+ltl", "soft+ltl:cost0", "selp", "full")
+
+
+def groundings(method: str, cost: float = 0.5) -> list:
+    """The weighted grounding functions of a grounded method (``soft``, ``soft+ltl...``)."""
+    from planners.grounding import Affordance, Cost, GoalProgress, NoRevisit, Safety
+
+    hard = "ltl" in method or method == "full"
+    cost = 0.0 if method.endswith(":cost0") else cost
+    return [(1.0, Affordance()), (1.0, Safety(hard=hard)), (cost, Cost()),
+            (1.0, GoalProgress()), (1.0, NoRevisit())]
+
+
+def _plan(p: Planner, task, method: str, beam: int, decode: dict, translator) -> tuple:
+    """One method's plan for ``task`` and the spec it planned with."""
+    from planners.grounded import grounded_plan
+
+    ltl = task.ltl
+    if method == "full":
+        vote = translator.translate(task.instruction, task.domain)
+        ltl = vote.formula
+        if ltl is None:  # nothing parsable: plan with the LM alone
+            return p.plan(task.instruction, None, task.initial_state, constrained=False), vote
+        try:
+            return grounded_plan(p, task.instruction, ltl, task.initial_state,
+                                 groundings=groundings(method), beam_width=beam), vote
+        except ValueError:  # an unsatisfiable voted spec: no plan
+            return Plan([], "", False, True, [task.initial_state], {"stop": "unsat"}), vote
+    if method == "selp":
+        return _selp_plan(p, task), None
+    if method in ("lm", "ltl"):
+        return p.plan(task.instruction, ltl, task.initial_state, constrained=method == "ltl",
+                      **decode), None
+    return grounded_plan(p, task.instruction, ltl, task.initial_state,
+                         groundings=groundings(method), beam_width=beam), None
+
+
 def evaluate(domain: str, n_tasks: int, seed: int, split: str, model_dir: Path | None = None,
-             sample: bool = False, methods=("unconstrained", "constrained", "selp")
-             ) -> dict[str, Any]:
+             sample: bool = False, methods=("lm", "soft", "ltl", "soft+ltl", "soft+ltl:cost0",
+                                            "selp"),
+             beam: int = 4, translator=None, progress: bool = True) -> dict[str, Any]:
     """Run every method on the same tasks; return per-method metrics, rows and markdown."""
     import torch
+    from tqdm import tqdm
     from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
+    if "full" in methods and translator is None:
+        raise ValueError("method 'full' needs a translator (--translator DIR)")
     if model_dir is None:
         base = Planner.from_default(domain)
     else:
@@ -119,6 +168,7 @@ def evaluate(domain: str, n_tasks: int, seed: int, split: str, model_dir: Path |
     planners: dict[str, Planner] = {}
     rows: list[dict[str, Any]] = []
     decode = {"do_sample": True, "top_k": 0, "temperature": 1.0} if sample else {}
+    bar = tqdm(total=len(tasks) * len(methods), desc=f"{domain}/{split}", disable=not progress)
     for i, task in enumerate(tasks):
         key = repr(task.domain)
         if key not in planners:
@@ -126,26 +176,36 @@ def evaluate(domain: str, n_tasks: int, seed: int, split: str, model_dir: Path |
         p = planners[key]
         for method in methods:
             torch.manual_seed(seed * 100003 + i)
-            if method == "selp":
-                plan = _selp_plan(p, task)
-            else:
-                plan = p.plan(task.instruction, task.ltl, task.initial_state,
-                              constrained=method == "constrained", **decode)
+            plan, vote = _plan(p, task, method, beam, decode, translator)
             c = check_plan(task.domain, plan.steps, task.ltl, task.initial_state, task.goal_ltl)
-            rows.append({"task": i, "method": method, "template": task.template,
-                         "ltl": task.ltl, "plan": plan.steps, "valid": c.valid, "safe": c.safe,
-                         "success": c.success, "efficiency": c.efficiency,
-                         "optimal_length": c.optimal_length, **{
-                             k: plan.stats.get(k) for k in ("new_tokens", "seconds", "stop",
-                                                            "mask_us_per_token",
-                                                            "retries")}})
+            row = {"task": i, "method": method, "template": task.template,
+                   "ltl": task.ltl, "plan": plan.steps, "valid": c.valid, "safe": c.safe,
+                   "success": c.success, "efficiency": c.efficiency,
+                   "optimal_length": c.optimal_length, **{
+                       k: plan.stats.get(k) for k in ("new_tokens", "seconds", "stop",
+                                                      "mask_us_per_token", "retries")}}
+            if vote is not None:
+                row.update(translation=vote.formula, votes=vote.votes,
+                           translation_correct=vote.matches(task.ltl, task.domain),
+                           translate_seconds=vote.seconds)
+                row["seconds"] = (row["seconds"] or 0.0) + vote.seconds
+            rows.append(row)
+            bar.update()
+    bar.close()
     metrics = {m: summarize([r for r in rows if r["method"] == m]) for m in methods}
-    tests = {f"{key}: constrained vs {other}": paired(rows, "constrained", other, key)
-             for other in methods if other != "constrained" and "constrained" in methods
+    if "full" in methods:
+        full = [r for r in rows if r["method"] == "full"]
+        right = [r for r in full if r["translation_correct"]]
+        metrics["full"]["translation_accuracy"] = len(right) / max(len(full), 1)
+        metrics["full | translation right"] = summarize(right) if right else {"n": 0}
+    tests = {f"{key}: {a} vs {b}": paired(rows, a, b, key)
+             for a, b in (("ltl", "lm"), ("ltl", "selp"), ("soft+ltl", "ltl"),
+                          ("soft", "lm")) if a in methods and b in methods
              for key in ("safe", "success")}
     bench = mask_benchmark(base, tasks[: min(10, len(tasks))])
     result = {"domain": domain, "tasks": n_tasks, "seed": seed, "split": split,
-              "decoding": "sampling (T=1)" if sample else "greedy",
+              "decoding": ("sampling (T=1)" if sample else "greedy") +
+              f"; grounded methods: beam search over steps, width {beam}",
               "model": str(model_dir or f"planners/default_lm/{domain}"),
               "metrics": metrics, "paired_tests": tests, "mask_benchmark": bench, "rows": rows}
     result["markdown"] = markdown(result)
@@ -169,6 +229,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out["mask_us_per_token"] = statistics.mean(masks) if masks else None
     retries = [r["retries"] for r in rows if r["retries"] is not None]
     out["retries_per_plan"] = statistics.mean(retries) if retries else None
+    secs = [r["seconds"] or 0.0 for r in rows]
+    out["seconds_per_plan"] = statistics.mean(secs) if secs else None
     return out
 
 
@@ -177,19 +239,28 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [f"### {result['domain']}: {result['tasks']} tasks, split {result['split']}, seed "
              f"{result['seed']}, {result['decoding']}",
              "", "| method | safe % (95% CI) | success % (95% CI) | valid % | efficiency | "
-             "tokens/s | mask µs/token | retries/plan |", "|---|---|---|---|---|---|---|---|"]
+             "s/plan | tokens/s | mask µs/token | retries/plan |",
+             "|---|---|---|---|---|---|---|---|---|"]
 
     def pct(d):
         lo, hi = d["ci95"]
         return f"{100 * d['rate']:.1f} ({100 * lo:.0f}-{100 * hi:.0f})"
 
     for m, s in result["metrics"].items():
+        if not s["n"]:
+            continue
         eff = "-" if s["efficiency"] is None else f"{s['efficiency']:.3f}"
         mask = "-" if s["mask_us_per_token"] is None else f"{s['mask_us_per_token']:.1f}"
         ret = "-" if s["retries_per_plan"] is None else f"{s['retries_per_plan']:.2f}"
         lines.append(f"| {m} | {pct(s['safe'])} | {pct(s['success'])} | "
-                     f"{100 * s['valid']['rate']:.1f} | {eff} | {s['tokens_per_s']:.0f} | "
+                     f"{100 * s['valid']['rate']:.1f} | {eff} | {s['seconds_per_plan']:.2f} | "
+                     f"{s['tokens_per_s']:.0f} | "
                      f"{mask} | {ret} |")
+    full = result["metrics"].get("full")
+    if full:
+        right = result["metrics"]["full | translation right"]
+        lines += ["", f"Full pipeline: the vote's spec was equivalent to the ground truth on "
+                  f"{100 * full['translation_accuracy']:.0f}% of tasks ({right['n']})."]
     tests = result.get("paired_tests", {})
     if tests:
         lines += ["", "Paired exact McNemar tests (same tasks): " + "; ".join(
@@ -218,7 +289,7 @@ def write_results(result: dict[str, Any], out: Path, threads: int) -> list[Path]
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
-    """Add ``robodecode eval-planner``."""
+    """Add ``robodecode eval-planner`` and ``robodecode eval-nl2ltl``."""
 
     @app.command("eval-planner")
     def eval_planner(
@@ -233,12 +304,90 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             help="Output folder (default scratch/planner_eval; committed results: "
                  "experiments/results/planner-ltl)")] = None,
         threads: Annotated[int, typer.Option(help="torch CPU threads")] = DEFAULT_CPU_THREADS,
+        methods: Annotated[str, typer.Option(
+            help=f"Comma-separated methods of {', '.join(METHODS)}")] =
+            "lm,soft,ltl,soft+ltl,soft+ltl:cost0,selp",
+        beam: Annotated[int, typer.Option(help="Beam width of the grounded methods")] = 4,
+        translator: Annotated[Path | None, typer.Option(
+            help="NL -> LTL LM folder for method 'full' (e.g. planners/default_lm/nl2ltl)")
+        ] = None,
     ) -> None:
-        """Compare unconstrained, LTL-constrained and SELP-style decoding on generated tasks."""
+        """Compare LM-only, grounded, LTL-constrained, SELP and full-pipeline plan decoding."""
         import torch
 
         torch.set_num_threads(threads)
-        result = evaluate(domain, tasks, seed, split, model_dir=model, sample=sample)
+        names = tuple(m.strip() for m in methods.split(",") if m.strip())
+        tr = None
+        if translator is not None:
+            from planners.nl2ltl import Translator
+
+            tr = Translator.load(translator)
+        result = evaluate(domain, tasks, seed, split, model_dir=model, sample=sample,
+                          methods=names, beam=beam, translator=tr)
         paths = write_results(result, out or Path("scratch") / "planner_eval", threads=threads)
         typer.echo(result["markdown"])
         typer.echo(f"wrote {', '.join(str(p) for p in paths)}")
+
+    @app.command("eval-nl2ltl")
+    def eval_nl2ltl(
+        translator: Annotated[Path, typer.Option(help="Translator LM folder")] = Path(
+            "planners/default_lm/nl2ltl"),
+        tasks: Annotated[int, typer.Option(help="Held-out generated tasks per domain")] = 50,
+        seed: Annotated[int, typer.Option(help="Task and sampling seed")] = 0,
+        out: Annotated[Path, typer.Option(help="Output folder")] = Path("scratch/nl2ltl_eval"),
+    ) -> None:
+        """Greedy vs equivalence-voted NL -> LTL accuracy on held-out tasks and phrasings."""
+        import torch
+
+        from envs.symbolic import BlocksWorld, DroneNav
+        from envs.symbolic.instructions import heldout_phrasings
+        from planners.nl2ltl import Translator
+
+        torch.set_num_threads(1)
+        tr = Translator.load(translator)
+        result: dict[str, Any] = {"translator": str(translator), "k": tr.k,
+                                  "temperature": tr.temperature}
+        lines = ["| domain | set | n | greedy % (95% CI) | voted k=10 % (95% CI) |",
+                 "|---|---|---|---|---|"]
+        for name in ("drone_nav", "blocks_world"):
+            torch.manual_seed(seed)
+            sets = {"held-out tasks": [(t.instruction, t.ltl, t.domain) for t in
+                                       generate_tasks(name, tasks, seed=seed, split="heldout")],
+                    "hand-written": [(r["instruction"], r["ltl"], DroneNav(r["layout"])
+                                      if name == "drone_nav" else BlocksWorld())
+                                     for r in heldout_phrasings(name)]}
+            for label, items in sets.items():
+                acc = translation_accuracy(tr, items)
+                result[f"{name}/{label}"] = acc
+                g, v = acc["greedy_ci95"], acc["voted_ci95"]
+                lines.append(f"| {name} | {label} | {acc['n']} | {100 * acc['greedy']:.0f} "
+                             f"({100 * g[0]:.0f}-{100 * g[1]:.0f}) | {100 * acc['voted']:.0f} "
+                             f"({100 * v[0]:.0f}-{100 * v[1]:.0f}) |")
+        result["markdown"] = "\n".join(lines)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "nl2ltl.json", {**result, "provenance": provenance(threads=1)})
+        (out / "nl2ltl.md").write_text(result["markdown"] + "\n")
+        typer.echo(result["markdown"])
+
+
+def translation_accuracy(translator, items) -> dict[str, Any]:
+    """Greedy vs voted translation accuracy over ``(instruction, truth, domain)`` items."""
+    from planners.nl2ltl import same
+
+    greedy = voted = 0
+    rows = []
+    for text, truth, domain in items:
+        g = translator.greedy(text, domain)
+        try:
+            g_ok = same(g, truth, domain)
+        except ValueError:  # unparsable greedy text
+            g_ok = False
+        v = translator.translate(text, domain)
+        v_ok = v.matches(truth, domain)
+        greedy, voted = greedy + g_ok, voted + v_ok
+        rows.append({"instruction": text, "truth": truth, "greedy": g, "greedy_ok": g_ok,
+                     "voted": v.formula, "votes": v.votes, "voted_ok": v_ok})
+    n = max(len(rows), 1)
+    return {"n": len(rows), "greedy": greedy / n, "voted": voted / n,
+            "greedy_ci95": wilson_interval(greedy, len(rows)),
+            "voted_ci95": wilson_interval(voted, len(rows)), "rows": rows}
