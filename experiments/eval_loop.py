@@ -113,13 +113,43 @@ class PolicySkill:
         return self.broker.act({**obs, "instruction": self.instruction})
 
 
-def plan_steps(planner: Any, mode: str, task: Any, domain: Any, state: Any) -> list[str]:
-    """The planner's steps from ``state`` (see the module docstring for the modes)."""
+def residual_spec(formula: str, trace: list[frozenset[str]]) -> Any:
+    """What is left of ``formula`` once ``trace`` (all but its last state) has happened.
+
+    LTLf progression over the executed trace, stutter-compressed (the planner's steps are
+    coarser than simulator steps; the task formulas have no ``X``): a plan from the current
+    state satisfies the result iff the whole execution satisfies ``formula``. Replanning
+    without it would forget, e.g., that an ordered block was already placed and later knocked
+    out again.
+    """
+    from planners.ltl import LTLf, progress
+
+    spec = LTLf(formula)
+    atoms = spec.atoms
+    letters = [frozenset(a for a in s if a in atoms) for s in trace]
+    letters = [x for i, x in enumerate(letters) if i == 0 or x != letters[i - 1]]
+    for letter in letters[:-1]:
+        spec, _ = progress(spec, letter)
+    return spec
+
+
+def plan_steps(planner: Any, mode: str, task: Any, domain: Any, state: Any,
+               trace: list[frozenset[str]] | None = None) -> list[str]:
+    """The planner's steps from ``state`` after ``trace`` (modes: see the module docstring).
+
+    Returns an empty list when no plan can satisfy what is left of the spec (the execution
+    already broke it).
+    """
+    from planners import UnsatisfiableSpecError
+
     if mode == "oracle":
         where = dict(state)
         return [f"put({b},{z})" for b, z in task.placements if where[b] != z]
-    plan = planner.plan(task.instruction, ltl=task.formula if mode == "ltl" else None,
-                        state=state, constrained=mode == "ltl")
+    spec = residual_spec(task.formula, trace or [domain.label(state)]) if mode == "ltl" else None
+    try:
+        plan = planner.plan(task.instruction, ltl=spec, state=state, constrained=mode == "ltl")
+    except UnsatisfiableSpecError:
+        return []
     return list(plan.steps)
 
 
@@ -148,7 +178,7 @@ def run_task(env: Any, seed: int, planner: Any, skill: Any, *, mode: str = "ltl"
     done = False
     while not done:
         t0 = time.perf_counter()
-        steps = plan_steps(planner, mode, task, domain, state)
+        steps = plan_steps(planner, mode, task, domain, state, trace)
         result.planner_seconds += time.perf_counter() - t0
         result.plans.append(steps)
         if not steps:

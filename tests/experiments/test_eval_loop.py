@@ -71,3 +71,19 @@ def test_eval_loop_cli_writes_resumable_results(tmp_path):
     assert sorted(json.loads(x)["seed"] for x in lines) == [0, 1, 2]
     res = runner.invoke(build_app(), args)
     assert res.exit_code != 0 and "--resume" in res.output
+
+
+def test_replanning_keeps_what_the_execution_already_did():
+    from experiments.eval_loop import residual_spec
+    from planners.ltl import LTLf
+
+    formula = "F(red_in_white & blue_in_orange) & (!blue_in_orange U red_in_white)"
+    # red went to white, blue to orange, then red was knocked out again: the order is done.
+    trace = [frozenset(), frozenset({"red_in_white"}), frozenset({"red_in_white", "holding_blue"}),
+             frozenset({"red_in_white", "blue_in_orange"}), frozenset({"blue_in_orange"})]
+    rest = residual_spec(formula, trace)
+    assert rest.accepts([{"blue_in_orange"}, {"blue_in_orange", "red_in_white"}])
+    assert not LTLf(formula).accepts([{"blue_in_orange"}, {"blue_in_orange", "red_in_white"}])
+    # a trace that already broke the order leaves nothing to satisfy
+    broken = [frozenset(), frozenset({"blue_in_orange"}), frozenset({"blue_in_orange"})]
+    assert not residual_spec(formula, broken).accepts([{"blue_in_orange", "red_in_white"}])
