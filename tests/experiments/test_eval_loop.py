@@ -84,6 +84,7 @@ def test_replanning_keeps_what_the_execution_already_did():
     rest = residual_spec(formula, trace)
     assert rest.accepts([{"blue_in_orange"}, {"blue_in_orange", "red_in_white"}])
     assert not LTLf(formula).accepts([{"blue_in_orange"}, {"blue_in_orange", "red_in_white"}])
-    # a trace that already broke the order leaves nothing to satisfy
+    # a trace that already broke the order leaves nothing to satisfy (plans start at its end)
     broken = [frozenset(), frozenset({"blue_in_orange"}), frozenset({"blue_in_orange"})]
-    assert not residual_spec(formula, broken).accepts([{"blue_in_orange", "red_in_white"}])
+    assert not residual_spec(formula, broken).accepts(
+        [{"blue_in_orange"}, {"blue_in_orange", "red_in_white"}])
