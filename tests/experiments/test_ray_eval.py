@@ -260,3 +260,44 @@ def test_cli_errors_are_one_line(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     result = CliRunner().invoke(build_app(), [*base, "--ray"])
     assert result.exit_code == 2 and "pip install 'robodecode[dist]'" in result.output
+
+
+def test_a_driver_killed_on_a_joined_cluster_is_resumed_and_its_actors_end(cluster, tmp_path):
+    out = tmp_path / "eval"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT / "tests" / "experiments"), str(ROOT / "tests" / "policies")])}
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "experiments.cli", "eval", "--policy", "slow_policy:slow_policy",
+         "--env", FAKE, "--episodes", "12", "--max-steps", "10", "--workers", "2", "--ray",
+         "--address", ray.get_runtime_context().gcs_address, "--out", str(out),
+         "--no-progress"], env=env, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 60
+    while len(load_records(out)) < 2:
+        assert driver.poll() is None and time.time() < deadline, "no episode was recorded"
+        time.sleep(0.1)
+    driver.kill()  # SIGKILL: no cleanup runs in the driver
+    driver.wait()
+    before = load_records(out)
+    assert 2 <= len(before) < 12
+    cfg = EvalConfig(policy="slow_policy:slow_policy", env_id=FAKE, episodes=12, max_steps=10,
+                     workers=2)
+    summary = evaluate(cfg, out, resume=True, progress=False, runner=ray_runner())
+    assert sorted(r["episode"] for r in _lines(out)) == list(range(12))  # none twice
+    assert summary["resumed_episodes"] == len(before) and summary["episodes"] == 12
+    actors = {r["pid"] for r in before.values()}  # Ray ends the actors of a dead driver
+    deadline = time.time() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in actors) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in actors)
+
+
+def test_scaling_study_measures_both_paths(cluster, tmp_path):
+    from experiments.studies.ray_scaling import measure, table
+
+    rows = [measure("expert", 1, path, tmp_path, episodes_per_actor=2, seed=5)
+            for path in ("ray", "local")]
+    assert all(r["episodes"] == 2 and r["steady_eps"] > 0 and r["end_to_end_eps"] > 0
+               for r in rows)
+    assert rows[0]["pc_success"] == rows[1]["pc_success"]
+    assert "| expert | 1 |" in table(rows) and "| 100% |" in table(rows)
