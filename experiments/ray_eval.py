@@ -20,7 +20,8 @@ appends them to the same resumable ``episodes.jsonl`` and writes the same summar
   ``"auto"`` or ``"host:port"`` joins a running one (``ray start --head`` ...) and leaves it
   running. If this process is already connected (``ray.init`` in a test), that cluster is used.
 * GPUs: with ``device="cuda..."`` every actor asks for ``num_gpus = GPUs / actors`` (at most
-  1), so several replicas share one GPU.
+  1), so several replicas share one GPU; MuJoCo renders on the GPU Ray gave the actor
+  (``MUJOCO_EGL_DEVICE_ID``, unless set).
 * Videos are written by the actor into its own scratch folder and sent back as bytes, so a
   multi-machine cluster needs no shared filesystem.
 """
@@ -118,6 +119,11 @@ class EpisodeActor:
                 appended (``module:factory`` policies from a test folder, for instance).
         """
         sys.path.extend(p for p in sys_path if p not in sys.path and os.path.isdir(p))
+        import ray
+
+        gpus = ray.get_gpu_ids()
+        if gpus and "MUJOCO_EGL_DEVICE_ID" not in os.environ:  # render on the actor's GPU
+            os.environ["MUJOCO_EGL_DEVICE_ID"] = str(gpus[0])
         self.scratch = Path(tempfile.mkdtemp(prefix="robodecode-ray-"))
         self.error: BaseException | None = None
         try:
@@ -182,8 +188,47 @@ def ray_episodes(config: EvalConfig, out: Path, todo: list[int], *,
     """
     if not todo:
         return
-    with ray_session(address) as ray:
-        yield from _schedule(ray, config, Path(out), todo)
+    from envs.workers import Terminated
+
+    with ray_session(address) as ray, _sigterm_raises() as sigterm:
+        try:
+            yield from _schedule(ray, config, Path(out), todo)
+        except KeyboardInterrupt:  # Ray turns an exception raised in ray.wait into this
+            if sigterm:
+                raise Terminated("SIGTERM") from None
+            raise
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[list[int]]:
+    """SIGTERM raises :class:`envs.workers.Terminated` inside (main thread only), as for a pool.
+
+    Ray's driver handler would end the process with a stack dump instead of unwinding: here
+    the actors are stopped and the CLI says to rerun with ``--resume``.
+
+    Yields:
+        A list that holds the signal's number once SIGTERM came.
+    """
+    import signal
+    import threading
+
+    from envs.workers import Terminated
+
+    got: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield got
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        got.append(signum)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends us at once
+        raise Terminated("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield got
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def actor_resources(config: EvalConfig, cluster: dict[str, float], actors: int

@@ -1,7 +1,6 @@
-"""Episodes per second of ``eval --ray`` with 1..N actors, against linear and the local pool.
+"""python -m experiments.studies.ray_scaling --out scratch/ray-scaling  # [--actors 1 2 4 8 14].
 
-Usage: python -m experiments.studies.ray_scaling --out scratch/ray-scaling --actors 1 2 4 8 14
-
+Episodes per second of ``eval --ray`` with 1..N actors, against linear and the local pool.
 For each policy (``expert``, or a decoder of the shipped checkpoint) and each actor count n it
 runs ``episodes_per_actor * n`` episodes twice on the same seeds: on n Ray actors (one local
 cluster for the whole study) and on n spawned workers (today's multiprocessing path). Two rates
@@ -86,7 +85,8 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the study (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Episodes/s of eval --ray with 1..N actors, "
+                                     "against linear and the local pool.")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--runs", type=Path, help="Eval folders (default OUT/runs).")
     parser.add_argument("--policies", nargs="+", default=["expert", "oft", "ar"])

@@ -262,7 +262,9 @@ def test_cli_errors_are_one_line(monkeypatch, tmp_path):
     assert result.exit_code == 2 and "pip install 'robodecode[dist]'" in result.output
 
 
-def test_a_driver_killed_on_a_joined_cluster_is_resumed_and_its_actors_end(cluster, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_driver_killed_on_a_joined_cluster_is_resumed_and_its_actors_end(cluster, tmp_path,
+                                                                           sig):
     out = tmp_path / "eval"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT / "tests" / "experiments"), str(ROOT / "tests" / "policies")])}
@@ -271,13 +273,15 @@ def test_a_driver_killed_on_a_joined_cluster_is_resumed_and_its_actors_end(clust
          "--env", FAKE, "--episodes", "12", "--max-steps", "10", "--workers", "2", "--ray",
          "--address", ray.get_runtime_context().gcs_address, "--out", str(out),
          "--no-progress"], env=env, cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 60
     while len(load_records(out)) < 2:
         assert driver.poll() is None and time.time() < deadline, "no episode was recorded"
         time.sleep(0.1)
-    driver.kill()  # SIGKILL: no cleanup runs in the driver
-    driver.wait()
+    driver.send_signal(sig)  # SIGKILL: no cleanup runs in the driver
+    stderr = driver.communicate(timeout=30)[1]
+    if sig == signal.SIGTERM:  # it stops its actors and says how to go on
+        assert driver.returncode == 143 and "rerun with --resume" in stderr, stderr[-2000:]
     before = load_records(out)
     assert 2 <= len(before) < 12
     cfg = EvalConfig(policy="slow_policy:slow_policy", env_id=FAKE, episodes=12, max_steps=10,
