@@ -28,9 +28,9 @@ from experiments.ray_eval import actor_resources, check_address, ray_runner  # n
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = f"fake_reach_env:{fake_reach_env.ENV_ID}"
 # Per-episode fields that measure time or say where an episode ran; everything else must match.
-TIMING = {"episode_s", "pid", "chunk_ms", "ms_per_chunk", "chunk_decode_ms"}
+TIMING = {"episode_s", "pid", "chunk_ms", "ms_per_chunk", "chunk_decode_ms", "video"}
 SUMMARY_TIMING = {"ms_per_chunk", "ms_per_chunk_p90", "decode_ms_per_chunk", "hz", "eval_s",
-                  "eval_ep_s", "provenance", "per_episode"}
+                  "eval_ep_s", "provenance", "per_episode", "videos"}
 CRASH_SEED, CRASH_STEP = 203, 2
 MARKER = Path(tempfile.gettempdir()) / f"robodecode-ray-fault-{os.getuid()}"
 
@@ -83,19 +83,22 @@ def _outcomes(records) -> list[dict]:
 def _same_summary(a: dict, b: dict) -> None:
     assert {k: v for k, v in a.items() if k not in SUMMARY_TIMING} == \
         {k: v for k, v in b.items() if k not in SUMMARY_TIMING}
-    strip = {"ms_per_chunk"}
+    strip = {"ms_per_chunk", "video"}  # timing, and the run's own folder
     assert [{k: v for k, v in e.items() if k not in strip} for e in a["per_episode"]] == \
         [{k: v for k, v in e.items() if k not in strip} for e in b["per_episode"]]
 
 
 def test_ray_eval_equals_local_eval_on_the_same_seeds(cluster, tmp_path):
-    cfg = EvalConfig(policy="expert", env_id=DEFAULT_ENV_ID, episodes=4, seed=7, workers=2)
+    cfg = EvalConfig(policy="expert", env_id=DEFAULT_ENV_ID, episodes=4, seed=7, workers=2,
+                     videos=1)
     local = evaluate(cfg, tmp_path / "local", progress=False)
     remote = evaluate(cfg, tmp_path / "ray", progress=False, runner=ray_runner())
     assert _outcomes(_lines(tmp_path / "ray")) == _outcomes(_lines(tmp_path / "local"))
     _same_summary(remote, local)
     assert remote["n_success"] >= 1 and remote["avg_steps"] > 1  # the episodes really ran
     assert os.getpid() not in {r["pid"] for r in _lines(tmp_path / "ray")}  # on actors
+    video = tmp_path / "ray" / "videos" / "episode_0000.mp4"  # sent back by the actor
+    assert remote["videos"] == [str(video)] and video.stat().st_size > 1000
 
 
 def test_an_actor_killed_mid_episode_is_replaced_and_its_episode_retried(cluster, tmp_path):
