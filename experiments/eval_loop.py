@@ -7,8 +7,11 @@ before the blue block goes to the white zone, and never put anything in the oran
 
 1. the planner plans ``put(block,zone)`` steps from the symbolic state read off the simulator
    (:class:`~envs.tabletop.rearrange_domain.RearrangeDomain`): ``ltl`` decodes under the task's
-   LTLf formula (plans satisfy it by construction), ``free`` lets the LM write the plan
-   unconstrained (the baseline), ``oracle`` takes the task's own steps (the skill ceiling);
+   LTLf formula (plans satisfy it by construction), ``grounded`` adds soft grounding
+   (:func:`planners.grounded.grounded_plan`: affordance, hard safety, cost, no revisits and
+   :class:`GoalPlacements`; beam search over steps) for short plans, ``free`` lets the LM
+   write the plan unconstrained (the baseline), ``oracle`` takes the task's own steps (the
+   skill ceiling);
 2. a skill executes each step as its one-step instruction ("put the red block in the purple
    zone"): the scripted expert (the planner ceiling) or a VLA policy through the
    :class:`~policies.broker.ChunkBroker`, until the block rests in the zone with the gripper
@@ -36,7 +39,7 @@ import typer
 STEP_LIMIT = 160
 """Env steps a skill gets per plan step (one pick-and-place takes the expert ~50)."""
 EPISODE_LIMIT = 900
-PLANNERS = ("ltl", "free", "oracle")
+PLANNERS = ("grounded", "ltl", "free", "oracle")
 
 
 @dataclass
@@ -133,6 +136,31 @@ def residual_spec(formula: str, trace: list[frozenset[str]]) -> Any:
     return spec
 
 
+class GoalPlacements:
+    """A grounding function for rearrangement: prefer steps that put a wanted block in place.
+
+    The domain-specific preference a user writes (the protocol of :mod:`planners.grounding`):
+    ``log G`` is 0 for a step that makes one of the spec's still-missing positive atoms true
+    and keeps the others, -1 for a neutral step, lower for one that undoes a placement; ending
+    the plan costs 1 per missing atom.
+    """
+
+    def __call__(self, ctx: Any, step: str | None) -> float:
+        """Score ``step`` (``None``: end the plan) in the plan context ``ctx``."""
+        from envs.symbolic.base import InvalidStepError
+        from planners.grounding import positive_atoms
+
+        wanted = set(positive_atoms(ctx.ltl)) if ctx.ltl is not None else set()
+        have = ctx.domain.label(ctx.state) & wanted
+        if step is None:
+            return -float(len(wanted - have))
+        try:
+            after = ctx.domain.label(ctx.domain.apply(ctx.state, step)) & wanted
+        except InvalidStepError:
+            return 0.0
+        return min(0.0, float(len(after - have) - len(have - after)) - 1.0)
+
+
 def plan_steps(planner: Any, mode: str, task: Any, domain: Any, state: Any,
                trace: list[frozenset[str]] | None = None) -> list[str]:
     """The planner's steps from ``state`` after ``trace`` (modes: see the module docstring).
@@ -145,9 +173,19 @@ def plan_steps(planner: Any, mode: str, task: Any, domain: Any, state: Any,
     if mode == "oracle":
         where = dict(state)
         return [f"put({b},{z})" for b, z in task.placements if where[b] != z]
-    spec = residual_spec(task.formula, trace or [domain.label(state)]) if mode == "ltl" else None
+    constrained = mode in ("ltl", "grounded")
+    spec = residual_spec(task.formula, trace or [domain.label(state)]) if constrained else None
     try:
-        plan = planner.plan(task.instruction, ltl=spec, state=state, constrained=mode == "ltl")
+        if mode == "grounded":
+            from planners.grounded import grounded_plan
+            from planners.grounding import Affordance, Cost, NoRevisit, Safety
+
+            plan = grounded_plan(planner, task.instruction, ltl=spec, state=state, beam_width=4,
+                                 groundings=[(1, Affordance()), (1, Safety(hard=True)),
+                                             (0.5, Cost()), (1, GoalPlacements()),
+                                             (1, NoRevisit())])
+        else:
+            plan = planner.plan(task.instruction, ltl=spec, state=state, constrained=constrained)
     except UnsatisfiableSpecError:
         return []
     return list(plan.steps)
@@ -274,8 +312,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(help="First env seed S.")] = 0,
         split: Annotated[str, typer.Option(help="train or heldout instructions.")] = "train",
         planner: Annotated[str, typer.Option(
-            help="ltl (constrained), free (unconstrained LM), oracle (the task's steps).")] =
-            "ltl",
+            help="grounded (constrained + soft grounding), ltl (constrained), free "
+                 "(unconstrained LM), oracle (the task's steps).")] = "ltl",
         skill: Annotated[str, typer.Option(
             help="expert, or a VLA checkpoint set / model folder.")] = "expert",
         decoder: Annotated[str, typer.Option(help="Decoder spec of a VLA skill.")] = "",
