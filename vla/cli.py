@@ -59,10 +59,16 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             "--set", help="VLAConfig field override KEY=VALUE (JSON value), repeatable, e.g. "
                           "--set lang_features='\"tokens\"' --set lang_tokens=16")] = None,
     ) -> None:
-        """Train one action head on a LeRobot v3 dataset (held-out episodes for validation)."""
+        """Train one action head on a LeRobot v3 dataset (held-out episodes for validation).
+
+        Under ``torchrun --nproc_per_node N`` it trains data-parallel (DDP, NCCL on CUDA, gloo
+        on CPU); ``--batch-size`` stays the global batch and rank 0 writes the checkpoint.
+        """
+        from vla import distributed
         from vla.pipeline import train_head
 
         _torch_setup(threads, device)
+        dist, device = distributed.setup(device)
         summary = train_head(head=head, data=data, out=out, steps=steps, batch_size=batch_size,
                              lr=lr, seed=seed, device=device, preset_name=preset,
                              horizon=horizon, ema=ema, warmup=warmup, val_fraction=val_fraction,
@@ -71,8 +77,10 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
                              instruction_cache=instruction_cache, data_cache=data_cache,
                              progress=progress, config_overrides={
                                  "cameras": tuple(c.strip() for c in cameras.split(",")),
-                                 **parse_overrides(set_ or [])})
-        typer.echo(json.dumps(summary, indent=2))
+                                 **parse_overrides(set_ or [])}, dist=dist)
+        distributed.teardown(dist)
+        if dist.is_main:
+            typer.echo(json.dumps(summary, indent=2))
 
     @app.command("distill")
     def distill_cmd(

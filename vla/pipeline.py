@@ -14,6 +14,7 @@ import torch
 from vla.checkpoint import TRAIN_META_FILE, TRAIN_STATE_FILE, from_pretrained, read_tensors
 from vla.config import VLAConfig, preset
 from vla.data import load_split
+from vla.distributed import SINGLE, DistContext, main_first
 from vla.encoders import InstructionCache
 from vla.heads import HEADS, head_class
 from vla.model import VLAModel
@@ -53,9 +54,12 @@ def train_head(*, head: str, data: Path, out: Path, steps: int = 3000, batch_siz
                augment_shift: int = 4,
                eval_every: int = 250, resume: bool = True,
                instruction_cache: Path | None = None, data_cache: Path | None = None,
-               progress: bool = True, config_overrides: dict[str, Any] | None = None
-               ) -> dict[str, Any]:
+               progress: bool = True, config_overrides: dict[str, Any] | None = None,
+               dist: DistContext = SINGLE) -> dict[str, Any]:
     """Train (or resume) one head on a dataset folder and save the checkpoint to ``out``.
+
+    Under ``torchrun`` (``dist`` from :func:`vla.distributed.setup`) every rank runs this;
+    rank 0 fills the data and instruction caches first and alone writes the checkpoint.
 
     Returns:
         A summary: head, parameters, steps, final train/validation metrics, steps/s.
@@ -65,7 +69,7 @@ def train_head(*, head: str, data: Path, out: Path, steps: int = 3000, batch_siz
     """
     head_class(head)  # an unknown head fails here, naming the known ones
     out = Path(out)
-    resuming = resume and (out / TRAIN_STATE_FILE).is_file()
+    resuming = dist.broadcast(resume and (out / TRAIN_STATE_FILE).is_file())
     overrides = dict(config_overrides or {})
     if resuming:
         model = from_pretrained(out)
@@ -75,10 +79,11 @@ def train_head(*, head: str, data: Path, out: Path, steps: int = 3000, batch_siz
         layout = model.config
     else:
         layout = preset(preset_name, head=head, horizon=horizon, **overrides)
-    split = load_split(data, layout.horizon, layout.cameras, layout.image_size,
-                       val_fraction=val_fraction, seed=seed, cache_dir=data_cache)
-    texts = split.train.instructions + (split.val.instructions if split.val else [])
-    shared = open_instruction_cache(instruction_cache, texts, layout.lang_cache_tokens)
+    with main_first(dist):  # rank 0 writes the caches, the others then read them
+        split = load_split(data, layout.horizon, layout.cameras, layout.image_size,
+                           val_fraction=val_fraction, seed=seed, cache_dir=data_cache)
+        texts = split.train.instructions + (split.val.instructions if split.val else [])
+        shared = open_instruction_cache(instruction_cache, texts, layout.lang_cache_tokens)
     if not resuming:  # action and state sizes come from the data
         torch.manual_seed(seed)
         model = VLAModel(preset(preset_name, head=head, horizon=horizon,
@@ -92,7 +97,7 @@ def train_head(*, head: str, data: Path, out: Path, steps: int = 3000, batch_siz
     model.to(device)
     tcfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, ema=ema,
                        seed=seed, eval_every=eval_every, augment_shift=augment_shift)
-    trainer = Trainer(model, split.train, split.val, tcfg, out)
+    trainer = Trainer(model, split.train, split.val, tcfg, out, dist=dist)
     if resuming:
         trainer.resume()
     history = trainer.run(progress=progress)

@@ -5,6 +5,8 @@ Usage: robodecode train --head ar --data scratch/data/pickplace --out scratch/ck
 Determinism: step ``k`` draws its batch, masks and noise from a generator seeded with
 ``(seed, k)``, so a run is reproducible on CPU and a resumed run continues exactly where the
 saved one stopped (weights, AdamW moments and EMA are stored in the checkpoint folder).
+Under ``torchrun`` the same loop runs data-parallel (:mod:`vla.distributed`): every rank draws
+the same global batch and trains on its slice, DDP averages the gradients, rank 0 writes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 
 from vla.checkpoint import TRAIN_META_FILE, TRAIN_STATE_FILE, read_tensors, save_pretrained
 from vla.data import ChunkTensors
+from vla.distributed import SINGLE, DistContext, LossModule, slice_weight, take, wrap
 from vla.model import VLAModel
 
 
@@ -114,10 +117,12 @@ class Trainer:
         val_data: Held-out tensors (episodes unseen in training) or ``None``.
         config: Optimisation settings.
         out: Checkpoint folder written every ``eval_every`` steps and at the end.
+        dist: This process's place in a data-parallel run (``torchrun``); one process by
+            default. ``config.batch_size`` is the global batch either way.
     """
 
     def __init__(self, model: VLAModel, train_data: ChunkTensors, val_data: ChunkTensors | None,
-                 config: TrainConfig, out: str | Path) -> None:
+                 config: TrainConfig, out: str | Path, dist: DistContext = SINGLE) -> None:
         dev = model.device
         if model.config.aux_target_weight > 0:
             from vla.data import grasp_release_targets
@@ -127,7 +132,10 @@ class Trainer:
                 val_data = dataclasses.replace(val_data, aux=grasp_release_targets(val_data))
         self.model, self.train_data = model, train_data.to(dev)
         self.val_data = val_data.to(dev) if val_data is not None else None
-        self.config, self.out = config, Path(out)
+        self.config, self.out, self.dist = config, Path(out), dist
+        if dist.enabled:
+            dist.shard(config.batch_size)  # a batch smaller than the world size fails here
+        self.loss_module = wrap(LossModule(model, _compute_loss), dist, str(dev))
         self.opt = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr,
                                      betas=(0.9, 0.95))
         self.ema = ({n: p.detach().clone() for n, p in model.named_parameters()}
@@ -155,6 +163,8 @@ class Trainer:
 
     def save(self) -> None:
         """Write the checkpoint (EMA weights exported when EMA is on) with the resume state."""
+        if not self.dist.is_main:
+            return
         meta = {"step": self.step, "train": asdict(self.config), "history": self.history}
         if self.ema is None:
             save_pretrained(self.model, self.out, self._state(), meta)
@@ -212,7 +222,9 @@ class Trainer:
 
         cfg, model = self.config, self.model
         model.train()
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress, desc="train",
+        dist = self.dist
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (progress and dist.is_main),
+                   desc="train",
                    dynamic_ncols=True)
         t_start, first = time.perf_counter(), self.step
         running: dict[str, float] = {}
@@ -223,7 +235,16 @@ class Trainer:
             obs, actions, pad = self.train_data.batch(idx, self.lang_train,
                                                       model.config.image_size,
                                                       shift=cfg.augment_shift, generator=g)
-            loss, metrics = model.compute_loss(obs, actions, pad, generator=g)
+            if dist.enabled:  # this rank's slice; its own stream for the loss's randomness
+                part = dist.shard(cfg.batch_size)
+                weight = slice_weight(~pad.bool(), part)
+                obs, actions, pad = take(obs, part), actions[part], pad[part]
+                g = torch.Generator().manual_seed(
+                    int(torch.randint(2**62, (1,), generator=g)) + dist.rank)
+            loss, metrics = self.loss_module(obs, actions, pad, g)
+            if dist.enabled:
+                loss = loss * (weight * dist.world_size)
+                metrics = dist.reduce_metrics(metrics, weight)
             for group in self.opt.param_groups:
                 group["lr"] = cfg.lr_at(self.step)
             self.opt.zero_grad(set_to_none=True)
@@ -241,13 +262,21 @@ class Trainer:
             bar.set_postfix({k: f"{v:.3f}" for k, v in running.items()})
             if self.step % cfg.eval_every == 0 or self.step in (cfg.steps, stop):
                 elapsed = time.perf_counter() - t_start
-                entry = {"step": self.step, "lr": cfg.lr_at(self.step - 1),
-                         "grad_norm": float(grad_norm),
-                         "steps_per_s": (self.step - first) / max(elapsed, 1e-9),
-                         **{f"train_{k}": v for k, v in running.items()}, **self.validate()}
-                self.history.append(entry)
-                bar.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                   for k, v in entry.items()))
+                entry = None
+                if dist.is_main:  # rank 0 validates; the others receive its entry
+                    entry = {"step": self.step, "lr": cfg.lr_at(self.step - 1),
+                             "grad_norm": float(grad_norm),
+                             "steps_per_s": (self.step - first) / max(elapsed, 1e-9),
+                             **{f"train_{k}": v for k, v in running.items()},
+                             **self.validate()}
+                    bar.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                       for k, v in entry.items()))
+                self.history.append(dist.broadcast(entry))
                 self.save()
         bar.close()
         return self.history
+
+
+def _compute_loss(model: VLAModel, obs: Any, actions: torch.Tensor, pad: torch.Tensor,
+                  g: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    return model.compute_loss(obs, actions, pad, generator=g)
