@@ -111,10 +111,15 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         data_cache: Path = DEFAULT_DATA_CACHE,
         progress: bool = True,
     ) -> None:
-        """Consistency-distill an AR checkpoint (CEED-VLA / CLLM) and pick its early exit."""
+        """Consistency-distill an AR checkpoint (CEED-VLA / CLLM) and pick its early exit.
+
+        Runs data-parallel under ``torchrun`` like ``train`` (global ``--batch-size``).
+        """
+        from vla import distributed
         from vla.distill import DistillConfig, distill_from_dirs
 
         _torch_setup(threads, device)
+        dist, device = distributed.setup(device)
         cfg = DistillConfig(steps=steps, batch_size=batch_size, lr=lr,
                             n_trajectories=n_trajectories, ar_weight=ar_weight,
                             gt_label_prob=gt_label_prob, seed=seed, eval_every=eval_every,
@@ -123,8 +128,10 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         summary = distill_from_dirs(teacher, data, out, cfg, device=device,
                                     val_fraction=val_fraction,
                                     instruction_cache=instruction_cache, data_cache=data_cache,
-                                    progress=progress)
-        typer.echo(json.dumps(summary, indent=2))
+                                    progress=progress, dist=dist)
+        distributed.teardown(dist)
+        if dist.is_main:
+            typer.echo(json.dumps(summary, indent=2))
 
     @app.command("info")
     def info_cmd(

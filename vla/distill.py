@@ -25,6 +25,10 @@ Usage: robodecode distill --teacher scratch/vla/ckpt/ar --data DATA --out scratc
 5. **Early exit.** The relaxed-convergence setting is picked on held-out episodes: the
    cheapest ``EarlyExit`` whose action error stays within 1.1x greedy AR's (teacher);
    the curve and the choice are saved as ``early_exit.json`` in the student's folder.
+
+Under ``torchrun`` (:mod:`vla.distributed`) rank 0 collects the trajectories and sends them to
+the others; every rank draws the same global batch and trains on its slice (DDP); rank 0 alone
+evaluates, sweeps and writes. Each rank draws its items' points and labels from its own stream.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from safetensors.torch import save_file
 
 from vla.checkpoint import from_pretrained, read_tensors, save_pretrained
 from vla.data import ChunkTensors, load_split
+from vla.distributed import SINGLE, DistContext, LossModule, take, wrap
 from vla.evaluate import action_error, eval_indices, repetition_rate, sweep_early_exit
 from vla.heads.ar import noisy_inputs
 from vla.model import Observation, VLAModel
@@ -251,30 +256,35 @@ def heldout_metrics(model: VLAModel, data: ChunkTensors, lang: torch.Tensor,
 
 
 def distill(teacher: VLAModel, train: ChunkTensors, val: ChunkTensors | None,
-            cfg: DistillConfig, out: Path, progress: bool = True) -> dict[str, Any]:
-    """Run trajectory collection, student training and the early-exit sweep; save to ``out``."""
+            cfg: DistillConfig, out: Path, progress: bool = True,
+            dist: DistContext = SINGLE) -> dict[str, Any]:
+    """Run trajectory collection, student training and the early-exit sweep; save to ``out``.
+
+    With several processes (``dist``) only rank 0 returns the summary; the others return ``{}``.
+    """
     from tqdm.auto import tqdm
 
     dev = teacher.device
     train, val = train.to(dev), (val.to(dev) if val is not None else None)
     lang = teacher.instructions.embed(train.instructions).to(dev)
     lang_val = teacher.instructions.embed(val.instructions).to(dev) if val is not None else None
-    traj = collect_trajectories(teacher, train, lang, cfg.n_trajectories, cfg.seed)
-    tmp = Path(tempfile.mkdtemp(prefix="distill-"))
-    traj_file = tmp / "trajectories.safetensors"
-    save_file({k: v.contiguous() for k, v in traj.items()}, str(traj_file))
+    traj = dist.broadcast(collect_trajectories(teacher, train, lang, cfg.n_trajectories,
+                                               cfg.seed) if dist.is_main else None)
     student = VLAModel(teacher.config, instructions=teacher.instructions).to(dev)
     student.load_state_dict(teacher.state_dict())
+    loss_module = wrap(LossModule(student, lambda m, *a: distill_loss(m, *a[:4], cfg, a[4])),
+                       dist, str(dev))
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, betas=(0.9, 0.95),
                             weight_decay=0.0)
     sched = TrainConfig(steps=cfg.steps, lr=cfg.lr, warmup=cfg.warmup)
     val_idx = (torch.tensor(eval_indices(val, min(256, len(val)), cfg.seed))
                if val is not None else None)
     history: list[dict[str, Any]] = []
-    if val is not None:
+    if val is not None and dist.is_main:
         history.append({"step": 0, **heldout_metrics(teacher, val, lang_val, val_idx)})
     student.train()
-    bar = tqdm(range(cfg.steps), disable=not progress, desc="distill", dynamic_ncols=True)
+    bar = tqdm(range(cfg.steps), disable=not (progress and dist.is_main), desc="distill",
+               dynamic_ncols=True)
     for step in bar:
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         pick = torch.randint(len(traj["index"]), (cfg.batch_size,), generator=g)
@@ -282,8 +292,17 @@ def distill(teacher: VLAModel, train: ChunkTensors, val: ChunkTensors | None,
         obs, actions, _ = train.batch(items, lang, student.config.image_size,
                                       shift=cfg.augment_shift, generator=g)
         gt_tokens = student.tokenizer.encode(actions.to(dev))
-        loss, m = distill_loss(student, obs, gt_tokens, traj["states"][pick],
-                               traj["n_iter"][pick], cfg, g)
+        states, n_iter = traj["states"][pick], traj["n_iter"][pick]
+        if dist.enabled:  # this rank's slice (items weigh equally in the AR term)
+            part = dist.shard(cfg.batch_size)
+            obs, gt_tokens, states, n_iter = (take(obs, part), gt_tokens[part], states[part],
+                                              n_iter[part])
+            g = torch.Generator().manual_seed(
+                int(torch.randint(2**62, (1,), generator=g)) + dist.rank)
+        loss, m = loss_module(obs, gt_tokens, states, n_iter, g)
+        if dist.enabled:
+            weight = len(n_iter) / cfg.batch_size
+            loss, m = loss * (weight * dist.world_size), dist.reduce_metrics(m, weight)
         for group in opt.param_groups:
             group["lr"] = sched.lr_at(step)
         opt.zero_grad(set_to_none=True)
@@ -291,7 +310,7 @@ def distill(teacher: VLAModel, train: ChunkTensors, val: ChunkTensors | None,
         torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
         opt.step()
         bar.set_postfix({k: f"{v:.3f}" for k, v in m.items()})
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+        if dist.is_main and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
             entry = {"step": step + 1, **{f"train_{k}": v for k, v in m.items()}}
             if val is not None:
                 entry.update(heldout_metrics(student, val, lang_val, val_idx))
@@ -299,6 +318,11 @@ def distill(teacher: VLAModel, train: ChunkTensors, val: ChunkTensors | None,
             history.append(entry)
             bar.write(" ".join(f"{k}={v:.4g}" for k, v in entry.items()))
     student.eval()
+    if not dist.is_main:
+        return {}
+    tmp = Path(tempfile.mkdtemp(prefix="distill-"))
+    traj_file = tmp / "trajectories.safetensors"
+    save_file({k: v.contiguous() for k, v in traj.items()}, str(traj_file))
     if cfg.teacher_mix > 0:
         mix_weights(student, teacher, cfg.teacher_mix)
         if val is not None:
@@ -324,8 +348,9 @@ def distill(teacher: VLAModel, train: ChunkTensors, val: ChunkTensors | None,
 def distill_from_dirs(teacher_dir: Path, data: Path, out: Path, cfg: DistillConfig, *,
                       device: str = "cpu", val_fraction: float = 0.1,
                       instruction_cache: Path | None = None, data_cache: Path | None = None,
-                      progress: bool = True) -> dict[str, Any]:
+                      progress: bool = True, dist: DistContext = SINGLE) -> dict[str, Any]:
     """Load the teacher and the dataset (same split seed as training), then :func:`distill`."""
+    from vla.distributed import main_first
     from vla.pipeline import open_instruction_cache
 
     teacher = from_pretrained(teacher_dir).to(device)
@@ -336,16 +361,18 @@ def distill_from_dirs(teacher_dir: Path, data: Path, out: Path, cfg: DistillConf
     split_seed = json.loads(meta_file.read_text())["train"]["seed"] if meta_file.is_file() \
         else cfg.seed
     c = teacher.config
-    split = load_split(data, c.horizon, c.cameras, c.image_size, val_fraction=val_fraction,
-                       seed=split_seed, cache_dir=data_cache)
-    texts = split.train.instructions + (split.val.instructions if split.val else [])
-    missing = [t for t in texts if t not in teacher.instructions]
-    if missing:
-        shared = open_instruction_cache(instruction_cache, missing,
-                                        teacher.config.lang_cache_tokens)
-        for t in missing:
-            teacher.instructions.put(t, shared.embed([t])[0])
-    summary = distill(teacher, split.train, split.val, cfg, Path(out), progress=progress)
+    with main_first(dist):  # rank 0 writes the caches, the others then read them
+        split = load_split(data, c.horizon, c.cameras, c.image_size, val_fraction=val_fraction,
+                           seed=split_seed, cache_dir=data_cache)
+        texts = split.train.instructions + (split.val.instructions if split.val else [])
+        missing = [t for t in texts if t not in teacher.instructions]
+        if missing:
+            shared = open_instruction_cache(instruction_cache, missing,
+                                            teacher.config.lang_cache_tokens)
+            for t in missing:
+                teacher.instructions.put(t, shared.embed([t])[0])
+    summary = distill(teacher, split.train, split.val, cfg, Path(out), progress=progress,
+                      dist=dist)
     brief = {k: v for k, v in summary.items() if k not in ("teacher_sweep", "student_sweep")}
     for who in ("teacher_sweep", "student_sweep"):
         if who in summary:

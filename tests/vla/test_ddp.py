@@ -53,13 +53,17 @@ def reach_data(tmp_path_factory):
     return root
 
 
-def _train(data: Path, out: Path, nproc: int, steps: int, *extra: str) -> None:
+def _train(data: Path, out: Path, nproc: int, steps: int) -> None:
     """``python -m vla train`` on ``nproc`` processes (torchrun for more than one)."""
-    args = ["train", "--head", "ar", "--preset", "tiny", "--horizon", "4", "--data", str(data),
-            "--out", str(out), "--steps", str(steps), "--batch-size", "6", "--warmup", "2",
-            "--eval-every", "1", "--ema", "0.5", "--threads", "1", "--no-progress",
-            "--instruction-cache", str(data.parent / "instructions.safetensors"),
-            "--data-cache", str(out.parent / f"chunks{nproc}"), *extra]
+    _run(nproc, "train", "--head", "ar", "--preset", "tiny", "--horizon", "4",
+         "--data", str(data), "--out", str(out), "--steps", str(steps), "--batch-size", "6",
+         "--warmup", "2", "--eval-every", "1", "--ema", "0.5", "--threads", "1",
+         "--no-progress", "--instruction-cache", str(data.parent / "instructions.safetensors"),
+         "--data-cache", str(out.parent / f"chunks{nproc}"))
+
+
+def _run(nproc: int, *args: str) -> str:
+    """``python -m vla ARGS`` on ``nproc`` processes; returns stdout."""
     launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone",
                  "--nproc_per_node", str(nproc)] if nproc > 1 else [sys.executable])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -67,8 +71,8 @@ def _train(data: Path, out: Path, nproc: int, steps: int, *extra: str) -> None:
     res = subprocess.run([*launcher, "-m", "vla", *args], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    if nproc > 1:  # one summary: rank 0 alone prints
-        assert res.stdout.count('"head"') == 1, res.stdout
+    assert res.stdout.splitlines().count("{") == 1, res.stdout  # rank 0 alone prints
+    return res.stdout
 
 
 def _history(out: Path) -> list[dict]:
@@ -107,6 +111,23 @@ def test_two_processes_match_one_and_resume(reach_data, tmp_path):
     one = read_tensors(tmp_path / "one" / TRAIN_STATE_FILE)
     two = read_tensors(tmp_path / "two" / TRAIN_STATE_FILE)
     assert any(not torch.equal(one[k], two[k]) for k in one)  # not bitwise: gloo's sums
+
+
+def test_distill_runs_on_two_processes_and_rank_zero_writes(reach_data, tmp_path):
+    from vla.pipeline import train_head
+
+    train_head(head="ar", data=reach_data, out=tmp_path / "ar", steps=1, batch_size=4,
+               preset_name="tiny", horizon=4, progress=False, data_cache=tmp_path / "chunks",
+               instruction_cache=reach_data.parent / "instructions.safetensors")
+    out = _run(2, "distill", "--teacher", str(tmp_path / "ar"), "--data", str(reach_data),
+               "--out", str(tmp_path / "cj"), "--steps", "2", "--batch-size", "4",
+               "--n-trajectories", "8", "--n-eval", "2", "--eval-every", "1", "--threads", "1",
+               "--no-progress", "--data-cache", str(tmp_path / "chunks"),
+               "--instruction-cache", str(reach_data.parent / "instructions.safetensors"))
+    assert json.loads(out[out.index("{"):])["teacher_mean_passes_train"] > 0
+    ee = json.loads((tmp_path / "cj" / "early_exit.json").read_text())
+    assert [e["step"] for e in ee["history"]] == [0, 1, 2]
+    assert (tmp_path / "cj" / "trajectories.safetensors").is_file()
 
 
 def test_shards_cover_the_global_batch_once():
