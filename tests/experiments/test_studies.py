@@ -15,7 +15,9 @@ from experiments.studies import (
     ar_noise_paired,
     ee_resweep,
     failure_modes,
+    finetune_steps,
     prefix_swap_probe,
+    rtc_table,
     selection,
 )
 
@@ -122,3 +124,35 @@ def test_ee_resweep_on_a_tiny_archive(tmp_path):
     assert result["items"] == 2 and row["mixed"]["shipped_rule"] == "max2"
     same = {k: v for k, v in row["mixed"].items() if k != "curve"}  # the curve holds timings
     assert row["plain"].items() >= same.items() and row["mixed"]["shipped_rule_nfe"] == 2.0
+
+
+def test_rtc_table_pairs_runs_by_seed(tmp_path):
+    def run(name, outcomes, nfe=2.0):
+        folder = tmp_path / name
+        folder.mkdir()
+        per = [{"seed": 10 + i, "success": ok} for i, ok in enumerate(outcomes)]
+        (folder / "eval_info.json").write_text(json.dumps(
+            {"per_episode": per, "nfe_per_chunk": nfe, "ms_per_chunk": 5.0}))
+
+    run("ar-l0", [1, 1, 1, 1])
+    run("ar-l80", [1, 0, 0, 1], 32.0)
+    run("ar-l80-rtc", [1, 1, 1, 0], 17.0)
+    text = rtc_table.table(rtc_table.load_runs(tmp_path))
+    assert "| ar | 80 | 50 (15–85) | 75 (30–95) | 2 / 1, p = " in text and "| 17.00 |" in text
+    assert "| ar | 0 | 100 (51–100) | | |" in text
+
+
+def test_finetune_steps_continues_a_shipped_model(tmp_path):
+    from envs.lerobot_dataset import collect
+    from vla.checkpoint import from_pretrained
+
+    collect("robodecode/TabletopRearrange-v0", 2, tmp_path / "demos", progress=False,
+            env_kwargs={"step_instructions": True, "image_size": 64})
+    out = finetune_steps.finetune(tmp_path / "demos", SHIPPED / "oft", tmp_path / "ft", steps=2,
+                                  batch_size=4, progress=False)
+    assert out["step"] == 2 and out["train_items"] > 0
+    base, tuned = from_pretrained(SHIPPED / "oft"), from_pretrained(tmp_path / "ft")
+    assert tuned.config == base.config
+    w = "head.act_out.weight"
+    assert not np.allclose(base.state_dict()[w].numpy(), tuned.state_dict()[w].numpy())
+    assert np.allclose(base.tokenizer.q01.numpy(), tuned.tokenizer.q01.numpy())  # stats kept

@@ -1,0 +1,77 @@
+"""python -m experiments.studies.rtc_table RUNS --out TABLE.md  # RTC vs latency, paired.
+
+Tabulates a real-time-chunking sweep: eval run folders named ``<decoder>-l<ms>[-rtc]`` (made
+by ``robodecode eval ... --latency MS [--rtc] --out RUNS/<name>``, all on the same seeds).
+For each decoder and latency: success with its 95% Wilson interval, without and with RTC, and
+McNemar's mid-p test of RTC against no RTC on the shared seeds (episodes only one of them
+solved); passes and ms per chunk with RTC (frozen steps are not decoded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from experiments.stats import mcnemar, pair_by_seed, wilson_interval
+
+_NAME = re.compile(r"(?P<decoder>.+)-l(?P<ms>\d+)(?P<rtc>-rtc)?\Z")
+
+
+def load_runs(runs: Path) -> dict[tuple[str, int, bool], dict]:
+    """``(decoder, latency ms, rtc) -> {"seeds": {seed: success}, "summary": eval_info}``."""
+    out = {}
+    for folder in sorted(p for p in Path(runs).iterdir() if (p / "eval_info.json").is_file()):
+        m = _NAME.match(folder.name)
+        if not m:
+            continue
+        summary = json.loads((folder / "eval_info.json").read_text())
+        seeds = {e["seed"]: bool(e["success"]) for e in summary["per_episode"]}
+        out[(m["decoder"], int(m["ms"]), m["rtc"] is not None)] = {"seeds": seeds,
+                                                                  "summary": summary}
+    return out
+
+
+def _cell(seeds: dict[int, bool]) -> str:
+    k, n = sum(seeds.values()), len(seeds)
+    low, high = wilson_interval(k, n)
+    return f"{100 * k / n:.0f} ({100 * low:.0f}–{100 * high:.0f})"
+
+
+def table(runs: dict[tuple[str, int, bool], dict]) -> str:
+    """The markdown table (one row per decoder and latency)."""
+    rows = ["| decoder | latency ms | success % without RTC | with RTC | RTC vs not (only RTC / "
+            "only without, mid-p) | passes / chunk with RTC | ms / chunk with RTC |",
+            "|---|---|---|---|---|---|---|"]
+    for (decoder, ms, rtc), run in sorted(runs.items()):
+        if rtc:
+            continue
+        with_rtc = runs.get((decoder, ms, True))
+        if with_rtc is None:
+            rows.append(f"| {decoder} | {ms} | {_cell(run['seeds'])} | | | | |")
+            continue
+        a, b = pair_by_seed(with_rtc["seeds"], run["seeds"])
+        test = mcnemar(a, b)
+        s = with_rtc["summary"]
+        rows.append(f"| {decoder} | {ms} | {_cell(run['seeds'])} | {_cell(with_rtc['seeds'])} "
+                    f"| {test.only_a} / {test.only_b}, p = {test.p_value:.2g} "
+                    f"| {s['nfe_per_chunk']:.2f} | {s['ms_per_chunk']:.1f} |")
+    return "\n".join(rows) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point (see the module docstring)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", type=Path, help="folder of eval runs named <decoder>-l<ms>[-rtc]")
+    p.add_argument("--out", type=Path, help="write the table here too")
+    args = p.parse_args(argv)
+    text = table(load_runs(args.runs))
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
