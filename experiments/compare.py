@@ -182,7 +182,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             help="Root of seed<S>/ checkpoint sets (default: shipped, else scratch).")] = None,
         seed: Annotated[int, typer.Option(help="First env seed.")] = 1000,
         conditions: Annotated[list[str] | None, typer.Option(
-            "--conditions", help="train, heldout, latency (repeat the option); default all.")
+            "--conditions", help="train, heldout, latency, rtc (latency-aware with real-time "
+                                 "chunking; repeat the option); default train, heldout, latency.")
         ] = None,
         videos: Annotated[int | None, typer.Option(
             help="Train episodes replayed into side-by-side rollout videos (default 2; quick "

@@ -29,7 +29,10 @@ COMMITTED = REPO / "experiments" / "results"
 SCRATCH = Path("scratch") / "compare"
 HELDOUT_SEED_OFFSET = 50_000
 SEED_STRIDE = 100_000
-CONDITIONS = ("train", "heldout", "latency")
+CONDITIONS = ("train", "heldout", "latency", "rtc")
+"""Every condition a comparison can run; ``rtc`` is latency-aware with real-time chunking."""
+DEFAULT_CONDITIONS = ("train", "heldout", "latency")
+"""What a comparison runs unless ``--conditions`` says otherwise."""
 GPU_TIMING = "gpu_eager_timing.json"
 """File in the results folder holding ``--gpu-timing``'s eager GPU ms per chunk."""
 SHIPPED_RUN = "shipped"
@@ -76,8 +79,9 @@ class CompareConfig:
         threads: Torch threads per worker.
         k: Actions executed per chunk (``None``: the whole chunk).
         latency: Latency of the latency-aware runs: ``measured`` or milliseconds.
-        conditions: Which of ``train``, ``heldout``, ``latency`` to evaluate (default all; a
-            large paired run of a few decoders may take ``train`` alone).
+        conditions: Which of ``train``, ``heldout``, ``latency``, ``rtc`` to evaluate (default
+            the first three; ``rtc`` is the latency-aware run with real-time chunking; a large
+            paired run of a few decoders may take ``train`` alone).
         checkpoints: Root of the checkpoint sets (``None``: shipped, else scratch).
         retrain: Train every set again even if one exists.
         quick: Smoke settings: tiny model, ~50 steps, a tiny dataset.
@@ -112,7 +116,7 @@ class CompareConfig:
     threads: int = 1
     k: int | None = None
     latency: str = "measured"
-    conditions: tuple[str, ...] = CONDITIONS
+    conditions: tuple[str, ...] = DEFAULT_CONDITIONS
     checkpoints: Path | None = None
     retrain: bool = False
     quick: bool = False

@@ -40,7 +40,8 @@ def eval_plan(cfg: CompareConfig, sets: dict[int, Path]) -> list[tuple[str, str,
             runs = {"train": base,
                     "heldout": replace(base, split="heldout",
                                        seed=base.seed + HELDOUT_SEED_OFFSET),
-                    "latency": replace(base, latency=cfg.latency)}
+                    "latency": replace(base, latency=cfg.latency),
+                    "rtc": replace(base, latency=cfg.latency, rtc=True)}
             plan += [(decoder, c, seed, runs[c]) for c in cfg.conditions]
     return plan
 

@@ -46,11 +46,13 @@ def _heldout_cell(r: dict[str, Any]) -> str:
 def table_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
     """The table's cells, one list per decoder, in :func:`columns` order."""
     gpu = any("gpu_eager_ms_per_chunk" in r for r in rows)
+    rtc = any("rtc_pc_success" in r for r in rows)
     return [[r["decoder"],
              f"{r['pc_success']:.1f} ({r['ci_low']:.1f}–{r['ci_high']:.1f})",
              _heldout_cell(r), _fmt(r["nfe_per_chunk"], ".2f"),
              _fmt(r["ms_per_chunk"], ".2f"), _fmt(r["hz"], ".0f"),
              _fmt(r["latency_aware_pc_success"], ".1f")]
+            + ([_fmt(r.get("rtc_pc_success"), ".1f")] if rtc else [])
             + ([_fmt(r.get("gpu_eager_ms_per_chunk"), ".2f")] if gpu else []) for r in rows]
 
 
@@ -59,9 +61,11 @@ COLUMNS = ("decoder", "success % (95% CI)", "held-out instr. success (95% CI)",
 
 
 def columns(result: dict[str, Any]) -> tuple[str, ...]:
-    """DESIGN.md's columns, plus the eager GPU ms when ``--gpu-timing`` measured them."""
+    """DESIGN.md's columns, plus RTC success and the eager GPU ms when they were measured."""
     timing = result.get("gpu_timing")
-    return COLUMNS + ((f"{timing['gpu']} eager ms / chunk",) if timing else ())
+    rtc = any("rtc_pc_success" in r for r in result["rows"])
+    return (COLUMNS + (("latency-aware + RTC success",) if rtc else ())
+            + ((f"{timing['gpu']} eager ms / chunk",) if timing else ()))
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -135,7 +139,7 @@ def check_lines(result: dict[str, Any]) -> list[str]:
 
 
 CONDITION_NAMES = {"train": "train instr.", "heldout": "held-out instr.",
-                   "latency": "latency-aware"}
+                   "latency": "latency-aware", "rtc": "latency-aware + RTC"}
 
 
 def pool_line(result: dict[str, Any]) -> str:

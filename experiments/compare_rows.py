@@ -75,6 +75,7 @@ def decoder_row(decoder: str, runs: dict[str, dict[int, dict[str, Any]]]) -> dic
     if main is None:
         raise ValueError(f"decoder {decoder!r} has no train-instruction runs")
     heldout, latency = pooled(runs.get("heldout", {})), pooled(runs.get("latency", {}))
+    rtc = pooled(runs.get("rtc", {}))
     chunks = [(r["nfe_per_chunk"], r["n_chunks"]) for r in train.values()
               if r["nfe_per_chunk"] is not None]
     nfe = (sum(x * n for x, n in chunks) / sum(n for _, n in chunks)) if chunks else None
@@ -90,6 +91,7 @@ def decoder_row(decoder: str, runs: dict[str, dict[int, dict[str, Any]]]) -> dic
         "heldout_ci_low": heldout["ci_low"] if heldout else None,
         "heldout_ci_high": heldout["ci_high"] if heldout else None,
         "latency_aware_pc_success": latency["pc_success"] if latency else None,
+        **({"rtc_pc_success": rtc["pc_success"], "rtc_episodes": rtc["episodes"]} if rtc else {}),
         "nfe_per_chunk": nfe, "ms_per_chunk": ms,
         "hz": k * 1000.0 / ms if (k and ms) else None,
         "episodes": main["episodes"], "k": k,
@@ -119,7 +121,9 @@ def seed_detail(runs: dict[str, dict[int, dict[str, Any]]]) -> list[dict[str, An
                                  "nfe_per_chunk": run["nfe_per_chunk"],
                                  "ms_per_chunk": run["ms_per_chunk"],
                                  "decode_ms_per_chunk": run.get("decode_ms_per_chunk")}
-        for cond, key in (("heldout", "heldout"), ("latency", "latency_aware")):
+        for cond, key in (("heldout", "heldout"), ("latency", "latency_aware"), ("rtc", "rtc")):
+            if cond == "rtc" and not runs.get("rtc"):
+                continue
             other = runs.get(cond, {}).get(seed)
             entry[f"{key}_pc_success"] = other["pc_success"] if other else None
             entry[f"{key}_n_success"] = other["n_success"] if other else None

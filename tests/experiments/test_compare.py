@@ -441,3 +441,20 @@ def test_shipped_seed_is_found_by_content_hash(tmp_path, monkeypatch):
     assert compare.shipped_seed(env, {"0": {"ar": digest}, "1": {"ar": digest}}) == 0
     assert compare.shipped_seed(env, {"0": {"ar": "retrained"}}) is None
     assert compare.shipped_seed(env, {"1": {"ar": digest}}) is None  # no shipped seed1/
+
+
+def test_rtc_condition_runs_latency_aware_with_real_time_chunking(tmp_path, monkeypatch):
+    from experiments import compare_evals
+    from experiments.compare import compare, eval_plan
+
+    cfg = CompareConfig(decoders=("ar",), conditions=("train", "rtc"), episodes=1,
+                        latency="80", out=tmp_path / "out", videos=0)
+    plan = {c: e for _, c, _, e in eval_plan(cfg, {0: Path("set0")})}
+    assert plan["rtc"].rtc and plan["rtc"].latency == 80.0 and not plan["train"].rtc
+    assert "rtc" not in CompareConfig().conditions  # not run unless asked for
+    monkeypatch.setattr(compare_evals, "SCRATCH", tmp_path / "scratch")
+    result = compare(cfg, log=lambda *_: None)
+    row = result["rows"][0]
+    assert row["rtc_episodes"] == 1 and row["rtc_pc_success"] in (0.0, 100.0)
+    md = (tmp_path / "out" / "compare.md").read_text()
+    assert "latency-aware + RTC success" in md
