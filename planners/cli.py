@@ -1,6 +1,7 @@
 """Commands of ``planners`` for the ``robodecode`` CLI (see experiments/cli.py).
 
 Usage: robodecode train-planner-lm --domain blocks_world --out scratch/planner_lm/blocks_world
+(and ``robodecode train-nl2ltl --out scratch/nl2ltl`` for the NL -> LTL translator)
 
 ``robodecode eval-planner`` (which writes result files) lives in :mod:`experiments.eval_planner`.
 """
@@ -16,7 +17,7 @@ from decoding.threads import DEFAULT_CPU_THREADS
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
-    """Add ``train-planner-lm`` to the top-level app."""
+    """Add ``train-planner-lm`` and ``train-nl2ltl`` to the top-level app."""
 
     @app.command("train-planner-lm")
     def train_planner_lm(
@@ -52,3 +53,24 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
         typer.echo(f"saved {out} (final loss {summary['final_loss']:.3f}, "
                    f"{summary['seconds']:.0f}s)")
+
+    @app.command("train-nl2ltl")
+    def train_nl2ltl(
+        out: Annotated[Path, typer.Option(
+            help="Output folder (the shipped translator is planners/default_lm/nl2ltl)")] =
+            Path("scratch") / "nl2ltl",
+        pairs: Annotated[int, typer.Option(min=10, help="Instruction/formula pairs per "
+                                                        "domain")] = 6000,
+        steps: Annotated[int, typer.Option(min=1, help="Optimizer steps")] = 1500,
+        threads: Annotated[int, typer.Option(help="torch CPU threads")] = DEFAULT_CPU_THREADS,
+    ) -> None:
+        """Train the NL -> LTL translator LM on generated, lifted instruction/formula pairs."""
+        import json
+
+        import torch
+
+        from planners.nl2ltl_training import train
+
+        torch.set_num_threads(threads)
+        summary = train(out, pairs, steps, log=lambda *a: None)
+        typer.echo(json.dumps(summary, indent=2, default=str))

@@ -70,3 +70,16 @@ def test_exact_mcnemar_and_pairing():
             for t in range(4) for m in ("constrained", "unconstrained")]
     assert paired(rows, "constrained", "unconstrained", "safe") == \
         {"only_constrained": 3, "only_unconstrained": 0, "p": pytest.approx(0.25)}
+
+
+def test_train_nl2ltl_cli_writes_a_translator_that_loads(tmp_path):
+    from typer.testing import CliRunner
+
+    from experiments.cli import build_app
+    from planners.nl2ltl import Translator
+
+    res = CliRunner().invoke(build_app(), ["train-nl2ltl", "--out", str(tmp_path / "t"),
+                                           "--pairs", "20", "--steps", "2"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output[res.output.index("{"):])["parameters"] > 0
+    Translator.load(tmp_path / "t")
