@@ -22,8 +22,8 @@ before the blue block goes to the white zone, and never put anything in the oran
    LTLf engine, and the env reports success (every placement holds, nothing broken).
 
 Step success is judged on privileged simulator state. The planner LM is the shipped
-blocks-world GPT-2 (not trained on this domain yet): under ``ltl`` the constraint, not the LM,
-guarantees the spec.
+``tabletop_rearrange`` GPT-2 (``planners/default_lm/tabletop_rearrange``, trained on this
+domain's generated tasks); under ``ltl`` the constraint, not the LM, guarantees the spec.
 """
 
 from __future__ import annotations
@@ -276,11 +276,11 @@ def make_env(split: str = "train", images: bool = True) -> Any:
 
 
 def default_planner() -> Any:
-    """The shipped blocks-world planner LM, planning in the tabletop's symbolic domain."""
+    """The shipped ``tabletop_rearrange`` planner LM, planning in the tabletop's domain."""
     from envs.tabletop.rearrange_domain import RearrangeDomain
     from planners import Planner
 
-    return Planner.from_default("blocks_world", domain=RearrangeDomain(), max_steps=6)
+    return Planner.from_default("tabletop_rearrange", domain=RearrangeDomain(), max_steps=6)
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:

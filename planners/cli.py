@@ -21,7 +21,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
 
     @app.command("train-planner-lm")
     def train_planner_lm(
-        domain: Annotated[str, typer.Option(help="drone_nav or blocks_world")] = "drone_nav",
+        domain: Annotated[str, typer.Option(
+            help="drone_nav, blocks_world or tabletop_rearrange")] = "drone_nav",
         out: Annotated[Path | None, typer.Option(
             help="Output folder (default scratch/planner_lm/<domain>; the shipped ones are "
                  "planners/default_lm/<domain>)")] = None,

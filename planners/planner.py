@@ -99,7 +99,7 @@ class Planner:
         """Load the shipped default LM of a domain (offline) from ``planners/default_lm``.
 
         Args:
-            domain_name: ``drone_nav`` or ``blocks_world``.
+            domain_name: ``drone_nav``, ``blocks_world`` or ``tabletop_rearrange``.
             domain: The domain instance to plan in (default: ``make_domain(domain_name)``).
             **kwargs: Passed to the constructor (``max_steps``).
 

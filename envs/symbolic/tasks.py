@@ -7,7 +7,9 @@ A task is an instruction in words (one of several templates per pattern), its gr
 LTLf formula, the formula of its goals alone, and an initial state. Splits: ``"train"`` tasks
 use train layouts and train templates only; every ``"heldout"`` task uses a held-out template or
 a held-out building layout (DroneNav: the ``museum`` layout; BlocksWorld has held-out templates
-only). Generators only emit tasks whose specification is satisfiable (checked by search here).
+only; ``tabletop_rearrange``, the symbolic mirror of ``TabletopRearrange-v0``, uses the env's
+own phrasings and held-out block/zone pairs, see ``envs.tabletop.rearrange_domain``).
+Generators only emit tasks whose specification is satisfiable (checked by search here).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from envs.symbolic.base import SymbolicDomain, Task, check_split, words
 from envs.symbolic.blocks_world import BlocksWorld
 from envs.symbolic.drone_nav import LAYOUTS, DroneNav
+from envs.tabletop.rearrange_domain import RearrangeDomain, rearrange_task
 
 # pattern -> (train templates, held-out templates)
 DRONE_TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -143,11 +146,12 @@ def _blocks_task(rng: random.Random, split: str, domain: BlocksWorld) -> Task | 
 DOMAINS: dict[str, Callable[..., SymbolicDomain]] = {
     "drone_nav": DroneNav,
     "blocks_world": BlocksWorld,
+    "tabletop_rearrange": RearrangeDomain,
 }
 
 
 def make_domain(name: str, **kwargs) -> SymbolicDomain:
-    """Build a registered domain by name (``drone_nav``, ``blocks_world``).
+    """Build a registered domain by name (``drone_nav``, ``blocks_world``, ``tabletop_rearrange``).
 
     Raises:
         ValueError: For an unknown name, listing the known ones and the closest match.
@@ -176,10 +180,14 @@ def generate_tasks(name: str, n: int, seed: int = 0, split: str = "train") -> li
         raise ValueError(f"n must be >= 0, got {n}")
     make_domain(name)  # validates the name
     rng = random.Random(f"{name}/{split}/{seed}")
-    blocks = BlocksWorld()
+    blocks, rearrange = BlocksWorld(), RearrangeDomain()
     out: list[Task] = []
     while len(out) < n:
-        task = _drone_task(rng, split) if name == "drone_nav" else _blocks_task(rng, split, blocks)
+        if name == "tabletop_rearrange":
+            task = rearrange_task(rng, split, rearrange)
+        else:
+            task = (_drone_task(rng, split) if name == "drone_nav"
+                    else _blocks_task(rng, split, blocks))
         if task is not None:
             out.append(task)
     return out

@@ -10,16 +10,23 @@ skill the scripted expert and the VLA policies have. Atoms are the env's
 (``<block>_in_<zone>``), so a plan's symbolic trace and the trace read from the simulator can
 be checked against the same LTLf formula. The hand is not modelled: a step starts and ends
 with the gripper empty.
+
+:func:`rearrange_task` draws a symbolic task (registered as ``tabletop_rearrange`` in
+``envs.symbolic``) from the env's own task sampler, so instructions, formulas and splits are the
+simulator's.
 """
 
 from __future__ import annotations
 
 import itertools
+import random
 import re
 
-from envs.symbolic.base import InvalidStateError, InvalidStepError, SymbolicDomain
+import numpy as np
+
+from envs.symbolic.base import InvalidStateError, InvalidStepError, SymbolicDomain, Task
 from envs.tabletop import instructions as ins
-from envs.tabletop.rearrange_tasks import in_atom
+from envs.tabletop.rearrange_tasks import PHRASINGS, in_atom, sample_rearrange_task
 
 TABLE = "table"
 _PUT = re.compile(r"put\(([a-z]+),([a-z]+)\)\Z")
@@ -149,3 +156,47 @@ class RearrangeDomain(SymbolicDomain):
         where = {b: next((z for z in self.zones if base.in_zone(b, z)), TABLE)
                  for b in self.blocks}
         return self.make_state({b: z for b, z in where.items() if z != TABLE})
+
+
+def rearrange_task(rng: random.Random, split: str, domain: RearrangeDomain,
+                   placed: float = 0.3) -> Task | None:
+    """One symbolic task drawn by the env's sampler (:func:`sample_rearrange_task`).
+
+    The initial state has every block on the table, as every episode starts; with probability
+    ``placed`` one block already rests in a zone (the states a replan starts from). Draws whose
+    goal already holds, or whose spec no plan satisfies, give ``None``.
+
+    Args:
+        rng: Source of randomness (one numpy seed per task is drawn from it).
+        split: ``"train"`` or ``"heldout"`` phrasings and block/zone pairs.
+        domain: The domain (its blocks and zones must be the env's).
+        placed: Probability of starting with one block in a zone.
+
+    Returns:
+        The task (``info``: pattern, placements, avoid zone), or ``None``.
+    """
+    task = sample_rearrange_task(np.random.default_rng(rng.getrandbits(63)), split)
+    start = domain.initial()
+    if rng.random() < placed:
+        start = domain.make_state({rng.choice(domain.blocks): rng.choice(domain.zones)})
+    goal = frozenset(in_atom(b, z) for b, z in task.placements)
+    if goal <= domain.label(start):
+        return None
+    pairs = list(zip(task.placements, task.placements[1:], strict=False))
+
+    def forbidden(state: RearrangeState) -> bool:
+        """A state no satisfying plan may visit (conservative for the order conditions)."""
+        where = dict(state)
+        if task.avoid is not None and task.avoid in where.values():
+            return True
+        return task.ordered and any(where[b2] == z2 and where[b1] != z1
+                                    for (b1, z1), (b2, z2) in pairs)
+
+    if domain.reachable(start, lambda s: goal <= domain.label(s), forbidden) is None:
+        return None
+    train, held = PHRASINGS[task.pattern]
+    name = (f"{task.pattern}/train{train.index(task.phrasing)}" if task.phrasing in train
+            else f"{task.pattern}/heldout{held.index(task.phrasing)}")
+    goal_ltl = "F(" + " & ".join(in_atom(b, z) for b, z in task.placements) + ")"
+    return Task(domain, task.instruction, task.formula, goal_ltl, start, name, split,
+                {"pattern": task.pattern, "placements": task.placements, "avoid": task.avoid})
