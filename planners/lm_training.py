@@ -83,6 +83,62 @@ def build_corpus(domain: str, tasks: int, imperfect: float, seed: int) -> list[t
     return out
 
 
+def fit_prompted_lm(model, seqs: list[list[int]], starts: list[int], pad_id: int, *,
+                    steps: int, batch_size: int, lr: float, seed: int, log=print,
+                    t0: float | None = None) -> list[float]:
+    """Train a causal LM on token sequences, with loss only after each prompt.
+
+    AdamW (weight decay 0.01), 50 warm-up steps then cosine decay, gradient clipping at 1,
+    batches of ``batch_size`` sequences drawn with a generator seeded by ``seed`` and cut to
+    their longest labelled position. Shared by the planner LMs and the NL -> LTL translator.
+
+    Args:
+        model: A Hugging Face causal LM (trained in place, left in eval mode).
+        seqs: Token ids of each example (prompt, answer, EOS).
+        starts: Where each example's answer starts (the loss covers the answer and its EOS).
+        pad_id: Id that pads the sequences (never a label).
+        steps: Optimizer steps.
+        batch_size: Examples per step.
+        lr: Peak learning rate.
+        seed: Seed of the batch sampler.
+        log: Progress printer (every 100 steps).
+        t0: ``time.perf_counter()`` at the start of the job, for the logged seconds.
+
+    Returns:
+        The loss of every step.
+    """
+    import torch
+
+    t0 = time.perf_counter() if t0 is None else t0
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(seqs), width), -100, dtype=torch.long)
+    for i, (s, st) in enumerate(zip(seqs, starts, strict=True)):
+        ids[i, : len(s)] = torch.tensor(s)
+        labels[i, st: len(s)] = torch.tensor(s[st:])
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    losses = []
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * step
+                                                                             / steps))
+        idx = torch.randint(len(seqs), (batch_size,), generator=gen)
+        cut = int((labels[idx] != -100).nonzero()[:, 1].max()) + 1
+        loss = model(input_ids=ids[idx, :cut], labels=labels[idx, :cut]).loss
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+        if step % 100 == 0 or step == steps - 1:
+            log(f"step {step} loss {sum(losses[-100:]) / len(losses[-100:]):.4f} "
+                f"({time.perf_counter() - t0:.0f}s)")
+    model.eval()
+    return losses
+
+
 def train_planner_lm(cfg: PlannerLMConfig, out: Path, log=print) -> dict:
     """Train tokenizer and GPT-2 on the corpus and save an HF folder (safetensors) at ``out``.
 
@@ -113,30 +169,8 @@ def train_planner_lm(cfg: PlannerLMConfig, out: Path, log=print) -> dict:
         vocab_size=len(tok), n_positions=max(64, 1 << (max_len - 1).bit_length()),
         n_embd=cfg.n_embd, n_layer=cfg.n_layer, n_head=cfg.n_head, bos_token_id=eos,
         eos_token_id=eos, pad_token_id=eos))
-    ids = torch.full((len(seqs), max_len), eos, dtype=torch.long)
-    labels = torch.full((len(seqs), max_len), -100, dtype=torch.long)
-    for i, (s, st) in enumerate(zip(seqs, starts, strict=True)):
-        ids[i, : len(s)] = torch.tensor(s)
-        labels[i, st: len(s)] = torch.tensor(s[st:])  # loss on the plan and its EOS only
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    model.train()
-    losses = []
-    for step in range(cfg.steps):
-        lr = cfg.lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
-        for group in opt.param_groups:
-            group["lr"] = lr
-        idx = torch.randint(len(seqs), (cfg.batch_size,), generator=gen)
-        width = int((labels[idx] != -100).nonzero()[:, 1].max()) + 1
-        loss = model(input_ids=ids[idx, :width], labels=labels[idx, :width]).loss
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        losses.append(loss.item())
-        if step % 100 == 0 or step == cfg.steps - 1:
-            log(f"step {step} loss {sum(losses[-100:]) / len(losses[-100:]):.4f} "
-                f"({time.perf_counter() - t0:.0f}s)")
+    losses = fit_prompted_lm(model, seqs, starts, eos, steps=cfg.steps,
+                             batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, log=log, t0=t0)
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)

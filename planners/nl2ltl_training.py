@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ def train(out: Path, pairs_per_domain: int = 6000, steps: int = 1500, batch_size
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    from planners.lm_training import fit_prompted_lm
     from planners.tokenizer_training import hf_tokenizer, train_bpe
 
     t0 = time.perf_counter()
@@ -51,34 +51,12 @@ def train(out: Path, pairs_per_domain: int = 6000, steps: int = 1500, batch_size
         p = tok.encode(prompt, add_special_tokens=False)
         seqs.append(p + tok.encode(prompt + formula, add_special_tokens=False)[len(p):] + [eos])
         starts.append(len(p))
-    width = max(len(s) for s in seqs)
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=n_embd,
                                        n_layer=n_layer, n_head=4, bos_token_id=eos,
                                        eos_token_id=eos, pad_token_id=eos))
-    ids = torch.full((len(seqs), width), eos, dtype=torch.long)
-    labels = torch.full((len(seqs), width), -100, dtype=torch.long)
-    for i, (s, st) in enumerate(zip(seqs, starts, strict=True)):
-        ids[i, : len(s)] = torch.tensor(s)
-        labels[i, st: len(s)] = torch.tensor(s[st:])
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    gen = torch.Generator().manual_seed(seed)
-    model.train()
-    losses = []
-    for step in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * step / steps))
-        idx = torch.randint(len(seqs), (batch_size,), generator=gen)
-        w = int((labels[idx] != -100).nonzero()[:, 1].max()) + 1
-        loss = model(input_ids=ids[idx, :w], labels=labels[idx, :w]).loss
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        losses.append(loss.item())
-        if step % 100 == 0 or step == steps - 1:
-            log(f"step {step} loss {sum(losses[-100:]) / len(losses[-100:]):.4f} "
-                f"({time.perf_counter() - t0:.0f}s)")
+    losses = fit_prompted_lm(model, seqs, starts, eos, steps=steps, batch_size=batch_size,
+                             lr=lr, seed=seed, log=log, t0=t0)
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
