@@ -100,11 +100,13 @@ def flow_sample(velocity: Velocity, shape: Sequence[int], *, steps: int, solver:
         if not isinstance(inpainting, Inpainting):
             raise ValueError(f"inpainting must be None or an Inpainting, got {inpainting!r}")
         velocity = guided_velocity(velocity, inpainting)
-    grid = time_grid(steps, schedule, device=x.device, dtype=x.dtype)
+    # The grid stays on the host (steps and times are Python numbers, in x's dtype), so the
+    # loop makes no host-device transfer and can be captured in a CUDA graph.
+    grid = time_grid(steps, schedule, dtype=x.dtype)
     batch_t = torch.ones(shape[0], device=x.device, dtype=x.dtype)
     nfe = 0
     for k in range(steps):
-        t, h = grid[k], grid[k + 1] - grid[k]
+        t, h = float(grid[k]), float(grid[k + 1] - grid[k])
         # Euler step with the slope at the start of the interval.
         v = velocity(x, t * batch_t)
         nfe += 1
@@ -112,7 +114,7 @@ def flow_sample(velocity: Velocity, shape: Sequence[int], *, steps: int, solver:
             x = x + h * v
             continue
         # Heun: average the start slope with the slope at the Euler prediction.
-        v_end = velocity(x + h * v, grid[k + 1] * batch_t)
+        v_end = velocity(x + h * v, float(grid[k + 1]) * batch_t)
         nfe += 1
         x = x + 0.5 * h * (v + v_end)
     stats = {"times": grid.tolist(), **({"guided": True} if inpainting is not None else {})}

@@ -1,10 +1,15 @@
 """``robodecode bench vla``: every head and decoder of a checkpoint set, side by side.
 
 Usage: robodecode bench vla --checkpoints experiments/checkpoints/TabletopPickPlace-v0/seed0 \
-    --data scratch/demos [--device cuda] [--out PATH]
+    [--data scratch/demos] [--device cuda] [--table speed|offline] [--out PATH]
 
-The measurement lives in :mod:`vla.bench`; this command adds provenance and writes the JSON
-(default ``scratch/vla/bench_vla_<device>.json``; committed results only with ``--out``).
+Two tables. ``offline`` (:mod:`vla.bench`, the default on CPU; needs ``--data``): passes, ms
+and action error per decoder on held-out demo frames. ``speed`` (:mod:`vla.bench_speed`, the
+default on CUDA): eager vs fast path (static cache, CUDA graphs) per decoder at batch 1, 8, 64,
+against a one-pass graphed floor; its observations come from ``--data`` or, without it, from
+the task's own episodes (expert-driven, a few steps in, rendered in MuJoCo). This command adds
+provenance and writes the JSON (default ``scratch/vla/bench_vla_<device>.json``; committed
+results only with ``--out``).
 """
 
 from __future__ import annotations
@@ -26,7 +31,15 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     def bench_vla_cmd(
         checkpoints: Annotated[Path, typer.Option(
             help="folder holding ar/ [cjacobi/ diffusion/ flow/ oft/] checkpoints")],
-        data: Annotated[Path, typer.Option(help="dataset; held-out episodes are decoded")],
+        data: Annotated[Path | None, typer.Option(
+            help="dataset; held-out episodes are decoded (needed by --table offline)")] = None,
+        table: Annotated[str, typer.Option(
+            help="offline | speed | auto (speed on CUDA, offline on CPU)")] = "auto",
+        batches: Annotated[str, typer.Option(help="speed table: batch sizes")] = "1,8,64",
+        reps: Annotated[int, typer.Option(help="speed table: timed calls per row")] = 20,
+        env_id: Annotated[str, typer.Option(
+            help="speed table without --data: the task whose episodes give observations")
+        ] = "robodecode/TabletopPickPlace-v0",
         out: Annotated[Path | None, typer.Option(
             help="results JSON (default scratch/vla/bench_vla_<device>.json)")] = None,
         device: str = "cpu",
@@ -45,15 +58,86 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
 
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise typer.BadParameter(f"device {device!r} requested but CUDA is not available")
+        if table not in ("auto", "offline", "speed"):
+            raise typer.BadParameter(f"--table must be offline, speed or auto, got {table!r}")
+        if table == "auto":
+            table = "speed" if device.startswith("cuda") else "offline"
         torch.set_num_threads(threads)
         try:
-            result = run_bench(checkpoints, data=data, device=device, threads=threads,
-                               n_obs=n_obs, train_steps=train_steps, data_cache=data_cache,
-                               fp16_check=fp16_check)
+            if table == "speed":
+                result = speed(checkpoints, data, device, batches, reps, env_id, n_obs,
+                               data_cache)
+            else:
+                if data is None:
+                    raise ValueError("--table offline needs --data (held-out demos)")
+                result = run_bench(checkpoints, data=data, device=device, threads=threads,
+                                   n_obs=n_obs, train_steps=train_steps,
+                                   data_cache=data_cache, fp16_check=fp16_check)
         except ValueError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
         result["provenance"] = provenance(device=device, threads=threads)
-        target = out or SCRATCH / f"bench_vla_{device.split(':')[0]}.json"
+        target = out or SCRATCH / f"bench_vla_{table}_{device.split(':')[0]}.json"
         write_json_atomic(target, result)
         typer.echo(f"wrote {target}")
+
+
+def speed(checkpoints: Path, data: Path | None, device: str, batches: str, reps: int,
+          env_id: str, n_obs: int, data_cache: Path) -> dict:
+    """The speed table (:func:`vla.bench_speed.speed_table`) with its settings."""
+    from vla.bench_speed import speed_table
+
+    try:
+        sizes = tuple(int(b) for b in batches.split(","))
+    except ValueError:
+        raise ValueError(f"--batches must be comma-separated ints, got {batches!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"--batches must be positive, got {batches!r}")
+    n = max(n_obs, max(sizes))
+    observations = (held_out_observations(checkpoints, data, n, data_cache) if data
+                    else episode_observations(env_id, n))
+    result = speed_table(checkpoints, observations, device=device, batches=sizes, reps=reps)
+    result["settings"] = {"device": device, "batches": list(sizes), "reps": reps,
+                          "observations": str(data) if data else f"{env_id} episodes",
+                          "timing": "predict_chunk end to end (host obs in, host actions "
+                          "out), median; eager and fast interleaved on the same batches",
+                          "checkpoints": str(checkpoints)}
+    return result
+
+
+def episode_observations(env_id: str, n: int, seed: int = 0) -> list[dict]:
+    """``n`` observations of the task: episode ``seed + i`` after ``i % 12`` expert steps."""
+    import gymnasium as gym
+
+    import envs
+    from envs.ids import check_env_id
+
+    env = gym.make(check_env_id(env_id))
+    expert = envs.make_expert(env)
+    out = []
+    try:
+        for i in range(n):
+            obs, _ = env.reset(seed=seed + i)
+            expert.reset()
+            for _ in range(i % 12):
+                obs, *_ = env.step(expert.act(obs))
+            out.append(obs)
+    finally:
+        env.close()
+    return out
+
+
+def held_out_observations(checkpoints: Path, data: Path, n: int, data_cache: Path) -> list[dict]:
+    """``n`` held-out observations of the dataset, shaped for the checkpoints' models."""
+    from vla.checkpoint import load_config
+    from vla.data import load_split
+    from vla.evaluate import eval_indices
+
+    cfg = next(load_config(p.parent) for p in sorted(Path(checkpoints).glob("*/config.json")))
+    split = load_split(data, cfg.horizon, cfg.cameras, cfg.image_size, cache_dir=data_cache)
+    held = split.val or split.train
+    out = []
+    for i in eval_indices(held, n):
+        batch = held.obs_dict([i])
+        out.append({k: (v[0] if k == "instruction" else v[0].numpy()) for k, v in batch.items()})
+    return out

@@ -21,6 +21,7 @@ from torch import nn
 from transformers import DynamicCache
 
 from vla.config import VLAConfig
+from vla.static_cache import StaticCache
 
 
 class SelfAttention(nn.Module):
@@ -33,7 +34,7 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(config.d_model, config.d_model)
         self.dropout = config.dropout
 
-    def forward(self, x: torch.Tensor, layer: int, cache: DynamicCache | None, *,
+    def forward(self, x: torch.Tensor, layer: int, cache: DynamicCache | StaticCache | None, *,
                 append: bool, mask: torch.Tensor | None) -> torch.Tensor:
         """Attend ``x`` (B, T, d) to the cache's keys of ``layer`` and to itself.
 
@@ -41,13 +42,18 @@ class SelfAttention(nn.Module):
             x: Hidden states of the new tokens.
             layer: Layer index in the cache.
             cache: Prefix cache or ``None`` (no past keys).
-            append: Write the new K/V into the cache (``cache.update``) or only read it.
-            mask: Boolean (T, past + T) mask, True = may attend; ``None`` = attend to all.
+            append: Write the new K/V into the cache (``cache.update``) or only read it. A
+                :class:`StaticCache` is always written (after its length: scratch space unless
+                the pass appends) and read whole through ``mask``.
+            mask: Boolean (T, past + T) mask, True = may attend (for a static cache an
+                additive float (T, capacity) mask); ``None`` = attend to all.
         """
         b, t, d = x.shape
-        q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, d // self.n_heads).permute(
-            2, 0, 3, 1, 4)
-        if cache is not None and append:
+        qkv = self.qkv(x).view(b, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv
+        if isinstance(cache, StaticCache):
+            k, v = cache.write(layer, qkv[1:])
+        elif cache is not None and append:
             k, v = cache.update(k, v, layer)
         elif cache is not None and len(cache.layers) > layer and cache.layers[layer].is_initialized:
             past = cache.layers[layer]
@@ -70,7 +76,7 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, config.mlp_ratio * d), nn.GELU(),
                                  nn.Linear(config.mlp_ratio * d, d), nn.Dropout(config.dropout))
 
-    def forward(self, x: torch.Tensor, layer: int, cache: DynamicCache | None, *,
+    def forward(self, x: torch.Tensor, layer: int, cache: DynamicCache | StaticCache | None, *,
                 append: bool, mask: torch.Tensor | None) -> torch.Tensor:
         """Apply the block (see :meth:`SelfAttention.forward` for the arguments)."""
         x = x + self.attn(self.ln1(x), layer, cache, append=append, mask=mask)
@@ -102,19 +108,22 @@ class Backbone(nn.Module):
                              f"{self.pos.shape[0]} (prefix + action tokens)")
         return self.pos[start:start + length]
 
-    def run(self, x: torch.Tensor, cache: DynamicCache | None, *, append: bool,
+    def run(self, x: torch.Tensor, cache: DynamicCache | StaticCache | None, *, append: bool,
             causal: bool) -> torch.Tensor:
         """Run new tokens (embeddings without positions) against ``cache``.
 
         Args:
             x: (B, T, d) token embeddings; positions start at the cache length.
-            cache: Prefix cache (read; written too when ``append``) or ``None``.
-            append: Whether to write the new K/V into ``cache``.
+            cache: Prefix cache (read; written too when ``append``) or ``None``; a
+                :class:`~vla.static_cache.StaticCache` takes the fixed-shape path.
+            append: Whether to keep the new K/V in ``cache`` (extend its length).
             causal: Causal among the new tokens (all cached keys stay visible).
 
         Returns:
             Final-LayerNorm hidden states (B, T, d).
         """
+        if isinstance(cache, StaticCache):
+            return self._run_static(x, cache, append=append, causal=causal)
         past = cache.get_seq_length() if cache is not None else 0
         t = x.shape[1]
         h = x + self.positions(past, t).to(x.dtype)
@@ -123,6 +132,21 @@ class Backbone(nn.Module):
             mask = torch.ones(t, past + t, dtype=torch.bool, device=x.device).tril(past)
         for i, block in enumerate(self.blocks):
             h = block(h, i, cache, append=append, mask=mask)
+        return self.ln_f(h)
+
+    def _run_static(self, x: torch.Tensor, cache: StaticCache, *, append: bool,
+                    causal: bool) -> torch.Tensor:
+        """:meth:`run` on a static cache: positions and mask read from its device ``start``."""
+        t = x.shape[1]
+        cache.check_room(t)
+        if cache.runner is not None and not cache.capturing:
+            return cache.runner(x, append=append, causal=causal)
+        pos, mask = cache.begin_pass(t, causal)
+        h = x + self.pos.index_select(0, pos).to(x.dtype)
+        for i, block in enumerate(self.blocks):
+            h = block(h, i, cache, append=append, mask=mask)
+        if append:
+            cache.advance(t)
         return self.ln_f(h)
 
     def encode_prefix(self, prefix: torch.Tensor) -> DynamicCache:

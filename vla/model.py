@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,30 +18,10 @@ from decoding.threads import DEFAULT_CPU_THREADS, cpu_threads
 from vla.backbone import Backbone
 from vla.config import VLAConfig
 from vla.encoders import ImageEncoder, InstructionCache, LanguageProjector, StateEncoder
+from vla.fast import FastPath, eager_reason
 from vla.heads import ActionPrefix, make_head
+from vla.observation import Observation, RawObservation
 from vla.tokenizer import ActionTokenizer, StateNormalizer
-
-
-@dataclass
-class Observation:
-    """An observation batch prepared for the model (see :meth:`VLAModel.prepare`).
-
-    Attributes:
-        images: One float (B, 3, s, s) tensor per camera of the config.
-        state: Raw state (B, S) in env units (normalized inside the model).
-        lang: MiniLM features, (B, 384) pooled or (B, L, 384) per token.
-        aux: Training only: (B, 7) auxiliary targets (``vla.data.grasp_release_targets``).
-    """
-
-    images: list[torch.Tensor]
-    state: torch.Tensor
-    lang: torch.Tensor
-    aux: torch.Tensor | None = None
-
-    @property
-    def batch_size(self) -> int:
-        """Batch size B."""
-        return self.state.shape[0]
 
 
 class VLAModel(nn.Module):
@@ -118,6 +97,17 @@ class VLAModel(nn.Module):
             ValueError: If a camera key, the state or the instructions are missing or malformed
                 (a state with NaN or inf values, an image that is not uint8).
         """
+        raw = self.raw_inputs(obs)
+        return Observation(
+            images=[self.image_enc.preprocess(img.to(self.device)) for img in raw.images],
+            state=raw.state.to(self.device), lang=raw.lang.to(self.device))
+
+    def raw_inputs(self, obs: Mapping[str, Any]) -> RawObservation:
+        """Check an ``obs_batch`` (see :meth:`prepare`) and collect its tensors on the host.
+
+        Returns uint8 (B, H, W, 3) images, the float32 state and the language features: what
+        the fast path copies into its static buffers.
+        """
         missing = [k for k in (*self.config.cameras, "state", "instruction") if k not in obs]
         if missing:
             raise ValueError(f"obs_batch is missing keys {missing}")
@@ -136,9 +126,10 @@ class VLAModel(nn.Module):
         for key in self.config.cameras:
             img = torch.as_tensor(obs[key])
             img = img.unsqueeze(0) if img.dim() == 3 else img
-            images.append(self.image_enc.preprocess(img.to(self.device)))
-        return Observation(images=images, state=state.to(self.device),
-                           lang=self.instructions.embed(instr).to(self.device))
+            if img.dim() != 4 or img.shape[-1] != 3 or img.dtype != torch.uint8:
+                self.image_enc.preprocess(img)  # raises the error that names the problem
+            images.append(img)
+        return RawObservation(images=images, state=state, lang=self.instructions.embed(instr))
 
     def prefix_tokens(self, obs: Observation) -> torch.Tensor:
         """Observation -> prefix embeddings (B, P, d): [image | language | state]."""
@@ -209,7 +200,7 @@ class VLAModel(nn.Module):
     @torch.inference_mode()
     def predict_chunk(self, obs_batch: Mapping[str, Any], decoder: str | None = None, *,
                       prefix_actions: Any = None, frozen_steps: int | None = None,
-                      **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+                      fast: bool = False, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
         """Predict one action chunk per observation with one of the head's decoders.
 
         Args:
@@ -225,6 +216,11 @@ class VLAModel(nn.Module):
                 ``m``). Token decoders reproduce their bin centres exactly and continue
                 them, flow is guided towards them (RTC inpainting), OFT replaces its first
                 ``d`` steps by them (see each head's ``decode``).
+            fast: Run the fast path (:mod:`vla.fast`): a static KV cache, and on CUDA captured
+                graphs (prefix to actions in one graph for ``oft``, ``flow`` and plain greedy
+                ``ar``; one graph per pass shape for the others). Same answers as the eager
+                path (greedy tokens identical; continuous outputs to float rounding);
+                ``stats["path"]`` says which path ran.
             **kwargs: Passed to the decoder (e.g. ``early_exit=``, ``steps=``, ``solver=``,
                 ``generator=``).
 
@@ -233,8 +229,9 @@ class VLAModel(nn.Module):
 
         Returns:
             ``(actions, stats)``: actions float32 (B, H, D) in env units; stats with ``nfe``
-            (forward passes after the prefix), ``prep_ms``, ``prefix_ms``, ``decode_ms``,
-            ``total_ms`` (end to end), ``decoder``, ``frozen_steps`` (with a prefix) and the
+            (forward passes after the prefix), ``prep_ms``, ``prefix_ms`` (``None`` on the fast
+            path, where the prefix runs in the decode's graphs), ``decode_ms``, ``total_ms``
+            (end to end), ``path``, ``decoder``, ``frozen_steps`` (with a prefix) and the
             decoder's own statistics (``decoder_*``). ``nfe`` never counts frozen steps.
 
         Raises:
@@ -251,7 +248,10 @@ class VLAModel(nn.Module):
             raise ValueError("frozen_steps needs prefix_actions")
         threads = self.cpu_threads if self.device.type == "cpu" else None
         with cpu_threads(threads):
-            return self._predict_chunk(obs_batch, decoder, kwargs)
+            if fast and eager_reason(decoder, kwargs) is None:
+                return self._predict_chunk_fast(obs_batch, decoder, kwargs)
+            actions, stats = self._predict_chunk(obs_batch, decoder, kwargs)
+            return actions, {**stats, "path": "eager"}
 
     def action_prefix(self, actions: Any, frozen: int | None = None) -> ActionPrefix:
         """Check and normalize real-time-chunking actions (see :meth:`predict_chunk`).
@@ -298,6 +298,29 @@ class VLAModel(nn.Module):
         return actions, {"decoder": decoder, "nfe": nfe, "prep_ms": 1e3 * (t1 - t0),
                          "prefix_ms": 1e3 * (t2 - t1), "decode_ms": 1e3 * (t3 - t2),
                          "total_ms": 1e3 * (t4 - t0),
+                         **({"frozen_steps": prefix.frozen} if prefix is not None else {}),
+                         **{f"decoder_{k}": v for k, v in dstats.items()}}
+
+    def _predict_chunk_fast(self, obs_batch: Mapping[str, Any], decoder: str,
+                            kwargs: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+        t0 = time.perf_counter()
+        raw = self.raw_inputs(obs_batch)
+        prefix = kwargs.get("prefix")
+        if prefix is not None:
+            if prefix.actions.shape[0] not in (1, raw.batch_size):
+                raise ValueError(f"prefix_actions has {prefix.actions.shape[0]} rows for a "
+                                 f"batch of {raw.batch_size}")
+            kwargs["prefix"] = ActionPrefix(
+                prefix.actions.expand(raw.batch_size, -1, -1), prefix.frozen)
+        t1 = time.perf_counter()
+        if getattr(self, "_fast", None) is None:
+            self._fast = FastPath(self)
+        out, nfe, dstats, info = self._fast.decode(raw, decoder, kwargs)
+        actions = out.cpu().numpy().astype(np.float32)
+        t2 = time.perf_counter()
+        return actions, {"decoder": decoder, "nfe": nfe, "prep_ms": 1e3 * (t1 - t0),
+                         "prefix_ms": None, "decode_ms": 1e3 * (t2 - t1),
+                         "total_ms": 1e3 * (t2 - t0), **info,
                          **({"frozen_steps": prefix.frozen} if prefix is not None else {}),
                          **{f"decoder_{k}": v for k, v in dstats.items()}}
 

@@ -74,9 +74,12 @@ class ActionTokenizer(nn.Module):
         idx = torch.floor((z.clamp(-1.0, 1.0) + 1.0) * 0.5 * self.n_bins).long()
         return idx.clamp(0, self.n_bins - 1)
 
-    def bin_centers(self, ids: torch.Tensor) -> torch.Tensor:
-        """Bin ids -> bin centres in normalized units."""
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.n_bins):
+    def bin_centers(self, ids: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """Bin ids -> bin centres in normalized units.
+
+        ``check`` refuses ids out of range: a host sync, which a captured CUDA graph cannot make.
+        """
+        if check and ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.n_bins):
             raise ValueError(f"token ids must lie in [0, {self.n_bins}), got "
                              f"[{int(ids.min())}, {int(ids.max())}]")
         return -1.0 + (ids.to(self.q01.dtype) + 0.5) * (2.0 / self.n_bins)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from vla.config import VLAConfig
     from vla.model import VLAModel
+    from vla.static_cache import StaticCache
 
     RunFn = Callable[[torch.Tensor, bool], torch.Tensor]
     """``run(x, causal)``: the backbone over [prefix | x] -> final states of x (B, T, d)."""
@@ -163,10 +164,12 @@ class TokenHead(ActionHead):
         acc = ((logits.argmax(-1) == targets).float().flatten() * w).sum() / w.sum().clamp_min(1)
         return loss, {"loss": float(loss.detach()), "token_acc": float(acc)}
 
-    def to_chunk(self, model: VLAModel, tokens: torch.Tensor) -> torch.Tensor:
+    def to_chunk(self, model: VLAModel, tokens: torch.Tensor, check: bool = True
+                 ) -> torch.Tensor:
         """Decoded tokens (B, >= H*D) -> normalized chunk (B, H, D) at the bin centres."""
         n = self.config.n_action_tokens
-        return model.tokenizer.bin_centers(tokens[:, :n]).unflatten(-1, (self.config.horizon, -1))
+        return model.tokenizer.bin_centers(tokens[:, :n], check=check).unflatten(
+            -1, (self.config.horizon, -1))
 
 
 def valid_tokens(valid_steps: torch.Tensor, action_dim: int) -> torch.Tensor:
@@ -174,8 +177,13 @@ def valid_tokens(valid_steps: torch.Tensor, action_dim: int) -> torch.Tensor:
     return valid_steps.repeat_interleave(action_dim, dim=-1)
 
 
-def expand_cache(cache: DynamicCache, batch: int) -> DynamicCache:
-    """A read-only view of a batch-1 prefix cache broadcast to ``batch`` rows."""
+def expand_cache(cache: DynamicCache | StaticCache, batch: int) -> DynamicCache | StaticCache:
+    """A read-only view of a batch-1 prefix cache broadcast to ``batch`` rows.
+
+    A static cache, which holds its batch already, is returned as is.
+    """
+    if not isinstance(cache, DynamicCache):
+        return cache
     if cache.layers and cache.layers[0].keys is not None and cache.layers[0].keys.shape[0] == 1 \
             and batch > 1:
         out = DynamicCache()

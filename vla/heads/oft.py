@@ -43,6 +43,16 @@ class OFTHead(ActionHead):
         """Final states of the queries (B, H, d) -> normalized chunk (B, H, D)."""
         return self.act_out(h + self.act_mlp(h))
 
+    def decode_one_pass(self, model: VLAModel, prefix: torch.Tensor) -> torch.Tensor:
+        """The ``oft`` chunk from prefix embeddings (B, P, d) in one pass over [prefix | queries].
+
+        The training layout (:meth:`~vla.backbone.Backbone.run_full`): the same attention
+        pattern as encoding the prefix and then the queries against its cache, in one pass
+        instead of two (what the fast path runs; equal to :meth:`decode` up to float rounding).
+        """
+        q = self.queries.unsqueeze(0).expand(prefix.shape[0], -1, -1)
+        return self.read(model.backbone.run_full(prefix, q, causal=False)).clamp(-1, 1)
+
     def loss(self, model: VLAModel, actions: torch.Tensor, valid_steps: torch.Tensor,
              run: RunFn, generator: torch.Generator | None
              ) -> tuple[torch.Tensor, dict[str, float]]:
