@@ -82,8 +82,8 @@ def autoregressive(model: Any, input_ids: torch.Tensor, max_new_tokens: int, *,
         for step in range(first, max_new_tokens):
             if bool(finished.all()):
                 break
-            # One pass: logits of the next token given everything so far.
-            logits, kv = adapter.forward(model, feed, kv)
+            # One pass: logits of the next token given everything so far (last position only).
+            logits, kv = adapter.forward(model, feed, kv, logits_to_keep=1)
             nfe += 1
             # Constrain (finished rows may be fully masked; their tokens are padding).
             scores, _ = process_scores(processors, history, logits[:, -1], required=~finished)

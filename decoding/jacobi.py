@@ -8,11 +8,18 @@ never needs more passes than autoregressive decoding and returns exactly its tok
 fast-forward). The KV of accepted tokens is kept; the rest is cropped before the next pass.
 
 Batch rows converge at different speeds but share one cache: each pass commits the minimum
-accepted length over unfinished rows, and rows that got further keep their extra accepted
-tokens as fixed (``decided``) positions of the next iterate, so no row's work is lost or
-altered. With ``temperature > 0`` guesses are verified with the probabilistic criterion of
-Speculative Jacobi Decoding (:func:`decoding.jacobi_step.speculative_verify`), so kept tokens
-follow the AR sampling distribution.
+decided length over the rows, and rows that got further keep their extra tokens as fixed
+(``decided``) positions of the next iterate, so no row's work is lost or altered. Every
+per-row decision is the row's own: a row is decided when all its block positions are accepted,
+when it ends at EOS, or when its own early-exit rule fires (judged on its own tail, pass count
+and constraints; its whole iterate is then fixed), and the block ends when every row is
+decided. A row of a batch therefore gets exactly the tokens it gets alone (greedy; up to
+floating-point differences between batched and single passes). Sampling and ``init="random"``
+draw from one generator for the whole batch, so their draws do differ with the batch.
+
+With ``temperature > 0`` guesses are verified with the probabilistic criterion of Speculative
+Jacobi Decoding (:func:`decoding.jacobi_step.speculative_verify`), so kept tokens follow the AR
+sampling distribution.
 """
 
 from __future__ import annotations
@@ -47,10 +54,11 @@ EXIT_RULES = ("converged", "unchanged", "tol", "max_iters")
 class EarlyExit:
     """Relaxed convergence of a Jacobi block: stop before the fixed point, keep the last iterate.
 
-    A block always stops when every position is accepted (``"converged"``). With this config it
-    also stops when one of the rules below fires after a pass; the tokens not yet accepted are
-    then taken from the last iterate (approximate: they were predicted from guesses). The
-    "tail" is the open positions after those the pass accepted.
+    A row's block is always done when every position is accepted (``"converged"``). With this
+    config it is also done when one of the rules below fires for that row after a pass; its
+    tokens not yet accepted are then taken from its last iterate (approximate: they were
+    predicted from guesses). The "tail" is the row's open positions after those the pass
+    accepted. Rules are judged per row, so a row exits as it would alone in any batch.
 
     Attributes:
         on_unchanged: Stop when no tail token changed in the last iteration (the block is
@@ -126,7 +134,8 @@ class _Run:
                                     device=input_ids.device)
         self.nfe = 0
         self.stats: dict[str, Any] = {"iters_per_block": [], "accepted_per_iter": [],
-                                      "exit_rule_counts": dict.fromkeys(EXIT_RULES, 0)}
+                                      "exit_rule_counts": dict.fromkeys(EXIT_RULES, 0),
+                                      "passes_per_row": [0] * input_ids.shape[0]}
 
     @property
     def committed(self) -> int:
@@ -141,11 +150,12 @@ class _Run:
                                logits[:, j]) for j in range(logits.shape[1])]
         return torch.stack([c[0] for c in cols], 1), torch.stack([c[1] for c in cols], 1)
 
-    def verify(self, logits: torch.Tensor, win: Window) -> tuple[Window, int]:
-        """Accept guesses; return the next iterate and how many tail tokens changed.
+    def verify(self, logits: torch.Tensor, win: Window
+               ) -> tuple[Window, torch.Tensor, torch.Tensor]:
+        """Accept guesses; return the next iterate, each row's tail changes, and the live rows.
 
-        The next iterate's ``decided`` holds each row's accepted count (``r`` for rows that
-        are done); the tail is the positions after them, compared with the previous iterate.
+        The next iterate's ``decided`` holds each row's accepted count (``r`` for rows that are
+        done); a row's tail is the positions after them, compared with the previous iterate.
         """
         o, r = self.opts, logits.shape[1]
         scores, dead = self.score(logits, win)
@@ -166,59 +176,90 @@ class _Run:
         if bool(bad.any()):
             raise_all_masked(int(bad.nonzero()[0, 0]))
         changed = ((new != win.tokens) & (pos >= accepted[:, None])).sum(1)
-        live = ~(self.finished | ended)
-        tail_changed = int(changed[live].max()) if bool(live.any()) else 0
         done = self.finished | ended
-        return Window(new, torch.where(done, r, accepted), q), tail_changed
+        return Window(new, torch.where(done, r, accepted), q), changed, ~done
 
-    def tail_allowed(self, new: torch.Tensor, start: int) -> bool:
-        """Whether the last-iterate tokens from ``start`` on pass the processors in context.
+    def early_exits(self, win: Window, changed: torch.Tensor, live: torch.Tensor,
+                    iters: int) -> dict[int, str]:
+        """Rows whose own early-exit rule fires after this pass, with the rule's name.
 
-        Rows already past their EOS are not checked (their later tokens are padding).
+        Each live, undecided row is judged alone: on its tail changes, the passes made on the
+        block (the same count it would have alone) and whether its own tail passes the
+        processors, so no row's exit depends on the other rows of the batch.
         """
-        procs, eos = self.opts.processors, self.opts.eos
+        rules, r = self.opts.early_exit, win.tokens.shape[1]
+        if rules is None:
+            return {}
+        rows = (live & (win.decided < r)).nonzero()[:, 0].tolist()
+        counts = changed.tolist()
+        fired = {row: rule for row in rows if (rule := rules.rule(counts[row], iters))}
+        if fired and self.opts.processors:
+            ok = self.tail_allowed(win, min(int(win.decided[row]) for row in fired)).tolist()
+            fired = {row: rule for row, rule in fired.items() if ok[row]}
+        return fired
+
+    def tail_allowed(self, win: Window, start: int) -> torch.Tensor:
+        """Bool ``[B]``: whether each row's last-iterate tail passes the processors in context.
+
+        A row's tail is its positions from its ``decided`` count on (``start`` is the smallest);
+        rows already past their EOS pass (their later tokens are padding).
+        """
+        procs, eos, new = self.opts.processors, self.opts.eos, win.tokens
+        ok = torch.ones_like(self.finished)
         for j in range(start, new.shape[1]):
             ctx = torch.cat([self.history, new[:, :j]], dim=1)
-            ok = tokens_allowed(procs, ctx, new[:, j], self.opts.vocab_limit) | self.finished
+            ok_j = tokens_allowed(procs, ctx, new[:, j], self.opts.vocab_limit) | self.finished
+            ok_j |= win.decided > j
             if eos is not None:
-                ok |= (new[:, :j] == eos).any(1)
-            if not bool(ok.all()):
-                return False
-        return True
+                ok_j |= (new[:, :j] == eos).any(1)
+            ok &= ok_j
+        return ok
+
+    def count_exits(self, win: Window, open_rows: torch.Tensor, fired: dict[int, str],
+                    iters: int) -> None:
+        """Count, for each row this pass decided, the rule and the passes it took (in place)."""
+        closing = open_rows & (win.decided == win.tokens.shape[1])
+        for row in closing.nonzero()[:, 0].tolist():
+            self.stats["exit_rule_counts"][fired.get(row, "converged")] += 1
+            self.stats["passes_per_row"][row] += iters
+        open_rows &= ~closing
 
     def block(self, kv: Any, pending: torch.Tensor, r: int) -> tuple[Any, torch.Tensor]:
-        """Decode one block of ``r`` tokens; returns the cache and the uncached tokens."""
+        """Decode one block of ``r`` tokens; returns the cache and the uncached tokens.
+
+        Ends when every row is decided (accepted, ended at EOS or exited by its own rule).
+        """
         o = self.opts
         win = init_guesses(o.init, self.history, r, o.vocab, o.generator)
-        iters = 0
+        open_rows, iters = ~self.finished, 0  # rows this block still has to decide
         while True:
             # One pass over [uncached accepted tokens | guesses of all open positions but last].
-            base = adapter.cache_length(kv)
-            logits, kv = adapter.forward(self.model, torch.cat([pending, win.tokens[:, :-1]], 1),
-                                         kv)
+            base, fed = adapter.cache_length(kv), win.tokens[:, :-1]
+            logits, kv = adapter.forward(self.model, torch.cat([pending, fed], 1), kv,
+                                         logits_to_keep=r)
             self.nfe, iters = self.nfe + 1, iters + 1
             o.vocab_limit = logits.shape[-1]
-            win, tail_changed = self.verify(logits[:, -r:], win)
-            # Commit what every unfinished row accepted; maybe stop early on the last iterate.
-            m = int(win.decided.min())
-            rule = "converged" if m == r else None
-            if rule is None and o.early_exit is not None:
-                rule = o.early_exit.rule(tail_changed, iters)
-                if rule is not None and not self.tail_allowed(win.tokens, m):
-                    rule = None
-            take = r if rule else m
-            adapter.crop_to(kv, base + pending.shape[1] + m - 1)  # KV of exact tokens only
-            self.history = torch.cat([self.history, win.tokens[:, :take]], dim=1)
+            # Verify every row; a row whose own early-exit rule fires keeps its whole iterate.
+            new, changed, live = self.verify(logits, win)
+            fired = self.early_exits(new, changed, live, iters)
+            if fired:
+                new.decided[list(fired)] = r
+            self.count_exits(new, open_rows, fired, iters)
+            # Commit what every row decided; keep the KV only where the fed token still stands.
+            m = int(new.decided.min())
+            same = (fed == new.tokens[:, :-1]) | ~live[:, None]
+            kept = min(m - 1, int(same.long().cumprod(1).sum(1).min()))
+            adapter.crop_to(kv, base + pending.shape[1] + kept)
+            self.history = torch.cat([self.history, new.tokens[:, :m]], dim=1)
             if o.eos is not None:
-                self.finished |= (win.tokens[:, :take] == o.eos).any(1)
-            self.stats["accepted_per_iter"].append(take)
-            pending = win.tokens[:, m - 1:take]
-            if rule is not None or bool(self.finished.all()):
-                self.stats["exit_rule_counts"][rule or "converged"] += 1
+                self.finished |= (new.tokens[:, :m] == o.eos).any(1)
+            self.stats["accepted_per_iter"].append(m)
+            pending = new.tokens[:, kept:m]
+            if m == r:
                 self.stats["iters_per_block"].append(iters)
                 return kv, pending
-            win = Window(win.tokens[:, m:], (win.decided - m).clamp_min(0),
-                         win.q[:, m:] if win.q is not None else None)
+            win = Window(new.tokens[:, m:], new.decided - m,
+                         new.q[:, m:] if new.q is not None else None)
             r -= m
 
 
@@ -263,8 +304,13 @@ def jacobi(model: Any, input_ids: torch.Tensor, max_new_tokens: int, *,
             with ``d <= max_new_tokens``.
 
     Returns:
-        :class:`DecodeResult`; ``stats`` has ``iters_per_block``, ``accepted_per_iter``
-        (tokens committed per pass) and ``exit_rule_counts`` (blocks ended by each rule).
+        :class:`DecodeResult`; ``stats`` has ``iters_per_block`` (passes per block),
+        ``accepted_per_iter`` (tokens committed per pass: the least any row decided) and
+        ``exit_rule_counts`` (row-blocks decided by each rule: every row that had not ended
+        counts once per block, ``"converged"`` when all its positions were accepted or it
+        ended at EOS; for one row, the blocks ended by each rule) and ``passes_per_row`` (the
+        passes each row needed: its ``nfe`` decoded alone; the batch's ``nfe`` is at least
+        their max).
 
     Raises:
         ValueError: On malformed arguments or a processor that masks every token.

@@ -23,7 +23,8 @@ class Window:
     Attributes:
         tokens: LongTensor ``[B, r]``, the current iterate (guesses) of the ``r`` positions.
         decided: LongTensor ``[B]``: leading positions of each row already final (accepted or
-            corrected in an earlier pass while a slower row held the shared commit back).
+            corrected in an earlier pass while a slower row held the shared commit back; all
+            ``r`` for a row that is done or whose own early-exit rule fired).
         q: Sampling only: the distribution each guess was drawn from. ``None`` means a point
             mass at the guess (deterministic init); a 1-D tensor ``[vocab]`` is the same
             distribution at every position (random init); else ``[B, r, V]``.

@@ -8,6 +8,15 @@ Gumbel noise on the ordering scores (annealed with progress), secondary remaskin
 tokens compete again and can be re-masked), and Prophet-style early commit (when every masked
 position of a row has a top-1/top-2 probability gap of at least ``early_commit_gap``, commit
 all of them at once).
+
+Rows of a batch never influence each other: the schedule depends only on the step and the
+number of free positions (the same for every row), and ordering, the per-step commit count,
+early commit and stopping are decided per row (a row with nothing masked is left as it is
+while the others finish; ties in the ordering break by position). With a denoiser that treats
+rows independently and deterministic settings (``temperature=0``, ``choice_temperature=0``,
+``order`` not ``"random"``) a row of a batch gets exactly the tokens it gets alone. Random
+settings draw from one generator for the whole batch, so a row's draws, and hence its tokens,
+do depend on the batch it is decoded in.
 """
 
 from __future__ import annotations
@@ -102,7 +111,7 @@ def _step(x: torch.Tensor, logits: torch.Tensor, is_masked: torch.Tensor, keep_m
     keep = torch.minimum(torch.full_like(gap, keep_masked, dtype=torch.long),
                          is_masked.sum(1) - 1).clamp_min(0)
     keep = torch.where(commit_all, 0, keep)
-    rank = score.argsort(dim=1).argsort(dim=1)  # 0 = lowest score
+    rank = score.argsort(dim=1, stable=True).argsort(dim=1)  # 0 = lowest; a tie: left lower
     new_masked = rank < keep[:, None]
     x = torch.where(new_masked, torch.full_like(x, o["mask_id"]), candidate)
     proposal_top = probs.argmax(-1)
@@ -151,8 +160,9 @@ def masked_diffusion(denoiser: Denoiser, length: int, *, steps: int, mask_id: in
     Returns:
         :class:`DecodeResult` with ``tokens [B, L]``, ``lengths`` (all ``L``),
         ``nfe`` (denoiser calls) and ``stats``: ``committed_per_step`` (tokens unmasked at each
-        step, summed over rows), ``remasked`` (committed tokens re-masked) and
-        ``early_commit_step`` (per row, ``-1`` when it never fired).
+        step, summed over rows), ``remasked`` (committed tokens re-masked),
+        ``early_commit_step`` (per row, ``-1`` when it never fired) and ``steps_per_row``
+        (denoiser calls each row needed: its ``nfe`` alone; ``nfe`` is their max).
     """
     check_positive_int(length, "length")
     check_positive_int(steps, "steps")
@@ -181,7 +191,8 @@ def masked_diffusion(denoiser: Denoiser, length: int, *, steps: int, mask_id: in
         is_masked[:, :n_frozen] = False
     o["frozen"] = ~is_masked
     stats: dict[str, Any] = {"committed_per_step": [], "remasked": 0,
-                             "early_commit_step": [-1] * batch_size}
+                             "early_commit_step": [-1] * batch_size,
+                             "steps_per_row": [0] * batch_size}
     nfe = 0
     for step in range(steps if n_frozen < length else 0):
         logits = denoiser(x)
@@ -197,6 +208,8 @@ def masked_diffusion(denoiser: Denoiser, length: int, *, steps: int, mask_id: in
         for row in commit_all.nonzero()[:, 0].tolist():
             if stats["early_commit_step"][row] < 0:
                 stats["early_commit_step"][row] = step
+        for row in (before.any(1) & ~is_masked.any(1)).nonzero()[:, 0].tolist():
+            stats["steps_per_row"][row] = step + 1
         if not bool(is_masked.any()):
             break
     lengths = torch.full((batch_size,), length, dtype=torch.long, device=x.device)

@@ -40,14 +40,23 @@ class RuleLM:
     """Stub causal LM whose next token is a rule of (row, absolute position, previous token).
 
     ``rule(row, pos, prev) -> token`` gives the greedy next token after the token ``prev`` at
-    position ``pos``. Counts its calls.
+    position ``pos``. Counts its calls. Like a transformers model it takes ``logits_to_keep``
+    (recorded in ``kept``) unless built with ``takes_keep=False``.
     """
 
-    def __init__(self, vocab: int, rule) -> None:
-        self.vocab, self.rule, self.calls = vocab, rule, 0
+    def __init__(self, vocab: int, rule, takes_keep: bool = True) -> None:
+        self.vocab, self.rule, self.calls, self.takes_keep = vocab, rule, 0, takes_keep
         self.config = SimpleNamespace(vocab_size=vocab)
+        self.kept: list[int] = []
 
-    def __call__(self, input_ids, cache=None, use_cache=True, past_key_values=None):
+    def _supports_logits_to_keep(self) -> bool:
+        return self.takes_keep
+
+    def __call__(self, input_ids, cache=None, use_cache=True, past_key_values=None,
+                 **kwargs):
+        assert set(kwargs) <= ({"logits_to_keep"} if self.takes_keep else set()), kwargs
+        keep = kwargs.get("logits_to_keep", 0)
+        self.kept.append(keep)
         self.calls += 1
         cache = cache if cache is not None else (past_key_values or LengthCache())
         start = cache.get_seq_length()
@@ -57,4 +66,5 @@ class RuleLM:
             for j in range(t):
                 logits[b, j, self.rule(b, start + j, int(input_ids[b, j]))] = 5.0
         cache.length = start + t
+        logits = logits[:, -keep:] if keep else logits
         return SimpleNamespace(logits=logits, cache=cache, past_key_values=cache)
