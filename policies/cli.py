@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from policies.batching import BATCH_WINDOW_MS, MAX_BATCH
 from policies.server import API_KEY_ENV
 
 
@@ -42,12 +43,22 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         max_clients: Annotated[int, typer.Option(help="Connections served at once.")] = 64,
         max_clients_per_ip: Annotated[int, typer.Option(
             help="Connections served at once to one client address.")] = 16,
+        batch_window_ms: Annotated[float, typer.Option(
+            help="Longest wait (ms) of a request for others to join its batch; 0 batches "
+                 "only what is already queued.")] = BATCH_WINDOW_MS,
+        max_batch: Annotated[int, typer.Option(
+            help="Most requests decoded as one batch; 1 serves one request at a time.")] =
+            MAX_BATCH,
+        fast: Annotated[bool, typer.Option(
+            "--fast", help="The model's fast path (static KV cache; CUDA graphs on a GPU).")] =
+            False,
     ) -> None:
         """Serve a VLA policy over openpi's websocket protocol (openpi-client drives it)."""
         import logging
 
         import torch
 
+        from policies.batching import BatchConfig
         from policies.server import PolicyServer
         from policies.vla_policy import VLAPolicy
 
@@ -58,9 +69,14 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
                             ("--max-clients-per-ip", max_clients_per_ip)):
             if not value > 0:
                 raise typer.BadParameter(f"must be positive, got {value}", param_hint=hint)
+        try:
+            batching = BatchConfig(window_ms=batch_window_ms, max_batch=max_batch)
+        except ValueError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None
         torch.set_num_threads(max(1, threads))
         try:
-            served = VLAPolicy(policy, decoder, device=device)
+            served = VLAPolicy(policy, decoder, device=device, fast=fast)
         except ValueError as err:  # unknown spec, missing folder, wrong head: one line
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
@@ -69,12 +85,14 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             server = PolicyServer(served, host=host, port=port, max_clients=max_clients,
                                   max_clients_per_ip=max_clients_per_ip,
                                   idle_timeout=idle_timeout, send_timeout=send_timeout,
-                                  api_key=api_key or None, allow_origins=allow_origin or ())
+                                  api_key=api_key or None, allow_origins=allow_origin or (),
+                                  batching=batching)
         except OSError as err:
             typer.echo(f"error: cannot listen on {host}:{port}: {err}", err=True)
             raise typer.Exit(2) from None
         typer.echo(f"serving {decoder} from {served.path} on ws://{host}:{server.port} "
-                   f"(openpi protocol; API key {'required' if api_key else 'off'}; Ctrl-C "
+                   f"(openpi protocol; API key {'required' if api_key else 'off'}; batches of "
+                   f"up to {max_batch}, {batch_window_ms:g} ms window; GET /metrics; Ctrl-C "
                    "stops)")
         try:
             server.serve_forever()

@@ -15,7 +15,17 @@ observation and is answered with ``policy.infer(obs)`` plus ``server_timing``. o
 ``prev_actions`` (the committed actions, an (m, D) float array, m <= 1,024) and
 ``frozen_steps`` (an int, 0 <= frozen_steps <= m); clients that send neither (plain
 ``openpi-client``) get chunks decoded as before. ``GET /healthz`` answers 200, or 503 while every
-connection slot is taken; it needs no key.
+connection slot is taken; it needs no key. ``GET /metrics`` answers JSON (requests, errors,
+latency percentiles, batch sizes: :mod:`policies.server_metrics`) and passes the origin and
+API-key checks of a handshake: it shows who uses the robot how much, and a scraper can send a
+key (Prometheus: ``authorization: {type: Api-Key, credentials: ...}``); a probe cannot.
+
+Batching (``batching=BatchConfig(window_ms, max_batch)``, default 2 ms and 64; see
+:mod:`policies.batching` for when a batch goes): requests of different clients that arrive
+close together are answered by one ``policy.infer_batch`` call, each with its own answer (an
+observation the policy refuses gets its own ``bad request: ...``; the rest of its batch is
+served). ``SERIAL`` (``max_batch=1``) serves one request at a time, as before batching.
+Replies carry ``server_timing``: ``infer_ms`` (the batch), ``queue_ms``, ``batch_size``.
 
 Access: with an API key (``api_key=``, ``--api-key`` or ``$ROBODECODE_API_KEY``) the opening
 handshake must carry ``Authorization: Api-Key <key>`` (what openpi's client sends), compared in
@@ -27,8 +37,8 @@ missing keys, wrong shapes, types or NaN, or a policy output with NaN is answere
 frame naming the problem (``openpi-client`` raises it as ``RuntimeError``): ``bad request: ...``
 for the client's mistakes (logged in one line), ``server error: ...`` for the policy's failures
 (logged with a traceback). The connection stays open for the next request and other clients
-are not affected. Each connection has its own thread; inference is serialized by a lock (one
-model). The server binds 127.0.0.1 unless told otherwise, and nothing on the wire is pickled
+are not affected. Each connection has its own thread; inference runs in one thread at a time
+(one model). The server binds 127.0.0.1 unless told otherwise, and nothing on the wire is pickled
 (:mod:`policies.wire`).
 
 What clients can make it hold is bounded:
@@ -52,16 +62,20 @@ from __future__ import annotations
 import collections
 import hmac
 import http
+import json
 import logging
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
-
-import numpy as np
+from typing import Any, NamedTuple
 
 from policies.base import Policy, check_actions
+from policies.batching import DEFAULT_BATCHING, BatchConfig, MicroBatcher, infer_each
+from policies.request_checks import BadRequest, check_observation
+from policies.server_metrics import ServerMetrics
 from policies.wire import MAX_DEPTH, MAX_OBJECTS, pack, unpack
+
+__all__ = ["API_KEY_ENV", "BadRequest", "PolicyServer", "check_observation"]
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +95,6 @@ IDLE_TIMEOUT = 300.0
 SEND_TIMEOUT = 10.0
 """Seconds a reply may take to be written (a client that stops reading is closed)."""
 
-MAX_INSTRUCTION_CHARS = 512
-MAX_PREV_ACTIONS = 1024
-"""Rows of ``prev_actions`` a request may carry (real-time chunking)."""
 MAX_INSTRUCTIONS = 2048
 """Distinct instruction strings whose embeddings the policy keeps for the server (the most
 recently served ones); each new one is embedded (MiniLM) once."""
@@ -91,88 +102,24 @@ recently served ones); each new one is embedded (MiniLM) once."""
 API_KEY_ENV = "ROBODECODE_API_KEY"
 """Environment variable ``robodecode serve`` reads the API key from (the class reads none)."""
 
-_NUMBER_KINDS = "biuf"  # bool, int, uint, float: what torch takes from a numpy array
 
+class _Answer(NamedTuple):
+    """What inference gave one request: a result or an exception, and how it was computed."""
 
-class BadRequest(ValueError):
-    """An observation the policy cannot take (the text says why)."""
-
-
-def _check_numbers(key: str, value: Any) -> np.ndarray:
-    """``value`` as an array of plain numbers, or :class:`BadRequest` naming ``key``."""
-    try:
-        array = np.asarray(value)
-    except (ValueError, TypeError) as err:  # ragged or too deeply nested lists
-        raise BadRequest(f"{key} is not an array of numbers: {err}") from None
-    if array.dtype.kind not in _NUMBER_KINDS or array.dtype.itemsize > 8:
-        raise BadRequest(f"{key} must hold numbers (bool, int or float of up to 64 bits), got "
-                         f"dtype {array.dtype}")
-    return array
-
-
-def check_observation(obs: Any) -> dict[str, Any]:
-    """A received message as one observation: string keys, ``prompt`` -> ``instruction``.
-
-    Raises:
-        BadRequest: If the message is not a map with string keys, an image is not one
-            non-empty ``(H, W, 3)`` numeric array, the state does not hold plain numbers, or
-            the instruction is not a string of at most :data:`MAX_INSTRUCTION_CHARS`
-            characters.
-    """
-    if not isinstance(obs, dict):
-        raise BadRequest(f"an observation must be a map, got {type(obs).__name__}")
-    bad = [k for k in obs if not isinstance(k, str)]
-    if bad:
-        raise BadRequest(f"observation keys must be strings, got {len(bad)} other key(s)")
-    obs = dict(obs)
-    if "instruction" not in obs and "prompt" in obs:
-        obs["instruction"] = obs.pop("prompt")
-    for key, value in obs.items():
-        if "image" not in key:
-            continue
-        if not isinstance(value, np.ndarray):
-            raise BadRequest(f"{key} must be an (H, W, 3) array, got {type(value).__name__}")
-        if value.ndim != 3 or value.shape[-1] != 3:
-            raise BadRequest(f"{key} must be one (H, W, 3) frame, got shape {value.shape[:8]}")
-        if value.size == 0:
-            raise BadRequest(f"{key} is empty: shape {value.shape}")
-        _check_numbers(key, value)
-    if "state" in obs:
-        _check_numbers("state", obs["state"])
-    _check_committed(obs)
-    text = obs.get("instruction")
-    if text is not None and not isinstance(text, str):
-        raise BadRequest(f"instruction must be a string, got {type(text).__name__}")
-    if text is not None and len(text) > MAX_INSTRUCTION_CHARS:
-        raise BadRequest(f"instruction must be at most {MAX_INSTRUCTION_CHARS} characters, got "
-                         f"{len(text)}")
-    return obs
-
-
-def _check_committed(obs: dict[str, Any]) -> None:
-    """Validate the optional real-time-chunking keys ``prev_actions`` and ``frozen_steps``."""
-    frozen = obs.get("frozen_steps")
-    if "prev_actions" not in obs:
-        if frozen is not None:
-            raise BadRequest("frozen_steps needs prev_actions")
-        return
-    prev = _check_numbers("prev_actions", obs["prev_actions"])
-    if prev.ndim != 2 or not 1 <= prev.shape[0] <= MAX_PREV_ACTIONS or prev.shape[1] < 1:
-        raise BadRequest(f"prev_actions must be an (m, D) array with 1 <= m <= "
-                         f"{MAX_PREV_ACTIONS}, got shape {prev.shape[:8]}")
-    if not np.all(np.isfinite(prev)):
-        raise BadRequest("prev_actions has non-finite values")
-    if frozen is not None and (isinstance(frozen, bool) or not isinstance(frozen, int)
-                               or not 0 <= frozen <= prev.shape[0]):
-        raise BadRequest(f"frozen_steps must be an int in [0, {prev.shape[0]}], got {frozen!r}")
+    outcome: Any
+    infer_ms: float
+    batch_size: int
 
 
 class PolicyServer:
     """Serve one :class:`~policies.base.Policy` to any number of openpi clients.
 
     Args:
-        policy: What answers ``infer`` (shared by all clients, called under a lock). If it has
-            ``forget_instruction(text)``, the server calls it to bound the instructions kept.
+        policy: What answers ``infer`` (shared by all clients, called from one thread at a
+            time). If it has ``infer_batch(observations) -> outcomes`` (a result or an
+            exception per observation, as :meth:`policies.vla_policy.VLAPolicy.infer_batch`),
+            batches of requests are answered by one call. If it has ``forget_instruction(text)``,
+            the server calls it to bound the instructions kept.
         host: Interface to bind; the default serves this machine only.
         port: TCP port; 0 picks a free one (read it back from :attr:`port`).
         metadata: Sent to each client on connect; defaults to ``policy.metadata`` if the policy
@@ -184,9 +131,12 @@ class PolicyServer:
             ones are forgotten).
         idle_timeout: Seconds without a request after which a connection is closed.
         send_timeout: Seconds a reply (or the metadata) may take to be written.
-        api_key: If set, clients must send ``Authorization: Api-Key <key>``.
+        api_key: If set, clients (and ``GET /metrics``) must send
+            ``Authorization: Api-Key <key>``.
         allow_origins: ``Origin`` header values accepted; a handshake with any other origin
             (a browser page) is refused.
+        batching: How requests of concurrent clients are batched
+            (:class:`~policies.batching.BatchConfig`; ``SERIAL`` for one at a time).
 
     Raises:
         ValueError: If a bound is not positive (the text names it).
@@ -198,7 +148,8 @@ class PolicyServer:
                  max_clients_per_ip: int = MAX_CLIENTS_PER_IP,
                  max_instructions: int = MAX_INSTRUCTIONS, idle_timeout: float = IDLE_TIMEOUT,
                  send_timeout: float = SEND_TIMEOUT, api_key: str | None = None,
-                 allow_origins: Iterable[str] = ()) -> None:
+                 allow_origins: Iterable[str] = (),
+                 batching: BatchConfig = DEFAULT_BATCHING) -> None:
         from websockets.sync.server import serve
 
         for name, value in (("max_message_bytes", max_message_bytes),
@@ -210,6 +161,8 @@ class PolicyServer:
                 raise ValueError(f"{name} must be positive, got {value!r}")
         if api_key is not None and not api_key:
             raise ValueError("api_key must be a non-empty string or None")
+        if not isinstance(batching, BatchConfig):
+            raise ValueError(f"batching must be a BatchConfig, got {type(batching).__name__}")
         self.policy = policy
         self.metadata = metadata if metadata is not None else dict(
             getattr(policy, "metadata", {}))
@@ -218,16 +171,18 @@ class PolicyServer:
         self.idle_timeout, self.send_timeout = idle_timeout, send_timeout
         self._api_key = api_key.encode() if api_key is not None else None
         self.allow_origins = frozenset(allow_origins)
-        self._lock = threading.Lock()  # one model: inference is serialized
-        self._count_lock = threading.Lock()  # counters, slots and the instruction set
+        self.batching = batching
+        self.metrics = ServerMetrics()
+        self._lock = threading.Lock()  # one model: one inference at a time (serial mode)
+        self._count_lock = threading.Lock()  # slots
         self._per_ip: collections.Counter[str] = collections.Counter()
         self._instructions: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._thread: threading.Thread | None = None
-        self.requests = 0
-        self.errors = 0
         self._server = serve(self._handle, host, port, compression=None,
                              max_size=max_message_bytes, max_queue=2,
                              close_timeout=send_timeout, process_request=self._check_request)
+        self._batcher = MicroBatcher(self._run_batch, batching, capacity=lambda: self.connections
+                                     ) if batching.batched else None
 
     @property
     def port(self) -> int:
@@ -239,6 +194,16 @@ class PolicyServer:
         """Connections holding a slot now."""
         with self._count_lock:
             return sum(self._per_ip.values())
+
+    @property
+    def requests(self) -> int:
+        """Requests answered with actions."""
+        return self.metrics.requests
+
+    @property
+    def errors(self) -> int:
+        """Requests answered with an error text."""
+        return self.metrics.errors
 
     def serve_forever(self) -> None:
         """Serve until :meth:`shutdown` (or Ctrl-C)."""
@@ -253,6 +218,8 @@ class PolicyServer:
 
     def shutdown(self) -> None:
         """Stop accepting connections, close open ones and the socket."""
+        if self._batcher is not None:  # waiting requests are answered with a server error
+            self._batcher.close()
         if self._thread is None:  # never served: websockets' shutdown() would wait forever
             self._server.socket.close()
             return
@@ -267,41 +234,64 @@ class PolicyServer:
 
     def answer(self, message: bytes | str, peer: Any = None) -> bytes | str:
         """The reply to one client message: packed result, or a text frame naming the error."""
+        tic = time.perf_counter()
         try:
             obs = check_observation(unpack(message, MAX_OBJECTS, MAX_DEPTH))
         except ValueError as err:  # WireError, BadRequest: the client's message
             return self._bad_request(err, peer)
-        try:
+        if self._batcher is None:
             with self._lock:
-                served = False
-                try:
-                    tic = time.perf_counter()
-                    result = dict(self.policy.infer(obs))
-                    infer_ms = 1e3 * (time.perf_counter() - tic)
-                    served = True
-                finally:
-                    self._keep_instruction(obs.get("instruction"), served)
-        except ValueError as err:  # the policy's own checks of the observation
-            return self._bad_request(err, peer)
-        except Exception as err:  # noqa: BLE001 - one client's failure must not stop the server
-            log.exception("policy failed on a request from %s", peer)
-            detail = f": {err}" if str(err) else ""
-            return self._error(f"server error: {type(err).__name__}{detail}")
+                answer, queued_s = self._run_batch([obs])[0], 0.0
+        else:
+            answer, queued_s = self._batcher.submit(obs)
+        if not isinstance(answer, _Answer):  # the batch itself failed: an exception
+            answer = _Answer(answer, 0.0, 0)
+        outcome = answer.outcome
+        if isinstance(outcome, ValueError):  # the policy's own checks of the observation
+            return self._bad_request(outcome, peer)
+        if isinstance(outcome, Exception):  # one client's failure must not stop the server
+            log.error("policy failed on a request from %s", peer, exc_info=outcome)
+            detail = f": {outcome}" if str(outcome) else ""
+            return self._server_error(f"server error: {type(outcome).__name__}{detail}")
         try:
-            result["actions"] = check_actions(result)
-            result["server_timing"] = {"infer_ms": infer_ms}
-            reply = pack(result)
+            actions = check_actions(outcome)
+            reply = pack({**outcome, "actions": actions, "server_timing": {
+                "infer_ms": answer.infer_ms, "queue_ms": 1e3 * queued_s,
+                "batch_size": answer.batch_size}})
         except ValueError as err:  # NaN actions or an unpackable result: the policy's fault
             log.error("policy output refused: %s", err)
-            return self._error(f"server error: {str(err) or type(err).__name__}")
-        with self._count_lock:
-            self.requests += 1
+            return self._server_error(f"server error: {str(err) or type(err).__name__}")
+        self.metrics.served(time.perf_counter() - tic)
         return reply
+
+    def _run_batch(self, observations: list[dict[str, Any]]) -> list[_Answer]:
+        """Infer a batch (in one thread at a time), then track the instructions it served."""
+        tic = time.perf_counter()
+        infer_batch = getattr(self.policy, "infer_batch", None)
+        try:
+            outcomes = list(infer_batch(observations)) if infer_batch is not None and \
+                len(observations) > 1 else infer_each(self.policy, observations)
+            if len(outcomes) != len(observations):
+                raise RuntimeError(f"infer_batch returned {len(outcomes)} results for "
+                                   f"{len(observations)} observations")
+        except Exception as err:  # noqa: BLE001 - every request of the batch is told
+            outcomes = [err] * len(observations)
+        infer_ms = 1e3 * (time.perf_counter() - tic)
+        self.metrics.batch(len(observations))
+        served = [not isinstance(o, BaseException) for o in outcomes]
+        order = sorted(range(len(outcomes)), key=lambda i: not served[i])  # served ones first
+        try:
+            for i in order:
+                self._keep_instruction(observations[i].get("instruction"), served[i])
+        except Exception:  # noqa: BLE001 - the answers stand; the cache is only an upper bound
+            log.exception("forgetting instructions failed")
+        return [_Answer(o, infer_ms, len(observations)) for o in outcomes]
 
     def _keep_instruction(self, text: Any, served: bool) -> None:
         """Track served instructions as an LRU set; make the policy forget the rest.
 
-        Runs under the inference lock, so no request is using an embedding being dropped.
+        Runs in the thread that runs inference, after the batch, so no request is using an
+        embedding being dropped.
         """
         if not isinstance(text, str):
             return
@@ -320,12 +310,18 @@ class PolicyServer:
     def _bad_request(self, err: Exception, peer: Any) -> str:
         text = f"bad request: {str(err) or type(err).__name__}"
         log.warning("%s from %s", text, peer)
-        return self._error(text)
-
-    def _error(self, text: str) -> str:
-        with self._count_lock:
-            self.errors += 1
+        self.metrics.failed(bad_request=True)
         return text
+
+    def _server_error(self, text: str) -> str:
+        self.metrics.failed(bad_request=False)
+        return text
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """What ``GET /metrics`` answers (see :mod:`policies.server_metrics`)."""
+        return {**self.metrics.snapshot(), "connections": self.connections,
+                "max_clients": self.max_clients, "batch_window_ms": self.batching.window_ms,
+                "max_batch": self.batching.max_batch}
 
     def _enter(self, ip: str) -> str | None:
         """Take a slot for ``ip``; ``None`` if taken, else the reason it cannot be had."""
@@ -374,7 +370,7 @@ class PolicyServer:
                 log.info("client %s left", ip)
 
     def _check_request(self, connection: Any, request: Any) -> Any:
-        """Health checks, then the origin and API-key checks of a websocket handshake."""
+        """Health checks, then the origin and API-key checks of a handshake or ``/metrics``."""
         if request.path == "/healthz":
             with self._count_lock:
                 full = sum(self._per_ip.values()) >= self.max_clients
@@ -390,4 +386,10 @@ class PolicyServer:
             if scheme != "Api-Key" or not hmac.compare_digest(given.encode(), self._api_key):
                 return connection.respond(http.HTTPStatus.UNAUTHORIZED, "missing or wrong API "
                                           "key (Authorization: Api-Key ...)\n")
+        if request.path == "/metrics":
+            response = connection.respond(http.HTTPStatus.OK,
+                                          json.dumps(self.metrics_snapshot()) + "\n")
+            del response.headers["Content-Type"]
+            response.headers["Content-Type"] = "application/json"
+            return response
         return None

@@ -11,6 +11,7 @@ AR head. With a set, the spec picks the folder (``cjacobi+ee`` -> ``<set>/cjacob
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,25 +94,35 @@ class VLAPolicy(Policy):
     ``VLAModel.predict_chunk`` as the committed prefix; the result then reports
     ``frozen_steps``. The sampling decoders
     (``diffusion``, ``flow``) draw from a generator re-seeded by ``reset(seed=...)``, so an
-    episode's actions depend only on its seed.
+    episode's actions depend only on its seed. :meth:`infer_batch` answers many observations
+    with batched decodes (the policy server's batching).
 
     Args:
         checkpoint: A model folder or a checkpoint set (see the module docstring).
         decoder: A decoder spec string or :class:`~vla.decoders.DecoderSpec`.
         device: Torch device for the model.
+        fast: Ask the model for its fast inference path (``predict_chunk(..., fast=True)``:
+            static KV cache and CUDA graphs); off, the keyword is not passed at all.
 
     Raises:
-        ValueError: If the spec is invalid, the folder is missing or holds another head.
+        ValueError: If the spec is invalid, the folder is missing or holds another head, or
+            ``fast`` is asked of a model whose ``predict_chunk`` has no ``fast`` keyword.
     """
 
     def __init__(self, checkpoint: str | Path, decoder: str | DecoderSpec,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", fast: bool = False) -> None:
+        import inspect
+
         from vla.checkpoint import from_pretrained
 
         self.spec = parse_decoder_spec(decoder)
         self.path = check_checkpoint(checkpoint, self.spec)
         self.model = from_pretrained(self.path, device=device)
-        self._kwargs = self.spec.predict_kwargs()
+        self.fast = bool(fast)
+        if self.fast and "fast" not in inspect.signature(self.model.predict_chunk).parameters:
+            raise ValueError("fast=True needs VLAModel.predict_chunk(fast=...), which this "
+                             "version of vla.model does not have")
+        self._kwargs = self.spec.predict_kwargs() | ({"fast": True} if self.fast else {})
         self._stochastic = self.spec.stochastic
         self._shipped_instructions = frozenset(self.model.instructions.instructions)
         self.reset(seed=0)
@@ -157,14 +168,130 @@ class VLAPolicy(Policy):
         rtc = rtc_kwargs(obs)
         tic = time.perf_counter()
         actions, stats = self.model.predict_chunk(obs, **self._kwargs, **rtc)
+        return self._results(actions, stats, bool(rtc), tic)[0]
+
+    def infer_batch(self, observations: Sequence[dict[str, Any]]) -> list[Any]:
+        """Predict one chunk per observation, decoding compatible observations as one batch.
+
+        Observations that can share a forward pass (well-formed, with the same camera frame
+        shapes and the same real-time-chunking prefix length and ``frozen_steps``, or none)
+        are stacked into one ``predict_chunk`` call. Any other observation, or one alone in
+        its group, goes through :meth:`infer` by itself, so it fails (or succeeds) exactly as
+        it would alone and never fails the others; if a stacked call fails anyway, its rows
+        are retried one by one. Every row uses this policy's one decoder and its settings.
+
+        What batching keeps (tested in ``tests/policies/test_batching.py``):
+
+        - ``ar``, ``jacobi``, ``cjacobi``: each row gets the tokens it gets alone (as long as
+          batched float arithmetic keeps every argmax, which a near-tie could in principle
+          flip); ``nfe`` is the batch's passes (for Jacobi the slowest row's: the cost paid).
+        - ``oft``: equal up to float rounding (batched matmuls round differently, ~1e-6).
+        - ``+ee`` (Jacobi with early exit): the exit rule of :func:`decoding.jacobi` fires on
+          the whole batch, so a row may differ from its decode alone until it is per-row.
+        - ``diffusion``, ``flow``: the batch draws its noise in one call from the policy's
+          generator. Rows get independent noise of the same distribution, not the draw each
+          would get alone: samples depend on which requests share a batch, as the serial
+          server's depend on the order of requests. No equality is claimed; the same list
+          after the same ``reset(seed=...)`` gives the same samples.
+
+        Returns:
+            One entry per observation, in order: its result (as :meth:`infer`'s, plus
+            ``batch_size``) or the exception it raised.
+        """
+        outcomes: list[Any] = [None] * len(observations)
+        groups: dict[Any, list[int]] = {}
+        for i, obs in enumerate(observations):
+            key = self._batch_key(obs)
+            groups.setdefault(("alone", i) if key is None else key, []).append(i)
+        for key, rows in groups.items():
+            if len(rows) > 1:
+                try:
+                    results = self._infer_stacked([observations[i] for i in rows], key[1])
+                except Exception:  # noqa: BLE001 - retried row by row below
+                    results = None
+                if results is not None:
+                    for i, result in zip(rows, results, strict=True):
+                        outcomes[i] = result
+                    continue
+            for i in rows:
+                try:
+                    outcomes[i] = self.infer(observations[i])
+                except Exception as err:  # noqa: BLE001 - that observation's own outcome
+                    outcomes[i] = err
+        return outcomes
+
+    def _batch_key(self, obs: Any) -> tuple | None:
+        """What an observation must share with others to be stacked; ``None``: run it alone.
+
+        ``None`` for anything the model might refuse (wrong keys, types, shapes, NaN, an
+        instruction that cannot be embedded), so the model's own check answers it.
+        """
+        cfg = self.model.config
+        if not isinstance(obs, dict) or not isinstance(obs.get("instruction"), str):
+            return None
+        shapes = []
+        for key in cfg.cameras:
+            img = obs.get(key)
+            if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 3
+                    and img.shape[-1] == 3 and img.size > 0):
+                return None
+            shapes.append(img.shape)
+        state = _numbers(obs.get("state"))
+        if state is None or state.shape != (cfg.state_dim,) or not np.isfinite(state).all():
+            return None
+        rtc = None
+        prev, frozen = _numbers(obs.get("prev_actions")), obs.get("frozen_steps")
+        if prev is not None:
+            m = prev.shape[0] if prev.ndim == 2 else 0
+            frozen = m if frozen is None else frozen
+            if not (prev.ndim == 2 and prev.shape[1] == cfg.action_dim and 1 <= m <= cfg.horizon
+                    and np.isfinite(prev).all() and isinstance(frozen, int | np.integer)
+                    and not isinstance(frozen, bool) and 0 <= frozen <= min(m, cfg.horizon - 1)):
+                return None
+            rtc = (m, int(frozen))
+        elif obs.get("prev_actions") is not None or frozen is not None:
+            return None
+        try:  # a new instruction is embedded (MiniLM) here, alone, so a failure stays its own
+            self.model.instructions.add([obs["instruction"]])
+        except Exception:  # noqa: BLE001 - infer raises it for this observation alone
+            return None
+        return tuple(shapes), rtc
+
+    def _infer_stacked(self, rows: list[dict[str, Any]], rtc: tuple[int, int] | None
+                       ) -> list[dict[str, Any]]:
+        """One ``predict_chunk`` over observations that share a :meth:`_batch_key`."""
+        batch: dict[str, Any] = {key: np.stack([r[key] for r in rows])
+                                 for key in self.model.config.cameras}
+        batch["state"] = np.stack([np.asarray(r["state"], dtype=np.float32) for r in rows])
+        batch["instruction"] = [r["instruction"] for r in rows]
+        prefix = {} if rtc is None else {
+            "prefix_actions": np.stack([np.asarray(r["prev_actions"], dtype=np.float32)
+                                        for r in rows]), "frozen_steps": rtc[1]}
+        tic = time.perf_counter()
+        actions, stats = self.model.predict_chunk(batch, **self._kwargs, **prefix)
+        return [{**r, "batch_size": len(rows)}
+                for r in self._results(actions, stats, rtc is not None, tic)]
+
+    def _results(self, actions: np.ndarray, stats: dict[str, Any], rtc: bool,
+                 tic: float) -> list[dict[str, Any]]:
+        """One result per row of a ``predict_chunk`` answer (see the class docstring)."""
         extra = {"frozen_steps": int(stats["frozen_steps"])} if rtc else {}
-        return {
-            **extra,
-            "actions": np.asarray(actions[0], dtype=np.float32),
-            "nfe": int(stats["nfe"]),
-            "prefix_nfe": 1,  # the observation prefix is encoded in one pass
-            "decoder": str(self.spec),
-            "policy_timing": {"prefix_ms": stats.get("prefix_ms"),
-                              "decode_ms": stats.get("decode_ms"),
-                              "infer_ms": (time.perf_counter() - tic) * 1000.0},
-        }
+        timing = {"prefix_ms": stats.get("prefix_ms"), "decode_ms": stats.get("decode_ms"),
+                  "infer_ms": (time.perf_counter() - tic) * 1000.0}
+        return [{**extra, "actions": np.asarray(row, dtype=np.float32),
+                 "nfe": int(stats["nfe"]),
+                 "prefix_nfe": 1,  # the observation prefix is encoded in one pass
+                 "decoder": str(self.spec), "policy_timing": dict(timing)} for row in actions]
+
+
+def _numbers(value: Any) -> np.ndarray | None:
+    """``value`` as a float32 array if it holds plain numbers (what torch takes), else ``None``."""
+    if value is None:
+        return None
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        return None
+    if array.dtype.kind not in "biuf" or array.dtype.itemsize > 8:
+        return None
+    return array.astype(np.float32)
