@@ -101,27 +101,21 @@ class VLAPolicy(Policy):
         checkpoint: A model folder or a checkpoint set (see the module docstring).
         decoder: A decoder spec string or :class:`~vla.decoders.DecoderSpec`.
         device: Torch device for the model.
-        fast: Ask the model for its fast inference path (``predict_chunk(..., fast=True)``:
-            static KV cache and CUDA graphs); off, the keyword is not passed at all.
+        fast: Run the model's fast path (``predict_chunk(..., fast=True)``: static KV cache,
+            CUDA graphs on a GPU; :mod:`vla.fast`); off, the keyword is not passed.
 
     Raises:
-        ValueError: If the spec is invalid, the folder is missing or holds another head, or
-            ``fast`` is asked of a model whose ``predict_chunk`` has no ``fast`` keyword.
+        ValueError: If the spec is invalid, the folder is missing or holds another head.
     """
 
     def __init__(self, checkpoint: str | Path, decoder: str | DecoderSpec,
                  device: str = "cpu", fast: bool = False) -> None:
-        import inspect
-
         from vla.checkpoint import from_pretrained
 
         self.spec = parse_decoder_spec(decoder)
         self.path = check_checkpoint(checkpoint, self.spec)
         self.model = from_pretrained(self.path, device=device)
         self.fast = bool(fast)
-        if self.fast and "fast" not in inspect.signature(self.model.predict_chunk).parameters:
-            raise ValueError("fast=True needs VLAModel.predict_chunk(fast=...), which this "
-                             "version of vla.model does not have")
         self._kwargs = self.spec.predict_kwargs() | ({"fast": True} if self.fast else {})
         self._stochastic = self.spec.stochastic
         self._shipped_instructions = frozenset(self.model.instructions.instructions)
@@ -152,7 +146,7 @@ class VLAPolicy(Policy):
                 "action_dim": int(cfg.action_dim), "state_dim": int(cfg.state_dim),
                 "cameras": list(cfg.cameras), "image_size": int(cfg.image_size),
                 "observation_keys": [*cfg.cameras, "state", "instruction"],
-                "actions_dtype": np.dtype(np.float32).str}
+                "actions_dtype": np.dtype(np.float32).str, "fast": self.fast}
 
     def infer(self, obs: dict[str, Any]) -> dict[str, Any]:
         """Predict one chunk for one observation.
@@ -182,12 +176,12 @@ class VLAPolicy(Policy):
 
         What batching keeps (tested in ``tests/policies/test_batching.py``):
 
-        - ``ar``, ``jacobi``, ``cjacobi``: each row gets the tokens it gets alone (as long as
-          batched float arithmetic keeps every argmax, which a near-tie could in principle
-          flip); ``nfe`` is the batch's passes (for Jacobi the slowest row's: the cost paid).
+        - ``ar``, ``jacobi``, ``cjacobi`` and their ``+ee`` forms: each row gets the tokens it
+          gets alone (Jacobi's early exit is judged per row), as long as batched float
+          arithmetic keeps every argmax, which a near-tie could in principle flip. ``nfe`` is
+          the row's own passes (what it costs alone); ``batch_nfe`` the passes the batch made
+          (the slowest row's: the cost paid).
         - ``oft``: equal up to float rounding (batched matmuls round differently, ~1e-6).
-        - ``+ee`` (Jacobi with early exit): the exit rule of :func:`decoding.jacobi` fires on
-          the whole batch, so a row may differ from its decode alone until it is per-row.
         - ``diffusion``, ``flow``: the batch draws its noise in one call from the policy's
           generator. Rows get independent noise of the same distribution, not the draw each
           would get alone: samples depend on which requests share a batch, as the serial
@@ -196,7 +190,8 @@ class VLAPolicy(Policy):
 
         Returns:
             One entry per observation, in order: its result (as :meth:`infer`'s, plus
-            ``batch_size``) or the exception it raised.
+            ``batch_size`` and ``batch_nfe`` when it shared a decode) or the exception it
+            raised.
         """
         outcomes: list[Any] = [None] * len(observations)
         groups: dict[Any, list[int]] = {}
@@ -269,19 +264,26 @@ class VLAPolicy(Policy):
                                         for r in rows]), "frozen_steps": rtc[1]}
         tic = time.perf_counter()
         actions, stats = self.model.predict_chunk(batch, **self._kwargs, **prefix)
-        return [{**r, "batch_size": len(rows)}
+        return [{**r, "batch_size": len(rows), "batch_nfe": int(stats["nfe"])}
                 for r in self._results(actions, stats, rtc is not None, tic)]
 
     def _results(self, actions: np.ndarray, stats: dict[str, Any], rtc: bool,
                  tic: float) -> list[dict[str, Any]]:
-        """One result per row of a ``predict_chunk`` answer (see the class docstring)."""
+        """One result per row of a ``predict_chunk`` answer (see the class docstring).
+
+        A row's ``nfe`` is its own pass count where the decoder reports one per row (Jacobi's
+        ``passes_per_row``, masked diffusion's ``steps_per_row``), else the decode's.
+        """
         extra = {"frozen_steps": int(stats["frozen_steps"])} if rtc else {}
         timing = {"prefix_ms": stats.get("prefix_ms"), "decode_ms": stats.get("decode_ms"),
                   "infer_ms": (time.perf_counter() - tic) * 1000.0}
-        return [{**extra, "actions": np.asarray(row, dtype=np.float32),
-                 "nfe": int(stats["nfe"]),
+        per_row = stats.get("decoder_passes_per_row", stats.get("decoder_steps_per_row"))
+        if per_row is None or len(per_row) != len(actions):
+            per_row = [stats["nfe"]] * len(actions)
+        return [{**extra, "actions": np.asarray(row, dtype=np.float32), "nfe": int(nfe),
                  "prefix_nfe": 1,  # the observation prefix is encoded in one pass
-                 "decoder": str(self.spec), "policy_timing": dict(timing)} for row in actions]
+                 "decoder": str(self.spec), "policy_timing": dict(timing)}
+                for row, nfe in zip(actions, per_row, strict=True)]
 
 
 def _numbers(value: Any) -> np.ndarray | None:
