@@ -49,6 +49,9 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         expert_noise: Annotated[float, typer.Option(
             help="Action noise of the expert policy.")] = 0.0,
         device: Annotated[str, typer.Option(help="Torch device of a VLA policy.")] = "cpu",
+        fast: Annotated[bool, typer.Option(
+            "--fast", help="Decode on the fast path: static KV cache, CUDA graphs on CUDA "
+                           "(same answers as the eager path).")] = False,
         out: Annotated[Path | None, typer.Option(
             help="Output folder (default: scratch/eval/<env>/<policy>[-<decoder>]...).")] = None,
         resume: Annotated[bool, typer.Option(
@@ -81,7 +84,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
                                 videos=videos, latency=latency, k=k, ensemble_decay=ensemble,
                                 rtc=rtc,
                                 max_steps=max_steps, expert_noise=expert_noise,
-                                device=device)
+                                device=device, fast=fast)
             if address is not None and not ray:
                 raise ValueError("--address applies only with --ray")
             runner = None

@@ -60,6 +60,7 @@ class EvalConfig:
         max_steps: Step cap per episode; ``None`` uses the env's time limit.
         expert_noise: Action noise of the expert policy.
         device: Torch device of a VLA policy (``cpu``, ``cuda``).
+        fast: Decode on the fast path (static KV cache; CUDA graphs on CUDA); same answers.
     """
 
     policy: str
@@ -78,6 +79,7 @@ class EvalConfig:
     max_steps: int | None = None
     expert_noise: float = 0.0
     device: str = "cpu"
+    fast: bool = False
 
     def __post_init__(self) -> None:
         for name in ("episodes", "workers", "threads"):
@@ -170,6 +172,8 @@ def make_policy(config: EvalConfig, env: Any) -> Any:
         return _load_factory(config.policy)(env)
     from policies.vla_policy import VLAPolicy
 
+    if config.fast:
+        return VLAPolicy(config.policy, config.decoder, device=config.device, fast=True)
     return VLAPolicy(config.policy, config.decoder, device=config.device)
 
 

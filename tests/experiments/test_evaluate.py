@@ -204,3 +204,21 @@ def test_resume_accepts_a_run_saved_before_rtc_existed(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(saved))
     summary = evaluate(config(episodes=3), tmp_path, resume=True, progress=False)
     assert summary["episodes"] == 3 and [e["seed"] for e in lines(tmp_path)] == [100, 101, 102]
+
+
+def test_fast_eval_gives_the_eager_episodes(tmp_path):
+    """``eval --fast`` (static cache on CPU) replays the eager run's episodes exactly."""
+    shipped = "experiments/checkpoints/TabletopPickPlace-v0/seed0"
+    runs = {}
+    for fast in (False, True):
+        result = CliRunner().invoke(build_app(), [
+            "eval", "--policy", shipped, "--decoder", "cjacobi+ee", "--episodes", "1",
+            "--seed", "1000", "--max-steps", "24", "--no-progress",
+            *(["--fast"] if fast else []), "--out", str(tmp_path / str(fast))])
+        assert result.exit_code == 0, result.output
+        runs[fast] = lines(tmp_path / str(fast))[0]
+        saved = json.loads((tmp_path / str(fast) / "config.json").read_text())
+        assert saved["fast"] is fast
+    drop = ("ms", "time", "wall", "_s", "pid")
+    same = {k: v for k, v in runs[True].items() if not any(d in k for d in drop)}
+    assert same == {k: v for k, v in runs[False].items() if not any(d in k for d in drop)}
