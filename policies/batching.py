@@ -10,8 +10,13 @@ which happens as soon as one of these holds:
 - every request that could still arrive is already queued (``capacity()``, e.g. the number of
   open connections, since each connection has at most one request in flight): a lone client
   never waits for the window;
-- the oldest queued request has waited ``window_ms`` (requests that queued while the previous
-  batch ran have usually waited that long already, so they go at once).
+- ``window_ms`` has passed since the oldest queued request arrived or the previous batch
+  ended, whichever is later, and every request that had been received by then
+  (:meth:`MicroBatcher.announce`: its message is in, still being decoded and checked) is
+  queued or refused. Counting from the previous batch's end gives the clients it just
+  answered a window to come back, so two groups of clients do not settle into taking turns
+  with half batches; the wait for announced requests keeps a burst from being cut in two by
+  the time its messages take to check (it is bounded by one message's checks).
 
 The batch function maps a list of items to a list of outcomes of the same length: a result,
 or the exception that item raised. Each item gets its own outcome; the batch function decides
@@ -114,11 +119,31 @@ class MicroBatcher:
         self._queue: collections.deque[_Pending] = collections.deque()
         self._ready = threading.Condition()
         self._closed = False
+        self._tickets = 0  # announcements so far
+        self._idle_since = time.monotonic()  # when the last batch ended
+        self._arriving: set[int] = set()  # announced, not yet submitted or withdrawn
         self._worker = threading.Thread(target=self._work, name="policy-batcher", daemon=True)
         self._worker.start()
 
-    def submit(self, item: Any) -> tuple[Any, float]:
-        """Queue ``item`` and wait for its outcome.
+    def announce(self) -> int:
+        """Say that an item is on its way (received, being checked); returns its ticket.
+
+        Pass the ticket to :meth:`submit`, or to :meth:`withdraw` if the item never comes.
+        """
+        with self._ready:
+            self._tickets += 1
+            self._arriving.add(self._tickets)
+            return self._tickets
+
+    def withdraw(self, ticket: int) -> None:
+        """An announced item will not be submitted (a no-op once it was)."""
+        with self._ready:
+            if ticket in self._arriving:
+                self._arriving.discard(ticket)
+                self._ready.notify()
+
+    def submit(self, item: Any, ticket: int | None = None) -> tuple[Any, float]:
+        """Queue ``item`` (announced as ``ticket``, if it was) and wait for its outcome.
 
         Returns:
             ``(outcome, queued_s)``: the result or the exception the batch function gave for
@@ -126,6 +151,7 @@ class MicroBatcher:
         """
         pending = _Pending(item)
         with self._ready:
+            self._arriving.discard(ticket)
             if self._closed:
                 return RuntimeError("the server is shutting down"), 0.0
             self._queue.append(pending)
@@ -159,11 +185,17 @@ class MicroBatcher:
         with self._ready:
             while not self._queue and not self._closed:
                 self._ready.wait()
+            cutoff = None  # tickets announced before the window ran out are waited for
             while not self._closed:
-                left = self._queue[0].arrived + window - time.monotonic()
-                if len(self._queue) >= self._target() or left <= 0:
+                opened = max(self._queue[0].arrived, self._idle_since)
+                left = opened + window - time.monotonic()
+                if len(self._queue) >= self._target():
                     break
-                self._ready.wait(left)
+                if left <= 0:
+                    cutoff = self._tickets + 1 if cutoff is None else cutoff
+                    if not any(t < cutoff for t in self._arriving):
+                        break
+                self._ready.wait(left if left > 0 else None)
             if self._closed:
                 return None
             n = min(len(self._queue), self.config.max_batch)
@@ -181,6 +213,8 @@ class MicroBatcher:
                                        f"for {len(batch)} items")
             except Exception as err:  # noqa: BLE001 - reported to every item's caller
                 outcomes = [err] * len(batch)
+            with self._ready:
+                self._idle_since = time.monotonic()
             for pending, outcome in zip(batch, outcomes, strict=True):
                 pending.outcome = outcome
                 pending.done.set()

@@ -15,17 +15,15 @@ observation and is answered with ``policy.infer(obs)`` plus ``server_timing``. o
 ``prev_actions`` (the committed actions, an (m, D) float array, m <= 1,024) and
 ``frozen_steps`` (an int, 0 <= frozen_steps <= m); clients that send neither (plain
 ``openpi-client``) get chunks decoded as before. ``GET /healthz`` answers 200, or 503 while every
-connection slot is taken; it needs no key. ``GET /metrics`` answers JSON (requests, errors,
-latency percentiles, batch sizes: :mod:`policies.server_metrics`) and passes the origin and
-API-key checks of a handshake: it shows who uses the robot how much, and a scraper can send a
-key (Prometheus: ``authorization: {type: Api-Key, credentials: ...}``); a probe cannot.
+connection slot is taken; it needs no key. ``GET /metrics`` (JSON: :mod:`policies.server_metrics`)
+passes the origin and API-key checks of a handshake: it shows who uses the robot how much,
+and a scraper can send a key (Prometheus: ``authorization: {type: Api-Key, ...}``).
 
-Batching (``batching=BatchConfig(window_ms, max_batch)``, default 2 ms and 64; see
-:mod:`policies.batching` for when a batch goes): requests of different clients that arrive
-close together are answered by one ``policy.infer_batch`` call, each with its own answer (an
-observation the policy refuses gets its own ``bad request: ...``; the rest of its batch is
-served). ``SERIAL`` (``max_batch=1``) serves one request at a time, as before batching.
-Replies carry ``server_timing``: ``infer_ms`` (the batch), ``queue_ms``, ``batch_size``.
+Batching (``batching=BatchConfig(window_ms, max_batch)``, default 2 ms and 64; when a batch
+goes: :mod:`policies.batching`): requests of clients that arrive close together are answered
+by one ``policy.infer_batch`` call, each with its own answer (one the policy refuses gets its
+own ``bad request: ...``; the rest of its batch is served). ``SERIAL`` (``max_batch=1``)
+serves one at a time, as before. ``server_timing``: ``infer_ms``, ``queue_ms``, ``batch_size``.
 
 Access: with an API key (``api_key=``, ``--api-key`` or ``$ROBODECODE_API_KEY``) the opening
 handshake must carry ``Authorization: Api-Key <key>`` (what openpi's client sends), compared in
@@ -235,15 +233,20 @@ class PolicyServer:
     def answer(self, message: bytes | str, peer: Any = None) -> bytes | str:
         """The reply to one client message: packed result, or a text frame naming the error."""
         tic = time.perf_counter()
+        ticket = self._batcher.announce() if self._batcher is not None else None
         try:
-            obs = check_observation(unpack(message, MAX_OBJECTS, MAX_DEPTH))
-        except ValueError as err:  # WireError, BadRequest: the client's message
-            return self._bad_request(err, peer)
-        if self._batcher is None:
-            with self._lock:
-                answer, queued_s = self._run_batch([obs])[0], 0.0
-        else:
-            answer, queued_s = self._batcher.submit(obs)
+            try:
+                obs = check_observation(unpack(message, MAX_OBJECTS, MAX_DEPTH))
+            except ValueError as err:  # WireError, BadRequest: the client's message
+                return self._bad_request(err, peer)
+            if self._batcher is None:
+                with self._lock:
+                    answer, queued_s = self._run_batch([obs])[0], 0.0
+            else:
+                answer, queued_s = self._batcher.submit(obs, ticket)
+        finally:
+            if ticket is not None:  # refused (or failed) before it was queued
+                self._batcher.withdraw(ticket)
         if not isinstance(answer, _Answer):  # the batch itself failed: an exception
             answer = _Answer(answer, 0.0, 0)
         outcome = answer.outcome

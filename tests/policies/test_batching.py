@@ -243,3 +243,59 @@ def test_a_batch_function_that_raises_fails_only_that_batch():
     finally:
         batcher.close()
     assert isinstance(first, RuntimeError) and second == "b"
+
+
+def test_a_batch_waits_for_announced_items_and_not_for_withdrawn_ones():
+    batches = []
+    batcher = MicroBatcher(lambda items: batches.append(list(items)) or list(items),
+                           BatchConfig(window_ms=50, max_batch=8))
+    try:
+        ticket = batcher.announce()  # received, still being checked
+        first = threading.Thread(target=batcher.submit, args=("a",))
+        first.start()
+        time.sleep(0.3)  # far past the window: still waiting for the announced one
+        assert batches == []
+        batcher.submit("b", ticket)
+        first.join(timeout=5)
+        assert batches == [["a", "b"]]
+        ticket = batcher.announce()
+        lone = threading.Thread(target=batcher.submit, args=("c",))
+        lone.start()
+        time.sleep(0.2)
+        batcher.withdraw(ticket)  # refused by the checks: the batch goes without it
+        lone.join(timeout=5)
+        assert batches[-1] == ["c"]
+        batcher.withdraw(ticket)  # twice is harmless
+    finally:
+        batcher.close()
+
+
+def test_clients_answered_by_a_batch_get_a_window_to_rejoin_the_next_one():
+    """Two groups of clients must not settle into alternating half batches."""
+    batches = []
+
+    def run(items):
+        batches.append(list(items))
+        time.sleep(0.3)
+        return list(items)
+
+    batcher = MicroBatcher(run, BatchConfig(window_ms=150, max_batch=8))
+
+    def answered_then_back():
+        batcher.submit("a")  # alone (nobody else yet), runs 0.3 s
+        time.sleep(0.03)
+        batcher.submit("c")  # back 30 ms after its answer, within the window
+
+    def during_the_first_batch():
+        time.sleep(0.2)
+        batcher.submit("b")  # queued while "a" decodes: waits for "c" instead of going alone
+
+    threads = [threading.Thread(target=f) for f in (answered_then_back, during_the_first_batch)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=10)
+    finally:
+        batcher.close()
+    assert batches == [["a"], ["b", "c"]]
