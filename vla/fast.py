@@ -16,7 +16,9 @@ batch shape (an *engine*) and, on CUDA, replays captured graphs:
 * **stepped**: everything else (Jacobi with or without early exit, masked diffusion, AR with
   sampling or constraints, real-time-chunking prefixes) keeps its Python loop and its
   data-dependent stopping; the prefix encoding is one graph and every backbone pass replays
-  the graph captured for its shape (tokens, append or not, causal or not).
+  the graph captured for its shape (tokens, append or not, causal or not). For the AR head at
+  batches up to :data:`HOST_LOOP_MAX_BATCH` the loop itself runs on the host: each pass is one
+  graph from token ids to logits, copied back (:class:`HostCausalLM`).
 
 On CPU the same code runs without capture, so CI checks that the static-cache path gives the
 eager path's answers. Flow with a real-time-chunking prefix needs autograd through the
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -40,6 +43,10 @@ from vla.static_cache import StaticCache
 
 if TYPE_CHECKING:
     from vla.model import VLAModel
+
+HOST_LOOP_MAX_BATCH = 16
+"""Largest (padded) batch whose AR-head decode loop runs on the host (:class:`HostCausalLM`);
+larger batches keep it on the device, where their logits are."""
 
 WHOLE_SETTINGS = {"oft": frozenset(), "flow": frozenset({"steps", "solver", "generator"}),
                   "ar": frozenset()}
@@ -62,6 +69,26 @@ def capture(fn: Callable[[], Any]) -> tuple[torch.cuda.CUDAGraph, Any]:
     return graph, out
 
 
+def capture_pass(cache: StaticCache, fn: Callable[[], Any]) -> tuple[torch.cuda.CUDAGraph, Any]:
+    """Capture ``fn``, one pass on ``cache``; a replay writes at the cache's ``start`` then.
+
+    The warm-up run moves the cache (its device copy too); both are put back afterwards, and the
+    backbone runs its blocks itself while capturing (``cache.capturing``).
+    """
+    length = cache.length
+
+    def run() -> Any:
+        cache.length = length  # warm-up and capture both start where we are
+        return fn()
+
+    cache.capturing = True
+    try:
+        return capture(run)
+    finally:
+        cache.capturing = False
+        cache.seek(length)
+
+
 class PassGraphs:
     """One captured backbone pass per shape, replayed for every pass on a static cache.
 
@@ -78,18 +105,8 @@ class PassGraphs:
         key = (tuple(x.shape), x.dtype, append, causal)
         if key not in self.graphs:
             static_x = x.clone()
-            length = cache.length
-
-            def run() -> torch.Tensor:
-                cache.length = length  # warm-up and capture both start where we are
-                return self.backbone.run(static_x, cache, append=append, causal=causal)
-
-            cache.capturing = True
-            try:
-                graph, out = capture(run)
-            finally:
-                cache.capturing = False
-                cache.seek(length)  # the warm-up moved the device copy; capture did not run
+            graph, out = capture_pass(cache, lambda: self.backbone.run(
+                static_x, cache, append=append, causal=causal))
             self.graphs[key] = (graph, static_x, out)
         graph, static_x, out = self.graphs[key]
         static_x.copy_(x)
@@ -97,6 +114,53 @@ class PassGraphs:
         if append:
             cache.length += t
         return out.clone()
+
+
+class HostCausalLM:
+    """The AR head as a causal LM whose decode loop runs on the host (fast path on CUDA).
+
+    Input ids come from the CPU and logits go back to it; the pass (token embedding, backbone,
+    output layer) is one captured graph per input length. A decoder's bookkeeping (argmax,
+    acceptance, crops, early exit) then costs host microseconds instead of kernel launches and
+    device syncs. Greedy tokens are unchanged: the logits are the device's own, and argmax picks
+    the same (first maximal) index on either side.
+    """
+
+    device = torch.device("cpu")
+
+    def __init__(self, model: VLAModel, cache: StaticCache, graphs: bool = True) -> None:
+        self.model, self.cache, self.use_graphs = model, cache, graphs
+        self.config = SimpleNamespace(vocab_size=model.config.n_bins)
+        self.graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+
+    def _pass(self, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:
+        head = self.model.head
+        return head.lm_head(self.model.backbone.run(head.tok_embed(ids), self.cache,
+                                                    append=use_cache, causal=True))
+
+    def __call__(self, input_ids: torch.Tensor | None = None, cache: Any = None,
+                 past_key_values: Any = None, use_cache: bool = True, **_: Any) -> Any:
+        """One pass over ``input_ids`` (B, T) after the cache (Hugging Face convention)."""
+        from vla.heads.ar import CausalLMOutput
+
+        kv = cache if cache is not None else past_key_values
+        if input_ids is None or kv is not self.cache:
+            raise ValueError("HostCausalLM takes input_ids and runs on its engine's cache")
+        t = input_ids.shape[1]
+        self.cache.check_room(t)
+        if not self.use_graphs:  # the same pass, run directly (CPU tests)
+            out = self._pass(input_ids.to(self.cache.start.device), use_cache)
+            return CausalLMOutput(logits=out.cpu(), cache=self.cache if use_cache else None)
+        if (t, use_cache) not in self.graphs:
+            ids = torch.zeros(input_ids.shape, dtype=torch.long, device=self.cache.start.device)
+            graph, out = capture_pass(self.cache, lambda: self._pass(ids, use_cache))
+            self.graphs[(t, use_cache)] = (graph, ids, out)
+        graph, ids, out = self.graphs[(t, use_cache)]
+        ids.copy_(input_ids)
+        graph.replay()
+        if use_cache:
+            self.cache.length += t
+        return CausalLMOutput(logits=out.cpu(), cache=self.cache if use_cache else None)
 
 
 class Engine:
@@ -115,6 +179,7 @@ class Engine:
                                  device=dev)
         self.cache = StaticCache.for_model(cfg, self.batch, dev, model.dtype)
         self.cache.runner = PassGraphs(model.backbone, self.cache) if self.graphs else None
+        self.host_lm = host_lm_for(model, self.cache, self.batch)
         self.prefix_graph: tuple[torch.cuda.CUDAGraph, Any] | None = None
         self.whole: dict[tuple, tuple[Any, torch.Tensor, int, dict[str, Any]]] = {}
 
@@ -197,6 +262,13 @@ class Engine:
         return out, nfe, dict(stats)
 
 
+def host_lm_for(model: VLAModel, cache: StaticCache, batch: int) -> HostCausalLM | None:
+    """The host-loop LM of an AR-head engine on CUDA up to :data:`HOST_LOOP_MAX_BATCH` rows."""
+    if model.device.type == "cuda" and model.config.head == "ar" and batch <= HOST_LOOP_MAX_BATCH:
+        return HostCausalLM(model, cache)
+    return None
+
+
 def greedy_ar(model: VLAModel, cache: StaticCache, batch: int
               ) -> tuple[torch.Tensor, int, dict[str, Any]]:
     """Greedy AR over the prefix in ``cache``, unrolled, capturable.
@@ -267,6 +339,8 @@ class FastPath:
                 path = "whole-graph" if eng.graphs else "static-cache"
             else:
                 eng.encode_prefix()
+                if eng.host_lm is not None:
+                    kwargs["lm"] = eng.host_lm
                 z, nfe, stats = self.model.head.decode(self.model, eng.cache, eng.batch,
                                                        decoder, **kwargs)
                 out = self.model.tokenizer.unnormalize(z.float())

@@ -17,8 +17,9 @@ import pytest
 import torch
 
 from decoding import EarlyExit
+from vla import fast as fast_module
 from vla.data import load_chunks
-from vla.fast import RawObservation, pad_batch
+from vla.fast import HostCausalLM, RawObservation, pad_batch
 from vla.static_cache import StaticCache
 
 CASES = [
@@ -137,3 +138,28 @@ def test_pad_batch_repeats_the_last_row():
     assert padded.batch_size == 4
     assert padded.images[0].flatten().tolist() == [0, 1, 2, 2]
     assert pad_batch(raw, 3) is raw
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"early_exit": EarlyExit()},
+                                    {"early_exit": EarlyExit(tol=1, max_iters=3)}])
+def test_host_loop_gives_the_device_loop_tokens(kwargs, make_model, synthetic, monkeypatch):
+    """The AR head's host loop decodes the same tokens with the same passes.
+
+    Ids and logits live on the CPU, passes on the device (here run directly, not replayed).
+    """
+    used = []
+
+    def host_lm(model, cache, batch):
+        used.append(HostCausalLM(model, cache, graphs=False))
+        return used[-1]
+
+    monkeypatch.setattr(fast_module, "host_lm_for", host_lm)
+    model = make_model("ar", seed=4)
+    obs = _obs(synthetic, model, range(3))
+    # "ar" with an explicit setting takes the stepped path, which uses the host loop.
+    for decoder, kw in (("jacobi", kwargs), ("ar", {"temperature": 0.0})):
+        eager, st_e = model.predict_chunk(obs, decoder, **kw)
+        fast, st_f = model.predict_chunk(obs, decoder, fast=True, **kw)
+        np.testing.assert_array_equal(fast, eager)
+        assert st_f["nfe"] == st_e["nfe"]
+    assert used

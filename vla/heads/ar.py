@@ -111,7 +111,9 @@ class ARHead(TokenHead):
         checkpoint (``early_exit.json``), else ``EarlyExit()``. With ``prefix=`` (an
         :class:`~vla.heads.base.ActionPrefix`) the committed steps' tokens are frozen: AR
         teacher-forces them and decodes after them, Jacobi holds them fixed and iterates the
-        rest; they are not counted in ``nfe``.
+        rest; they are not counted in ``nfe``. ``lm=`` drives another causal LM of this head
+        over the same cache (the fast path's :class:`~vla.fast.HostCausalLM`); the BOS ids are
+        made on its ``device``.
         """
         import decoding
 
@@ -122,9 +124,11 @@ class ARHead(TokenHead):
         if kwargs.get("early_exit") == "auto":
             kwargs = {**kwargs, "early_exit": decoding.EarlyExit(**(model.chosen_early_exit
                                                                      or {}))}
-        res = fn(self.causal_lm(model), self.bos_ids(batch, model.device),
+        lm = kwargs.pop("lm", None) or self.causal_lm(model)
+        res = fn(lm, self.bos_ids(batch, getattr(lm, "device", model.device)),
                  self.config.n_action_tokens, cache=cache, **kwargs)
-        return self.to_chunk(model, res.tokens), int(res.nfe), dict(res.stats)
+        tokens = res.tokens.to(model.device)
+        return self.to_chunk(model, tokens), int(res.nfe), dict(res.stats)
 
 
 def noisy_inputs(inputs: torch.Tensor, p: float, n_bins: int,
