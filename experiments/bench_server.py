@@ -10,8 +10,10 @@ compete with the server for its interpreter), each sending its next observation 
 last reply arrives. For each decoder and N it runs the serial server (one request at a time:
 the server before batching) and the batched server (``--batch-window-ms``, ``--max-batch``)
 back to back, and reports requests/s, client-side p50/p99 latency, the mean batch size and
-whether every answer equals the policy's answer alone. The JSON goes to ``--out`` (a folder;
-default ``scratch/bench``, git-ignored), as ``server_load_<device>.json``.
+whether every answer equals the policy's answer alone. Before timing, the policy decodes one
+batch of each power-of-two size up to ``--max-batch`` (the fast path captures its CUDA graphs
+per padded batch shape on first use). The JSON goes to ``--out`` (a folder; default
+``scratch/bench``, git-ignored), as ``server_load_<device>.json``.
 
 ``bench server`` (:func:`run_benchmark`; ``robodecode bench server [--decoder cjacobi+ee]
 [--calls 200] [--out DIR/server.json]``): one process, the shipped checkpoint set behind the
@@ -180,6 +182,10 @@ def run_load_benchmark(checkpoints: Path, decoders: list[str], clients: list[int
             policy.model.cpu_threads = threads
             expected = None if policy.spec.stochastic else [
                 policy.infer(o)["actions"] for o in observations]
+            size = 2
+            while size <= batching.max_batch:  # every padded batch shape: graphs, allocator
+                policy.infer_batch([observations[i % len(observations)] for i in range(size)])
+                size *= 2
             for n in clients:
                 row: dict[str, Any] = {"decoder": str(policy.spec), "clients": n}
                 for mode, config in (("serial", SERIAL), ("batched", batching)):
