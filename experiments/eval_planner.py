@@ -207,6 +207,9 @@ def evaluate(domain: str, n_tasks: int, seed: int, split: str, model_dir: Path |
               "decoding": ("sampling (T=1)" if sample else "greedy") +
               f"; grounded methods: beam search over steps, width {beam}",
               "model": str(model_dir or f"planners/default_lm/{domain}"),
+              "translator": None if translator is None else {
+                  "k": translator.k, "temperature": translator.temperature,
+                  "constrained": translator.constrained},
               "metrics": metrics, "paired_tests": tests, "mask_benchmark": bench, "rows": rows}
     result["markdown"] = markdown(result)
     return result
@@ -259,8 +262,11 @@ def markdown(result: dict[str, Any]) -> str:
     full = result["metrics"].get("full")
     if full:
         right = result["metrics"]["full | translation right"]
+        how = result.get("translator") or {}
         lines += ["", f"Full pipeline: the vote's spec was equivalent to the ground truth on "
-                  f"{100 * full['translation_accuracy']:.0f}% of tasks ({right['n']})."]
+                  f"{100 * full['translation_accuracy']:.0f}% of tasks ({right['n']}); "
+                  f"translator k={how.get('k')}, "
+                  f"{'grammar-constrained' if how.get('constrained') else 'free'} samples."]
     tests = result.get("paired_tests", {})
     if tests:
         lines += ["", "Paired exact McNemar tests (same tasks): " + "; ".join(
@@ -311,6 +317,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         translator: Annotated[Path | None, typer.Option(
             help="NL -> LTL LM folder for method 'full' (e.g. planners/default_lm/nl2ltl)")
         ] = None,
+        constrained_translation: Annotated[bool, typer.Option(
+            help="Decode the translator's samples under the formula grammar")] = True,
     ) -> None:
         """Compare LM-only, grounded, LTL-constrained, SELP and full-pipeline plan decoding."""
         import torch
@@ -321,73 +329,13 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         if translator is not None:
             from planners.nl2ltl import Translator
 
-            tr = Translator.load(translator)
+            tr = Translator.load(translator, constrained=constrained_translation)
         result = evaluate(domain, tasks, seed, split, model_dir=model, sample=sample,
                           methods=names, beam=beam, translator=tr)
         paths = write_results(result, out or Path("scratch") / "planner_eval", threads=threads)
         typer.echo(result["markdown"])
         typer.echo(f"wrote {', '.join(str(p) for p in paths)}")
 
-    @app.command("eval-nl2ltl")
-    def eval_nl2ltl(
-        translator: Annotated[Path, typer.Option(help="Translator LM folder")] = Path(
-            "planners/default_lm/nl2ltl"),
-        tasks: Annotated[int, typer.Option(help="Held-out generated tasks per domain")] = 50,
-        seed: Annotated[int, typer.Option(help="Task and sampling seed")] = 0,
-        out: Annotated[Path, typer.Option(help="Output folder")] = Path("scratch/nl2ltl_eval"),
-    ) -> None:
-        """Greedy vs equivalence-voted NL -> LTL accuracy on held-out tasks and phrasings."""
-        import torch
+    from experiments.eval_nl2ltl import register as register_nl2ltl
 
-        from envs.symbolic import BlocksWorld, DroneNav
-        from envs.symbolic.instructions import heldout_phrasings
-        from planners.nl2ltl import Translator
-
-        torch.set_num_threads(1)
-        tr = Translator.load(translator)
-        result: dict[str, Any] = {"translator": str(translator), "k": tr.k,
-                                  "temperature": tr.temperature}
-        lines = ["| domain | set | n | greedy % (95% CI) | voted k=10 % (95% CI) |",
-                 "|---|---|---|---|---|"]
-        for name in ("drone_nav", "blocks_world"):
-            torch.manual_seed(seed)
-            sets = {"held-out tasks": [(t.instruction, t.ltl, t.domain) for t in
-                                       generate_tasks(name, tasks, seed=seed, split="heldout")],
-                    "hand-written": [(r["instruction"], r["ltl"], DroneNav(r["layout"])
-                                      if name == "drone_nav" else BlocksWorld())
-                                     for r in heldout_phrasings(name)]}
-            for label, items in sets.items():
-                acc = translation_accuracy(tr, items)
-                result[f"{name}/{label}"] = acc
-                g, v = acc["greedy_ci95"], acc["voted_ci95"]
-                lines.append(f"| {name} | {label} | {acc['n']} | {100 * acc['greedy']:.0f} "
-                             f"({100 * g[0]:.0f}-{100 * g[1]:.0f}) | {100 * acc['voted']:.0f} "
-                             f"({100 * v[0]:.0f}-{100 * v[1]:.0f}) |")
-        result["markdown"] = "\n".join(lines)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "nl2ltl.json", {**result, "provenance": provenance(threads=1)})
-        (out / "nl2ltl.md").write_text(result["markdown"] + "\n")
-        typer.echo(result["markdown"])
-
-
-def translation_accuracy(translator, items) -> dict[str, Any]:
-    """Greedy vs voted translation accuracy over ``(instruction, truth, domain)`` items."""
-    from planners.nl2ltl import same
-
-    greedy = voted = 0
-    rows = []
-    for text, truth, domain in items:
-        g = translator.greedy(text, domain)
-        try:
-            g_ok = same(g, truth, domain)
-        except ValueError:  # unparsable greedy text
-            g_ok = False
-        v = translator.translate(text, domain)
-        v_ok = v.matches(truth, domain)
-        greedy, voted = greedy + g_ok, voted + v_ok
-        rows.append({"instruction": text, "truth": truth, "greedy": g, "greedy_ok": g_ok,
-                     "voted": v.formula, "votes": v.votes, "voted_ok": v_ok})
-    n = max(len(rows), 1)
-    return {"n": len(rows), "greedy": greedy / n, "voted": voted / n,
-            "greedy_ci95": wilson_interval(greedy, len(rows)),
-            "voted_ci95": wilson_interval(voted, len(rows)), "rows": rows}
+    register_nl2ltl(app)

@@ -14,6 +14,9 @@ LM writes a formula over placeholders, and the placeholders are mapped back (so 
 work, as in Lang2LTL). :meth:`Translator.translate` samples ``k`` formulas, drops the
 unparsable ones and those with unknown atoms, groups the rest by DFA equivalence over the
 domain's letters and returns the largest group's first formula (ties: the earliest group).
+With ``constrained=True`` (the default) decoding runs under
+:class:`~planners.formula_constrained.FormulaLogitsProcessor`: every sample is a complete,
+parsable formula over the (lifted) domain atoms, so no vote is lost to malformed text.
 """
 
 from __future__ import annotations
@@ -144,16 +147,21 @@ class Translator:
         k: Samples per vote (SELP: 10).
         temperature: Sampling temperature (SELP: 0.6).
         max_new_tokens: Formula length cap in tokens.
+        constrained: Decode under the formula grammar and the domain's atom vocabulary
+            (:mod:`planners.formula_constrained`), so every sample parses.
     """
 
     def __init__(self, model, tokenizer, k: int = 10, temperature: float = 0.6,
-                 max_new_tokens: int = 48) -> None:
+                 max_new_tokens: int = 48, constrained: bool = True) -> None:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.model, self.tokenizer = model, tokenizer
         self.k, self.temperature, self.max_new_tokens = k, temperature, max_new_tokens
+        self.constrained = constrained
+        self._surfaces = None
+        self._constraints: dict[frozenset[str], object] = {}
 
     @classmethod
     def load(cls, path: str | Path, **kwargs) -> Translator:
@@ -178,12 +186,35 @@ class Translator:
         eos = self.tokenizer.eos_token_id
         kw = {"do_sample": True, "temperature": self.temperature, "top_k": 0,
               "num_return_sequences": self.k} if sample else {"do_sample": False}
+        if self.constrained:
+            kw["logits_processor"] = [self.processor(domain, mapping, ids.shape[1])]
         with torch.no_grad():
             out = self.model.generate(ids, attention_mask=torch.ones_like(ids),
                                       max_new_tokens=self.max_new_tokens, eos_token_id=eos,
                                       pad_token_id=eos, **kw)
-        texts = self.tokenizer.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)
+        from planners.formula_constrained import continuation_text
+
+        prompt = ids[0].tolist()
+        texts = [continuation_text(self.tokenizer, prompt, row[len(prompt):])
+                 for row in out.tolist()]
         return [unlift_formula(t.strip(), mapping) for t in texts]
+
+    def processor(self, domain: SymbolicDomain, mapping: dict[str, str], prompt_length: int):
+        """The grammar processor over ``domain``'s atoms lifted by ``mapping`` (x -> name)."""
+        from planners.formula_constrained import (
+            FormulaConstraint,
+            FormulaLogitsProcessor,
+            TokenSurfaces,
+        )
+
+        if self._surfaces is None:
+            self._surfaces = TokenSurfaces.build(self.tokenizer)
+        atoms = frozenset(lift_formula(a, mapping) for a in domain.atoms)
+        constraint = self._constraints.get(atoms)
+        if constraint is None:
+            constraint = self._constraints[atoms] = FormulaConstraint(
+                self._surfaces, atoms, self.tokenizer.eos_token_id)
+        return FormulaLogitsProcessor(constraint, prompt_length, self.max_new_tokens)
 
     def greedy(self, instruction: str, domain: SymbolicDomain) -> str:
         """One greedy translation (the single-sample baseline)."""

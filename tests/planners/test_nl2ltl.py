@@ -60,3 +60,16 @@ def test_generator_has_many_paraphrases_and_never_the_handwritten_ones():
         assert not generated & {h["instruction"].lower() for h in hand}
     with pytest.raises(ValueError, match="domain must be"):
         patterns("kitchen_nav")
+
+
+def test_eval_nl2ltl_sets_and_accuracy():
+    from experiments.eval_nl2ltl import item_sets, translation_accuracy
+
+    sets = item_sets("drone_nav", 6, seed=0)
+    assert set(sets) == {"train tasks", "held-out tasks", "held-out layout", "hand-written"}
+    assert all(d.layout.name == "museum" for _, _, d in sets["held-out layout"])
+    assert len(sets["held-out layout"]) == 6 and len(sets["hand-written"]) >= 50
+    tr = Translator.load(SHIPPED, k=3)
+    acc = translation_accuracy(tr, sets["train tasks"][:3])
+    assert acc["n"] == 3 and acc["voted"] == 1.0 and acc["no_sample_parsed"] == 0
+    assert all(r["dropped"] == 0 for r in acc["rows"])  # constrained: every sample parses
