@@ -80,6 +80,9 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         target = out or SCRATCH / f"bench_vla_{table}_{device.split(':')[0]}.json"
         write_json_atomic(target, result)
         typer.echo(f"wrote {target}")
+        if table == "speed":
+            plot_speed(result, target.with_suffix(".png"))
+            typer.echo(f"wrote {target.with_suffix('.png')}")
 
 
 def speed(checkpoints: Path, data: Path | None, device: str, batches: str, reps: int,
@@ -141,3 +144,38 @@ def held_out_observations(checkpoints: Path, data: Path, n: int, data_cache: Pat
         batch = held.obs_dict([i])
         out.append({k: (v[0] if k == "instruction" else v[0].numpy()) for k, v in batch.items()})
     return out
+
+
+def plot_speed(result: dict, path: Path) -> None:
+    """Eager vs fast ms per chunk of every decoder, one panel per batch size, floor dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    batches = sorted({r["batch"] for r in rows})
+    decoders = list(dict.fromkeys(r["decoder"] for r in rows))
+    fig, axes = plt.subplots(1, len(batches), figsize=(5 * len(batches), 4.2), sharey=True,
+                             squeeze=False)
+    for ax, b in zip(axes[0], batches, strict=True):
+        at = {r["decoder"]: r for r in rows if r["batch"] == b}
+        xs = range(len(decoders))
+        ax.bar([x - 0.2 for x in xs], [at[d]["eager_ms"] for d in decoders], 0.4,
+               label="eager", color="#bbbbbb")
+        ax.bar([x + 0.2 for x in xs], [at[d]["fast_ms"] for d in decoders], 0.4,
+               label="fast (CUDA graphs)" if result["settings"]["device"].startswith("cuda")
+               else "fast (static cache)", color="#1f77b4")
+        floor = min(at[d]["floor_ms"] for d in decoders)
+        ax.axhline(floor, ls="--", color="k", lw=1, label=f"one-pass floor {floor:.2f} ms")
+        ax.set_xticks(list(xs), decoders, rotation=60, ha="right", fontsize=8)
+        ax.set_yscale("log")
+        ax.set_title(f"batch {b}")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("ms per chunk, predict_chunk end to end (log)")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"eager vs fast path, {result['settings']['device']}")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
