@@ -49,6 +49,10 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         max_batch: Annotated[int, typer.Option(
             help="Most requests decoded as one batch; 1 serves one request at a time.")] =
             MAX_BATCH,
+        warm_up: Annotated[str | None, typer.Option(
+            help="Decode blank HxW frames (e.g. 128x128) at every power-of-two batch size "
+                 "before serving, so --fast captures its graphs before the first client.")
+        ] = None,
         fast: Annotated[bool, typer.Option(
             "--fast", help="The model's fast path (static KV cache; CUDA graphs on a GPU).")] =
             False,
@@ -74,12 +78,16 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         except ValueError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
+        frame = _frame(warm_up) if warm_up else None
         torch.set_num_threads(max(1, threads))
         try:
             served = VLAPolicy(policy, decoder, device=device, fast=fast)
         except ValueError as err:  # unknown spec, missing folder, wrong head: one line
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
+        if frame is not None:
+            served.warm_up(frame, max_batch)
+            typer.echo(f"warmed up on {frame[0]}x{frame[1]} frames, batches 1..{max_batch}")
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
         try:
             server = PolicyServer(served, host=host, port=port, max_clients=max_clients,
@@ -100,3 +108,15 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             pass
         finally:
             server.shutdown()
+
+
+def _frame(text: str) -> tuple[int, int]:
+    """``"128x96"`` -> (128, 96); a clear error otherwise."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise typer.BadParameter(f"must look like 128x128, got {text!r}",
+                                 param_hint="--warm-up") from None
+    if h < 1 or w < 1:
+        raise typer.BadParameter(f"must be positive, got {text!r}", param_hint="--warm-up")
+    return h, w

@@ -148,6 +148,24 @@ class VLAPolicy(Policy):
                 "observation_keys": [*cfg.cameras, "state", "instruction"],
                 "actions_dtype": np.dtype(np.float32).str, "fast": self.fast}
 
+    def warm_up(self, frame: tuple[int, int], max_batch: int = 1) -> int:
+        """Decode blank observations of ``frame`` (H, W) at batch 1, 2, 4, .., ``max_batch``.
+
+        The fast path captures its CUDA graphs per frame shape and padded batch size on first
+        use; a server warms up so that its first clients do not pay for that. Returns the
+        number of warm-up calls made.
+        """
+        cfg = self.model.config
+        obs = {cam: np.zeros((*frame, 3), np.uint8) for cam in cfg.cameras}
+        obs |= {"state": np.zeros(cfg.state_dim, np.float32),
+                "instruction": next(iter(sorted(self._shipped_instructions)), "warm up")}
+        calls, size = 0, 1
+        while size <= max(1, max_batch):
+            self.infer_batch([obs] * size)
+            calls, size = calls + 1, size * 2
+        self.reset(seed=0)
+        return calls
+
     def infer(self, obs: dict[str, Any]) -> dict[str, Any]:
         """Predict one chunk for one observation.
 

@@ -193,7 +193,18 @@ def test_serve_cli_takes_the_batching_options():
     for option in ("--batch-window-ms", "--max-batch", "--fast"):
         assert option in res.output, option
     for option, value, field in (("--max-batch", "0", "max_batch"),
-                                 ("--batch-window-ms", "-1", "window_ms")):
+                                 ("--batch-window-ms", "-1", "window_ms"),
+                                 ("--warm-up", "128", "--warm-up"),
+                                 ("--warm-up", "0x64", "--warm-up")):
         res = runner.invoke(build_app(), ["serve", "--policy", ".", "--decoder", "oft", option,
                                           value])
         assert res.exit_code == 2 and field in res.output and "Traceback" not in res.output
+
+
+def test_warm_up_builds_the_fast_path_for_every_batch_size():
+    from policies.vla_policy import VLAPolicy
+
+    policy = VLAPolicy("experiments/checkpoints/TabletopPickPlace-v0/seed0", "oft", fast=True)
+    assert policy.warm_up((96, 80), max_batch=4) == 3  # batches 1, 2, 4
+    shapes = {key[0][0][:3] for key in policy.model._fast.engines}
+    assert shapes == {(1, 96, 80), (2, 96, 80), (4, 96, 80)}
