@@ -25,7 +25,7 @@ eager path's answers. Flow with a real-time-chunking prefix needs autograd throu
 backbone (RTC guidance) and runs eagerly (``stats["path"] == "eager"``). Greedy outputs equal
 the eager path's tokens (attention over the padded static buffer sums in another order, so
 continuous outputs agree to float rounding, not bit for bit; see ``tests/vla/test_fast.py``
-and ``robodecode bench vla-gpu``). Engines are not thread-safe: one caller at a time
+and ``robodecode bench vla --device cuda``). Engines are not thread-safe: one caller at a time
 (:class:`FastPath` holds a lock).
 """
 
@@ -320,12 +320,12 @@ class FastPath:
         return self.engines[key]
 
     def decode(self, raw: RawObservation, decoder: str, kwargs: dict[str, Any]
-               ) -> tuple[torch.Tensor, int, dict[str, Any], dict[str, float]]:
+               ) -> tuple[torch.Tensor, int, dict[str, Any], dict[str, str]]:
         """Decode ``raw`` (checked inputs on the host) with the fast path.
 
         Returns:
             ``(actions (B, H, D) float32 on the device in env units, nfe, decoder stats,
-            {"path": ..., "prefix_in_graph": bool})``.
+            {"path": "whole-graph" | "stepped-graphs" | "static-cache"})``.
         """
         batch = raw.batch_size
         if self.model.device.type == "cuda" and (decoder == "flow" or "generator" not in kwargs):
