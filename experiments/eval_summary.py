@@ -27,6 +27,12 @@ def failure_kind(reason: str | None) -> str | None:
     return reason
 
 
+def _mean_of(records: list[dict[str, Any]], key: str) -> float | None:
+    """Mean of a per-episode value over the episodes that have it (older records lack it)."""
+    values = [r[key] for r in records if r.get(key) is not None]
+    return float(np.mean(values)) if values else None
+
+
 def summarize(config: Any, records: list[dict[str, Any]], *, eval_s: float,
               resumed: int = 0) -> dict[str, Any]:
     """Aggregate per-episode records into the summary written as ``eval_info.json``.
@@ -35,7 +41,8 @@ def summarize(config: Any, records: list[dict[str, Any]], *, eval_s: float,
     ``nfe_per_chunk`` is the mean decoder passes per chunk, ``ms_per_chunk`` the median wall
     time of ``Policy.infer`` over every chunk (each worker makes one untimed warm-up call
     first; ``decode_ms_per_chunk`` is the decoder alone, when the policy reports it), and
-    ``hz = k * 1000 / ms_per_chunk``.
+    ``hz = k * 1000 / ms_per_chunk``. ``avg_switch_jump``, ``avg_step_jump`` and ``avg_jerk``
+    average the episodes' action smoothness (:func:`policies.rollout.smoothness`).
 
     Args:
         config: The :class:`~experiments.evaluate.EvalConfig`.
@@ -82,6 +89,7 @@ def summarize(config: Any, records: list[dict[str, Any]], *, eval_s: float,
         "n_chunks": len(chunk_ms),
         "latency": config.latency,
         "avg_delay_steps": float(np.mean(delays)) if delays else 0.0,
+        **{f"avg_{key}": _mean_of(records, key) for key in ("switch_jump", "step_jump", "jerk")},
         "ensemble_decay": config.ensemble_decay,
         "failures": dict(Counter(failure_kind(r["failure"]) for r in records if r["failure"])),
         "seeds": [r["seed"] for r in records],

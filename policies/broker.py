@@ -145,6 +145,8 @@ class ChunkBroker:
         self._chunks: list[tuple[int, np.ndarray]] = []  # available (start, actions), oldest first
         self._pending: tuple[int, int, np.ndarray] | None = None  # (start, ready, actions)
         self.chunk_stats: list[ChunkStats] = []
+        self.switch_steps: list[int] = []
+        """Steps whose action is the first one taken from a newly arrived chunk."""
 
     def act(self, obs: dict[str, Any]) -> np.ndarray:
         """Return the action for the current step and advance the clock by one step.
@@ -209,6 +211,7 @@ class ChunkBroker:
 
     def _activate(self, start: int, actions: np.ndarray) -> None:
         """Make a chunk available (the only one, unless ensembling keeps older ones)."""
+        self.switch_steps.append(self._t)  # act() takes the step's action from it next
         self._pending = None
         if self.ensemble_decay is None:
             self._chunks = [(start, actions)]

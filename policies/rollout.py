@@ -33,6 +33,8 @@ class EpisodeRecord:
             ``chunk_frozen_steps``).
         instruction: The episode's language instruction, if the observation has one.
         chunks: One :class:`~policies.broker.ChunkStats` per ``infer`` call.
+        smoothness: How the executed actions move (:func:`smoothness`): the mean action jump
+            at chunk switches and elsewhere, and the mean second difference (jerk).
         frames: RGB frames when recorded with ``video=True`` (not serialised).
     """
 
@@ -46,6 +48,7 @@ class EpisodeRecord:
     latency: str | float | None
     instruction: str | None = None
     chunks: list[ChunkStats] = field(default_factory=list)
+    smoothness: dict[str, float | None] = field(default_factory=dict)
     frames: list[np.ndarray] | None = field(default=None, repr=False)
     rtc: bool = False
 
@@ -76,6 +79,7 @@ class EpisodeRecord:
             "chunk_prefix_nfe": [c.prefix_nfe for c in self.chunks],
             "chunk_delay_steps": [c.delay_steps for c in self.chunks],
             "chunk_horizon": [c.horizon for c in self.chunks],
+            **self.smoothness,
             **({"rtc": True, "chunk_frozen_steps": [c.frozen_steps for c in self.chunks]}
                if self.rtc else {}),
         }
@@ -142,14 +146,16 @@ def rollout(env: Any, policy: Policy, seed: int, *, k: int | None = None,
     frames = [_frame(env, obs)] if video else None
     success, failure, steps = False, None, 0
     rewards: list[float] = []
+    executed: list[np.ndarray] = []
     while steps < limit:
         try:
             action = broker.act(obs)
         except PolicyOutputError as err:
             failure = f"policy output at step {steps}: {err}"
             break
-        obs, reward, terminated, truncated, info = env.step(
-            np.clip(action, space.low, space.high).astype(space.dtype))
+        action = np.clip(action, space.low, space.high).astype(space.dtype)
+        executed.append(action)
+        obs, reward, terminated, truncated, info = env.step(action)
         steps += 1
         rewards.append(float(reward))
         success = success or bool(info.get("is_success", False))
@@ -166,7 +172,32 @@ def rollout(env: Any, policy: Policy, seed: int, *, k: int | None = None,
         seed=seed, success=success, steps=steps, sum_reward=float(sum(rewards)),
         max_reward=max(rewards) if rewards else None, failure=None if success else failure,
         k=broker.k, latency=latency, instruction=instruction,
-        chunks=list(broker.chunk_stats), frames=frames, rtc=rtc)
+        chunks=list(broker.chunk_stats), frames=frames, rtc=rtc,
+        smoothness=smoothness(executed, broker.switch_steps))
+
+
+def smoothness(actions: list[np.ndarray], switch_steps: list[int]) -> dict[str, float | None]:
+    """Action smoothness of an episode, at chunk switches and elsewhere.
+
+    ``switch_jump``: mean L2 norm of ``a_t - a_{t-1}`` over the steps ``t >= 1`` whose action is
+    the first from a newly arrived chunk (the join real-time chunking should smooth);
+    ``step_jump``: the same over every other step (the motion within a chunk); ``jerk``: mean
+    L2 norm of the second difference ``a_t - 2 a_{t-1} + a_{t-2}`` over the episode. ``None``
+    where an episode has no such step. Actions are the executed (clipped) ones.
+    """
+    if not actions:
+        return {"switch_jump": None, "step_jump": None, "jerk": None}
+    a = np.asarray(actions, dtype=np.float64).reshape(len(actions), -1)
+    switches = {t for t in switch_steps if 1 <= t < len(a)}
+    jumps = np.linalg.norm(np.diff(a, axis=0), axis=1) if len(a) > 1 else np.zeros(0)
+    at_switch = [jumps[t - 1] for t in sorted(switches)]
+    elsewhere = [j for t, j in enumerate(jumps, start=1) if t not in switches]
+    jerk = np.linalg.norm(np.diff(a, n=2, axis=0), axis=1) if len(a) > 2 else np.zeros(0)
+
+    def mean(xs: Any) -> float | None:
+        return float(np.mean(xs)) if len(xs) else None
+
+    return {"switch_jump": mean(at_switch), "step_jump": mean(elsewhere), "jerk": mean(jerk)}
 
 
 def _frame(env: Any, obs: dict[str, Any]) -> np.ndarray:

@@ -31,6 +31,9 @@ def test_expert_summary_has_lerobot_keys_and_ci(tmp_path):
     assert summary["k"] == 1 and summary["hz"] == pytest.approx(1000 / summary["ms_per_chunk"])
     assert summary["provenance"]["torch_threads"] == 1
     assert json.loads((tmp_path / SUMMARY_FILE).read_text())["pc_success"] == 100.0
+    # k = 1: every step after the first takes its action from a new chunk
+    assert summary["avg_switch_jump"] > 0 and summary["avg_step_jump"] is None
+    assert all(line["switch_jump"] is not None for line in lines(tmp_path))
 
 
 def test_resume_after_a_crash_loses_nothing(tmp_path, monkeypatch):

@@ -163,3 +163,30 @@ def test_timeline_invariants(horizon, k_frac, delay, steps):
         assert value == chunk * 10 + min(t - starts[chunk], horizon - 1)
     if delay == 0:  # blocking: concatenation of each chunk's first k actions
         assert actions == [c * 10 + i for c in range(len(starts)) for i in range(k)][:steps]
+
+
+def test_switch_steps_mark_where_a_new_chunk_takes_over():
+    policy = CountingPolicy(horizon=4)
+    broker = ChunkBroker(policy, k=2)
+    broker.reset(seed=0)
+    assert run(broker, 6) == [0, 1, 10, 11, 20, 21]
+    assert broker.switch_steps == [0, 2, 4]
+    # with latency the chunk requested at step 2 arrives 2 steps later
+    late = ChunkBroker(CountingPolicy(horizon=4), k=2, latency=40.0, control_dt=0.02)
+    late.reset(seed=0)
+    actions = run(late, 8)
+    # each chunk is indexed from its request step: the first action taken from it is its third
+    assert late.switch_steps == [0, 4, 6] and actions[4] == 12.0 and actions[6] == 22.0
+
+
+def test_smoothness_separates_switch_jumps_from_motion_within_chunks():
+    from policies.rollout import smoothness
+
+    # chunks of 4 steps moving by +1 per step, each new chunk starting 10 higher
+    actions = [np.full(2, 10 * c + i, np.float32) for c in range(3) for i in range(4)]
+    out = smoothness(actions, switch_steps=[0, 4, 8])
+    assert out["step_jump"] == pytest.approx(math.sqrt(2))
+    assert out["switch_jump"] == pytest.approx(math.sqrt(2) * 7)  # 10 - 3 per dimension
+    assert out["jerk"] > 0
+    for few in (actions[:1], []):
+        assert smoothness(few, [0]) == {"switch_jump": None, "step_jump": None, "jerk": None}
