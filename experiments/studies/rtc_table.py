@@ -4,7 +4,10 @@ Tabulates a real-time-chunking sweep: eval run folders named ``<decoder>-l<ms>[-
 by ``robodecode eval ... --latency MS [--rtc] --out RUNS/<name>``, all on the same seeds).
 For each decoder and latency: success with its 95% Wilson interval, without and with RTC, and
 McNemar's mid-p test of RTC against no RTC on the shared seeds (episodes only one of them
-solved); passes and ms per chunk with RTC (frozen steps are not decoded).
+solved); passes and ms per chunk with RTC (frozen steps are not decoded); and the mean action
+jump where a new chunk takes over (``avg_switch_jump``, normalized by the jump between other
+steps, ``avg_step_jump``: 1 = a switch is as smooth as motion within a chunk), without and with
+RTC, where the runs recorded it.
 """
 
 from __future__ import annotations
@@ -39,24 +42,33 @@ def _cell(seeds: dict[int, bool]) -> str:
     return f"{100 * k / n:.0f} ({100 * low:.0f}–{100 * high:.0f})"
 
 
+def _jump(summary: dict) -> str:
+    """Switch jump / step jump, or blank when the run did not record smoothness."""
+    switch, step = summary.get("avg_switch_jump"), summary.get("avg_step_jump")
+    return f"{switch / step:.1f}" if switch is not None and step else ""
+
+
 def table(runs: dict[tuple[str, int, bool], dict]) -> str:
     """The markdown table (one row per decoder and latency)."""
     rows = ["| decoder | latency ms | success % without RTC | with RTC | RTC vs not (only RTC / "
-            "only without, mid-p) | passes / chunk with RTC | ms / chunk with RTC |",
-            "|---|---|---|---|---|---|---|"]
+            "only without, mid-p) | passes / chunk with RTC | ms / chunk with RTC | switch "
+            "jump / step jump without RTC | with RTC |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for (decoder, ms, rtc), run in sorted(runs.items()):
         if rtc:
             continue
         with_rtc = runs.get((decoder, ms, True))
         if with_rtc is None:
-            rows.append(f"| {decoder} | {ms} | {_cell(run['seeds'])} | | | | |")
+            rows.append(f"| {decoder} | {ms} | {_cell(run['seeds'])} | | | | | "
+                        f"{_jump(run['summary'])} | |")
             continue
         a, b = pair_by_seed(with_rtc["seeds"], run["seeds"])
         test = mcnemar(a, b)
         s = with_rtc["summary"]
         rows.append(f"| {decoder} | {ms} | {_cell(run['seeds'])} | {_cell(with_rtc['seeds'])} "
                     f"| {test.only_a} / {test.only_b}, p = {test.p_value:.2g} "
-                    f"| {s['nfe_per_chunk']:.2f} | {s['ms_per_chunk']:.1f} |")
+                    f"| {s['nfe_per_chunk']:.2f} | {s['ms_per_chunk']:.1f} "
+                    f"| {_jump(run['summary'])} | {_jump(s)} |")
     return "\n".join(rows) + "\n"
 
 
