@@ -5,9 +5,10 @@ by ``robodecode eval ... --latency MS [--rtc] --out RUNS/<name>``, all on the sa
 For each decoder and latency: success with its 95% Wilson interval, without and with RTC, and
 McNemar's mid-p test of RTC against no RTC on the shared seeds (episodes only one of them
 solved); passes and ms per chunk with RTC (frozen steps are not decoded); and the mean action
-jump where a new chunk takes over (``avg_switch_jump``, normalized by the jump between other
-steps, ``avg_step_jump``: 1 = a switch is as smooth as motion within a chunk), without and with
-RTC, where the runs recorded it.
+jump where a new chunk takes over (``avg_switch_jump``, in action units, and its ratio to the
+jump between other steps, ``avg_step_jump``: 1x = a switch is as smooth as motion within a
+chunk; steps that hold a chunk's last action while a late chunk decodes lower the latter),
+without and with RTC, where the runs recorded it.
 """
 
 from __future__ import annotations
@@ -43,16 +44,18 @@ def _cell(seeds: dict[int, bool]) -> str:
 
 
 def _jump(summary: dict) -> str:
-    """Switch jump / step jump, or blank when the run did not record smoothness."""
+    """Switch jump (and its ratio to the step jump), blank when the run did not record it."""
     switch, step = summary.get("avg_switch_jump"), summary.get("avg_step_jump")
-    return f"{switch / step:.1f}" if switch is not None and step else ""
+    if switch is None:
+        return ""
+    return f"{switch:.3f}" + (f" ({switch / step:.1f}x)" if step else "")
 
 
 def table(runs: dict[tuple[str, int, bool], dict]) -> str:
     """The markdown table (one row per decoder and latency)."""
     rows = ["| decoder | latency ms | success % without RTC | with RTC | RTC vs not (only RTC / "
             "only without, mid-p) | passes / chunk with RTC | ms / chunk with RTC | switch "
-            "jump / step jump without RTC | with RTC |",
+            "jump (x step jump) without RTC | with RTC |",
             "|---|---|---|---|---|---|---|---|---|"]
     for (decoder, ms, rtc), run in sorted(runs.items()):
         if rtc:

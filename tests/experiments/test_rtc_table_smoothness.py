@@ -18,5 +18,5 @@ def test_rtc_table_reports_the_switch_jump_ratio(tmp_path):
     run("oft-l80-rtc", switch=0.4, step=0.2)
     run("oft-l0")  # an older run without smoothness
     text = rtc_table.table(rtc_table.load_runs(tmp_path))
-    assert "| 3.0 | 2.0 |" in text.splitlines()[3]
+    assert "| 0.900 (3.0x) | 0.400 (2.0x) |" in text.splitlines()[3]
     assert text.splitlines()[2].endswith("|  | |")
