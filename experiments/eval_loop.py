@@ -28,6 +28,7 @@ domain's generated tasks); under ``ltl`` the constraint, not the LM, guarantees 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +36,11 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
+
+from experiments.eval_loop_planning import GoalPlacements, plan_steps, residual_spec
+
+__all__ = ["ExpertSkill", "GoalPlacements", "LoopResult", "PolicySkill", "default_planner",
+           "make_env", "plan_steps", "residual_spec", "run_task", "summarize"]
 
 STEP_LIMIT = 160
 """Env steps a skill gets per plan step (one pick-and-place takes the expert ~50)."""
@@ -114,81 +120,6 @@ class PolicySkill:
     def act(self, obs: dict[str, Any]) -> np.ndarray:
         """The next action for ``obs`` with the step's instruction in place of the task's."""
         return self.broker.act({**obs, "instruction": self.instruction})
-
-
-def residual_spec(formula: str, trace: list[frozenset[str]]) -> Any:
-    """What is left of ``formula`` once ``trace`` (all but its last state) has happened.
-
-    LTLf progression over the executed trace, stutter-compressed (the planner's steps are
-    coarser than simulator steps; the task formulas have no ``X``): a plan from the current
-    state satisfies the result iff the whole execution satisfies ``formula``. Replanning
-    without it would forget, e.g., that an ordered block was already placed and later knocked
-    out again.
-    """
-    from planners.ltl import LTLf, progress
-
-    spec = LTLf(formula)
-    atoms = spec.atoms
-    letters = [frozenset(a for a in s if a in atoms) for s in trace]
-    letters = [x for i, x in enumerate(letters) if i == 0 or x != letters[i - 1]]
-    for letter in letters[:-1]:
-        spec, _ = progress(spec, letter)
-    return spec
-
-
-class GoalPlacements:
-    """A grounding function for rearrangement: prefer steps that put a wanted block in place.
-
-    The domain-specific preference a user writes (the protocol of :mod:`planners.grounding`):
-    ``log G`` is 0 for a step that makes one of the spec's still-missing positive atoms true
-    and keeps the others, -1 for a neutral step, lower for one that undoes a placement; ending
-    the plan costs 1 per missing atom.
-    """
-
-    def __call__(self, ctx: Any, step: str | None) -> float:
-        """Score ``step`` (``None``: end the plan) in the plan context ``ctx``."""
-        from envs.symbolic.base import InvalidStepError
-        from planners.grounding import positive_atoms
-
-        wanted = set(positive_atoms(ctx.ltl)) if ctx.ltl is not None else set()
-        have = ctx.domain.label(ctx.state) & wanted
-        if step is None:
-            return -float(len(wanted - have))
-        try:
-            after = ctx.domain.label(ctx.domain.apply(ctx.state, step)) & wanted
-        except InvalidStepError:
-            return 0.0
-        return min(0.0, float(len(after - have) - len(have - after)) - 1.0)
-
-
-def plan_steps(planner: Any, mode: str, task: Any, domain: Any, state: Any,
-               trace: list[frozenset[str]] | None = None) -> list[str]:
-    """The planner's steps from ``state`` after ``trace`` (modes: see the module docstring).
-
-    Returns an empty list when no plan can satisfy what is left of the spec (the execution
-    already broke it).
-    """
-    from planners import UnsatisfiableSpecError
-
-    if mode == "oracle":
-        where = dict(state)
-        return [f"put({b},{z})" for b, z in task.placements if where[b] != z]
-    constrained = mode in ("ltl", "grounded")
-    spec = residual_spec(task.formula, trace or [domain.label(state)]) if constrained else None
-    try:
-        if mode == "grounded":
-            from planners.grounded import grounded_plan
-            from planners.grounding import Affordance, Cost, NoRevisit, Safety
-
-            plan = grounded_plan(planner, task.instruction, ltl=spec, state=state, beam_width=4,
-                                 groundings=[(1, Affordance()), (1, Safety(hard=True)),
-                                             (0.5, Cost()), (1, GoalPlacements()),
-                                             (1, NoRevisit())])
-        else:
-            plan = planner.plan(task.instruction, ltl=spec, state=state, constrained=constrained)
-    except UnsatisfiableSpecError:
-        return []
-    return list(plan.steps)
 
 
 def run_task(env: Any, seed: int, planner: Any, skill: Any, *, mode: str = "ltl",
@@ -277,8 +208,11 @@ def make_env(split: str = "train", images: bool = True) -> Any:
 
 def default_planner() -> Any:
     """The shipped ``tabletop_rearrange`` planner LM, planning in the tabletop's domain."""
+    import envs.symbolic  # first: imported from rearrange_domain it meets a partial module
     from envs.tabletop.rearrange_domain import RearrangeDomain
     from planners import Planner
+
+    assert envs.symbolic
 
     return Planner.from_default("tabletop_rearrange", domain=RearrangeDomain(), max_steps=6)
 
@@ -303,6 +237,52 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def condition_summary(cond: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """``summary.json`` of a ``LoopCondition`` (without provenance): what ran, then the rates."""
+    return {"planner": cond.planner, "skill": cond.skill, "decoder": cond.decoder or None,
+            "split": cond.split, **summarize(sorted(records, key=lambda r: r["seed"]))}
+
+
+_WORKER: dict[Any, Any] = {}
+"""This process's envs, skills and planner LM, built on first use."""
+
+
+def init_worker(threads: int = 1) -> None:
+    """Per-process setup of a loop worker: headless MuJoCo, ``threads`` torch threads."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    import torch
+
+    torch.set_num_threads(threads)
+    _WORKER.clear()
+
+
+def run_condition_task(condition: dict[str, str], seed: int) -> dict[str, Any]:
+    """Run task ``seed`` of ``condition`` (a ``LoopCondition.key()``); returns its record.
+
+    The env (one per split and rendering), the skill (one per checkpoint and decoder) and the
+    planner LM are built once per process and reused; a VLA skill is reseeded at every step.
+    """
+    split, planner, skill = condition["split"], condition["planner"], condition["skill"]
+    images = skill != "expert"
+    if ("env", split, images) not in _WORKER:
+        _WORKER["env", split, images] = make_env(split=split, images=images)
+    env = _WORKER["env", split, images]
+    key = ("skill", split, skill, condition["decoder"])
+    if key not in _WORKER:
+        if skill == "expert":
+            _WORKER[key] = ExpertSkill(env, 0)
+        else:
+            from policies.vla_policy import VLAPolicy
+
+            _WORKER[key] = PolicySkill(VLAPolicy(skill, condition["decoder"]))
+    if planner != "oracle" and "planner" not in _WORKER:
+        _WORKER["planner"] = default_planner()
+    lm = _WORKER.get("planner") if planner != "oracle" else None
+    record = run_task(env, seed, lm, _WORKER[key], mode=planner).to_dict()
+    return {**record, "pid": os.getpid()}
+
+
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Add ``robodecode eval-loop``."""
 
@@ -320,42 +300,37 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="Output folder (episodes.jsonl, summary.json).")]
             = Path("scratch/eval_loop"),
         resume: Annotated[bool, typer.Option(help="Skip tasks already in OUT.")] = False,
+        workers: Annotated[int, typer.Option(
+            min=1, help="Spawned worker processes (1: this process).")] = 1,
+        threads: Annotated[int, typer.Option(min=1, help="Torch threads per worker.")] = 1,
     ) -> None:
         """Plans by an LTL-constrained planner executed by a skill in TabletopRearrange-v0."""
         import json
 
-        from tqdm import tqdm
-
-        from envs.files import append_jsonl_atomic, write_json_atomic
+        from envs.files import write_json_atomic
+        from experiments.eval_loop_workers import LoopCondition, run_conditions
         from experiments.provenance import provenance
 
         if planner not in PLANNERS:
             raise typer.BadParameter(f"--planner must be one of {PLANNERS}, got {planner!r}")
-        log = out / "episodes.jsonl"
-        done = ([json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-                if resume and log.is_file() else [])
-        if log.is_file() and not resume:
-            raise typer.BadParameter(f"{log} exists: pass --resume or choose another --out")
-        env = make_env(split=split, images=skill != "expert")
-        if skill == "expert":
-            runner = ExpertSkill(env, seed)
-        else:
+        if (out / "episodes.jsonl").is_file() and not resume:
+            raise typer.BadParameter(f"{out / 'episodes.jsonl'} exists: pass --resume or "
+                                     "choose another --out")
+        if skill != "expert":
             from policies.vla_policy import VLAPolicy
 
-            try:
-                runner = PolicySkill(VLAPolicy(skill, decoder or "oft"))
+            try:  # fail here, not in a worker, on a bad checkpoint or decoder
+                VLAPolicy(skill, decoder or "oft")
             except ValueError as err:
                 raise typer.BadParameter(str(err)) from None
-        lm = default_planner() if planner != "oracle" else None
-        finished = {r["seed"] for r in done}
-        for i in tqdm(range(tasks), desc="eval-loop", unit="task"):
-            if seed + i in finished:
-                continue
-            record = run_task(env, seed + i, lm, runner, mode=planner).to_dict()
-            append_jsonl_atomic(log, record)
-            done.append(record)
-        summary = {"planner": planner, "skill": skill, "decoder": decoder or None,
-                   "split": split, **summarize(done), "provenance": provenance()}
+        try:
+            cond = LoopCondition(out, split, planner, skill,
+                                 (decoder or "oft") if skill != "expert" else "")
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
+        done = run_conditions([cond], tasks=tasks, seed=seed, workers=workers,
+                              init=init_worker, job=run_condition_task, threads=threads)[out]
+        summary = {**condition_summary(cond, done), "provenance": provenance()}
         write_json_atomic(out / "summary.json", summary)
         typer.echo(json.dumps({k: v for k, v in summary.items() if k != "provenance"},
                               indent=2))

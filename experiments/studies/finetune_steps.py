@@ -26,8 +26,8 @@ from envs.files import write_json_atomic
 
 
 def finetune(data: Path, base: Path, out: Path, steps: int = 1500, batch_size: int = 64,
-             lr: float = 3e-4, seed: int = 0, threads: int = 1, progress: bool = True
-             ) -> dict:
+             lr: float = 3e-4, seed: int = 0, threads: int = 1, progress: bool = True,
+             device: str = "cpu") -> dict:
     """Continue training the model in ``base`` on ``data``; the result is saved to ``out``.
 
     Returns:
@@ -41,7 +41,7 @@ def finetune(data: Path, base: Path, out: Path, steps: int = 1500, batch_size: i
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    model = from_pretrained(base)
+    model = from_pretrained(base, device=device)
     cfg = model.config
     split = load_split(data, cfg.horizon, cfg.cameras, cfg.image_size, seed=seed)
     missing = [t for t in set(split.train.instructions) if t not in model.instructions]
@@ -55,7 +55,8 @@ def finetune(data: Path, base: Path, out: Path, steps: int = 1500, batch_size: i
     history = trainer.run(progress=progress)
     if not history or history[-1]["step"] != trainer.step:
         trainer.save()
-    summary = {"base": str(base), "data": str(data), "train_items": len(split.train),
+    summary = {"base": str(base), "data": str(data), "device": device,
+               "train_items": len(split.train),
                **(history[-1] if history else {})}
     write_json_atomic(Path(out) / "finetune.json", summary)
     return summary
@@ -72,9 +73,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
     args = p.parse_args(argv)
     print(json.dumps(finetune(args.data, args.base, args.out, args.steps, args.batch_size,
-                              args.lr, args.seed, args.threads), indent=2))
+                              args.lr, args.seed, args.threads, args.progress, args.device),
+                     indent=2))
 
 
 if __name__ == "__main__":

@@ -97,3 +97,41 @@ def test_grounded_plans_are_short_and_keep_the_spec():
         task = env.unwrapped.rearrange_task
         assert r.success and r.spec_satisfied and r.violation is None
         assert len(r.plans[0]) == len(task.placements), r.plans
+
+
+def test_eval_loop_workers_match_one_process_and_resume(tmp_path):
+    runner = CliRunner()
+    base = ["eval-loop", "--tasks", "3", "--planner", "grounded"]
+    res = runner.invoke(build_app(), [*base, "--out", str(tmp_path / "one")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(build_app(), [*base, "--workers", "2", "--out", str(tmp_path / "two")])
+    assert res.exit_code == 0, res.output
+
+    def records(name):
+        lines = (tmp_path / name / "episodes.jsonl").read_text().splitlines()
+        drop = ("seconds", "planner_seconds", "pid")
+        return sorted(({k: v for k, v in json.loads(x).items() if k not in drop} for x in lines),
+                      key=lambda r: r["seed"])
+
+    assert records("one") == records("two") and len(records("two")) == 3
+    summary = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert summary["tasks"] == 3 and summary["planner"] == "grounded"
+
+
+def test_run_conditions_keeps_folders_apart_and_honours_a_passed_deadline(tmp_path):
+    from experiments.eval_loop import init_worker, run_condition_task
+    from experiments.eval_loop_workers import LoopCondition, load_episodes, run_conditions
+
+    conds = [LoopCondition(tmp_path / "a", "train", "oracle", "expert"),
+             LoopCondition(tmp_path / "b", "heldout", "oracle", "expert")]
+    kw = {"init": init_worker, "job": run_condition_task, "progress": False}
+    assert run_conditions(conds, tasks=2, deadline_s=0, **kw) == {c.out: [] for c in conds}
+    done = run_conditions(conds, tasks=2, **kw)
+    assert [sorted(r["seed"] for r in done[c.out]) for c in conds] == [[0, 1], [0, 1]]
+    assert done[conds[0].out][0]["instruction"] != done[conds[1].out][0]["instruction"]
+    again = run_conditions(conds, tasks=2, **kw)  # nothing left to run: the same records
+    assert again == {c.out: load_episodes(c.out) for c in conds}
+    with pytest.raises(ValueError, match="distinct folders"):
+        run_conditions([conds[0], conds[0]], tasks=1, **kw)
+    with pytest.raises(ValueError, match="decoder"):
+        LoopCondition(tmp_path / "c", "train", "oracle", SHIPPED)

@@ -13,6 +13,7 @@ import pytest
 from experiments.evaluate import EPISODES_FILE
 from experiments.studies import (
     ar_noise_paired,
+    closed_loop_grid,
     ee_resweep,
     failure_modes,
     finetune_steps,
@@ -156,3 +157,16 @@ def test_finetune_steps_continues_a_shipped_model(tmp_path):
     w = "head.act_out.weight"
     assert not np.allclose(base.state_dict()[w].numpy(), tuned.state_dict()[w].numpy())
     assert np.allclose(base.tokenizer.q01.numpy(), tuned.tokenizer.q01.numpy())  # stats kept
+
+
+def test_closed_loop_grid_runs_conditions_and_pairs_them(tmp_path, capsys):
+    conds = ["ltl:train:ltl:expert", "oracle:train:oracle:expert"]
+    closed_loop_grid.main(["run", "--root", str(tmp_path), "--tasks", "2", "--no-progress",
+                           *[x for c in conds for x in ("--condition", c)]])
+    closed_loop_grid.main(["table", "--root", str(tmp_path), "--pair", "ltl,oracle"])
+    out = capsys.readouterr().out
+    assert "| `ltl` | train | ltl | expert | 2 | 100.0" in out
+    assert "| `ltl` | `oracle` | 2 | 0 / 0 | 0 / 0 | 1 | 100.0 / 100.0 | 0 / 0 | 1 | +0.0" in out
+    assert closed_loop_grid.paired_difference(9, 0, 100)[0] == 9.0
+    with pytest.raises(ValueError, match="NAME:SPLIT"):
+        closed_loop_grid.parse_condition(tmp_path, "a:train:ltl")
