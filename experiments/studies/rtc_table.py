@@ -1,4 +1,4 @@
-"""python -m experiments.studies.rtc_table RUNS --out TABLE.md  # RTC vs latency, paired.
+"""python -m experiments.studies.rtc_table RUNS --out TABLE.md [--plot FIG.png]  # RTC vs latency.
 
 Tabulates a real-time-chunking sweep: eval run folders named ``<decoder>-l<ms>[-rtc]`` (made
 by ``robodecode eval ... --latency MS [--rtc] --out RUNS/<name>``, all on the same seeds).
@@ -75,14 +75,55 @@ def table(runs: dict[tuple[str, int, bool], dict]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def plot(runs: dict[tuple[str, int, bool], dict], path: Path) -> None:
+    """Success (95% Wilson interval) against latency, one panel per decoder, RTC dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    decoders = sorted({d for d, _, _ in runs})
+    fig, axes = plt.subplots(1, len(decoders), figsize=(3.2 * len(decoders), 3.2),
+                             sharey=True, squeeze=False)
+    for ax, decoder in zip(axes[0], decoders, strict=True):
+        for rtc, style in ((False, "-o"), (True, "--s")):
+            cells = sorted((ms, run["seeds"]) for (d, ms, r), run in runs.items()
+                           if d == decoder and (r == rtc or (ms == 0 and not r)))
+            if not cells or (rtc and len(cells) < 2):
+                continue
+            xs = [ms for ms, _ in cells]
+            pcs, lows, highs = [], [], []
+            for _, seeds in cells:
+                k, n = sum(seeds.values()), len(seeds)
+                low, high = wilson_interval(k, n)
+                pcs.append(100 * k / n)
+                lows.append(100 * (k / n - low))
+                highs.append(100 * (high - k / n))
+            ax.errorbar(xs, pcs, yerr=[lows, highs], fmt=style, capsize=3,
+                        label="RTC" if rtc else "no RTC")
+        ax.set_title(decoder)
+        ax.set_xlabel("latency (ms)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("success % (95% CI)")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", type=Path, help="folder of eval runs named <decoder>-l<ms>[-rtc]")
     p.add_argument("--out", type=Path, help="write the table here too")
+    p.add_argument("--plot", type=Path, help="write the success-vs-latency figure here")
     args = p.parse_args(argv)
-    text = table(load_runs(args.runs))
+    runs = load_runs(args.runs)
+    text = table(runs)
     print(text)
+    if args.plot:
+        plot(runs, args.plot)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)

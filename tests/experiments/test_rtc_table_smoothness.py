@@ -20,3 +20,15 @@ def test_rtc_table_reports_the_switch_jump_ratio(tmp_path):
     text = rtc_table.table(rtc_table.load_runs(tmp_path))
     assert "| 0.900 (3.0x) | 0.400 (2.0x) |" in text.splitlines()[3]
     assert text.splitlines()[2].endswith("|  | |")
+
+
+def test_rtc_plot_is_written(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for name, ok in (("ar-l0", [1, 1]), ("ar-l80", [1, 0]), ("ar-l80-rtc", [1, 1])):
+        (runs / name).mkdir()
+        per = [{"seed": i, "success": bool(v)} for i, v in enumerate(ok)]
+        (runs / name / "eval_info.json").write_text(json.dumps(
+            {"per_episode": per, "nfe_per_chunk": 1.0, "ms_per_chunk": 1.0}))
+    rtc_table.main([str(runs), "--plot", str(tmp_path / "fig.png")])
+    assert (tmp_path / "fig.png").stat().st_size > 5_000
