@@ -60,18 +60,30 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(
             help="Output folder (the shipped translator is planners/default_lm/nl2ltl)")] =
             Path("scratch") / "nl2ltl",
-        pairs: Annotated[int, typer.Option(min=10, help="Instruction/formula pairs per "
-                                                        "domain")] = 6000,
+        pairs: Annotated[int, typer.Option(min=0, help="Template pairs per domain")] = 6000,
+        paraphrases: Annotated[int, typer.Option(
+            min=0, help="Composed paraphrase pairs per domain")] = 0,
+        split: Annotated[str, typer.Option(
+            help="Paraphrase phrase-table split: all, train or dev")] = "all",
         steps: Annotated[int, typer.Option(min=1, help="Optimizer steps")] = 1500,
+        batch_size: Annotated[int, typer.Option(help="Sequences per step")] = 48,
+        n_layer: Annotated[int, typer.Option(help="GPT-2 layers")] = 3,
+        n_embd: Annotated[int, typer.Option(help="GPT-2 width")] = 96,
+        vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size")] = 400,
+        lr: Annotated[float, typer.Option(help="Peak learning rate")] = 3e-3,
+        seed: Annotated[int, typer.Option(help="Seed")] = 0,
         threads: Annotated[int, typer.Option(help="torch CPU threads")] = DEFAULT_CPU_THREADS,
     ) -> None:
         """Train the NL -> LTL translator LM on generated, lifted instruction/formula pairs."""
         import json
+        import sys
 
-        import torch
+        from planners.nl2ltl_training import TranslatorConfig, train
 
-        from planners.nl2ltl_training import train
-
-        torch.set_num_threads(threads)
-        summary = train(out, pairs, steps, log=lambda *a: None)
+        cfg = TranslatorConfig(pairs=pairs, paraphrases=paraphrases, split=split, steps=steps,
+                               batch_size=batch_size, n_layer=n_layer, n_embd=n_embd,
+                               vocab_size=vocab_size, lr=lr, seed=seed, threads=threads)
+        summary = train(out, cfg, log=lambda *a: None)
+        summary["command"] = " ".join(["robodecode", *sys.argv[1:]])
+        (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
         typer.echo(json.dumps(summary, indent=2, default=str))
