@@ -124,8 +124,11 @@ class PolicySkill:
 
 def run_task(env: Any, seed: int, planner: Any, skill: Any, *, mode: str = "ltl",
              pattern: str | None = None, max_replans: int = 2,
-             step_limit: int = STEP_LIMIT) -> LoopResult:
+             step_limit: int = STEP_LIMIT, on_step: Any = None) -> LoopResult:
     """Plan, execute and check one task (see the module docstring).
+
+    ``on_step(step)``, if given, is called after every simulator step with the plan step being
+    executed (e.g. to record a frame labelled with it).
 
     Raises:
         ValueError: If ``mode`` is not one of :data:`PLANNERS`.
@@ -164,6 +167,8 @@ def run_task(env: Any, seed: int, planner: Any, skill: Any, *, mode: str = "ltl"
             for _ in range(step_limit):
                 obs, _, terminated, truncated, info = env.step(skill.act(obs))
                 trace.append(frozenset(info["atoms"]))
+                if on_step is not None:
+                    on_step(step)
                 if terminated or truncated or (base.in_zone(block, zone)
                                                and not base.touches_gripper(block)):
                     break
@@ -195,7 +200,7 @@ def run_task(env: Any, seed: int, planner: Any, skill: Any, *, mode: str = "ltl"
     return result
 
 
-def make_env(split: str = "train", images: bool = True) -> Any:
+def make_env(split: str = "train", images: bool = True, render_mode: str | None = None) -> Any:
     """A ``TabletopRearrange-v0`` env with room for replans (``EPISODE_LIMIT`` steps)."""
     import gymnasium as gym
 
@@ -203,7 +208,8 @@ def make_env(split: str = "train", images: bool = True) -> Any:
     from envs.tabletop import REARRANGE_ID
 
     assert envs  # registers the ids
-    return gym.make(REARRANGE_ID, split=split, images=images, max_episode_steps=EPISODE_LIMIT)
+    return gym.make(REARRANGE_ID, split=split, images=images, max_episode_steps=EPISODE_LIMIT,
+                    render_mode=render_mode)
 
 
 def default_planner() -> Any:

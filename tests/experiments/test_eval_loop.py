@@ -135,3 +135,13 @@ def test_run_conditions_keeps_folders_apart_and_honours_a_passed_deadline(tmp_pa
         run_conditions([conds[0], conds[0]], tasks=1, **kw)
     with pytest.raises(ValueError, match="decoder"):
         LoopCondition(tmp_path / "c", "train", "oracle", SHIPPED)
+
+
+def test_loop_videos_label_every_panel_with_its_step(tmp_path):
+    from experiments.eval_loop_videos import write
+
+    index = write([0], ["a:grounded:expert", "b:oracle:expert"], tmp_path)
+    assert (tmp_path / "seed0.mp4").stat().st_size > 1000
+    panels = index[0]["panels"]
+    assert panels["a"]["success"] and panels["a"]["steps"] == panels["b"]["steps"]
+    assert json.loads((tmp_path / "videos.json").read_text())["videos"][0]["seed"] == 0
