@@ -21,7 +21,6 @@ from collections.abc import Callable
 from envs.symbolic.base import SymbolicDomain, Task, check_split, words
 from envs.symbolic.blocks_world import BlocksWorld
 from envs.symbolic.drone_nav import LAYOUTS, DroneNav
-from envs.tabletop.rearrange_domain import RearrangeDomain, rearrange_task
 
 # pattern -> (train templates, held-out templates)
 DRONE_TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -143,10 +142,21 @@ def _blocks_task(rng: random.Random, split: str, domain: BlocksWorld) -> Task | 
     return Task(domain, instruction, ltl, goal, start, tname, split, {"pattern": pattern})
 
 
+def _rearrange_domain(**kwargs) -> SymbolicDomain:
+    """``RearrangeDomain(**kwargs)``, imported on use.
+
+    ``envs.tabletop.rearrange_domain`` imports this package, so importing it here at load time
+    would be circular.
+    """
+    from envs.tabletop.rearrange_domain import RearrangeDomain
+
+    return RearrangeDomain(**kwargs)
+
+
 DOMAINS: dict[str, Callable[..., SymbolicDomain]] = {
     "drone_nav": DroneNav,
     "blocks_world": BlocksWorld,
-    "tabletop_rearrange": RearrangeDomain,
+    "tabletop_rearrange": _rearrange_domain,
 }
 
 
@@ -179,8 +189,10 @@ def generate_tasks(name: str, n: int, seed: int = 0, split: str = "train") -> li
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     make_domain(name)  # validates the name
+    from envs.tabletop.rearrange_domain import rearrange_task  # see _rearrange_domain
+
     rng = random.Random(f"{name}/{split}/{seed}")
-    blocks, rearrange = BlocksWorld(), RearrangeDomain()
+    blocks, rearrange = BlocksWorld(), make_domain("tabletop_rearrange")
     out: list[Task] = []
     while len(out) < n:
         if name == "tabletop_rearrange":
