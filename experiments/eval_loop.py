@@ -38,6 +38,7 @@ import numpy as np
 import typer
 
 from experiments.eval_loop_planning import GoalPlacements, plan_steps, residual_spec
+from experiments.evaluate import parse_latency
 
 __all__ = ["ExpertSkill", "GoalPlacements", "LoopResult", "PolicySkill", "default_planner",
            "make_env", "plan_steps", "residual_spec", "run_task", "summarize"]
@@ -65,6 +66,8 @@ class LoopResult:
         env_steps: Simulator steps taken.
         seconds: Wall time (planning and execution).
         planner_seconds: Wall time spent planning.
+        wait_steps: Latency-aware mode: steps the robot held still while the planner thought.
+        last_grip: The gripper's last command (what a hold keeps; open at the start).
     """
 
     seed: int
@@ -76,6 +79,8 @@ class LoopResult:
     plans: list[list[str]] = field(default_factory=list)
     steps: list[tuple[str, bool]] = field(default_factory=list)
     replans: int = 0
+    wait_steps: int = 0
+    last_grip: float = 1.0  # the gripper's last command (open at the start)
     env_steps: int = 0
     seconds: float = 0.0
     planner_seconds: float = 0.0
@@ -106,10 +111,11 @@ class ExpertSkill:
 class PolicySkill:
     """A chunk policy (e.g. a ``VLAPolicy``) told the step's one-step instruction."""
 
-    def __init__(self, policy: Any, k: int = 8) -> None:
+    def __init__(self, policy: Any, k: int = 8, latency: str | float | None = None,
+                 control_dt: float | None = None) -> None:
         from policies.broker import ChunkBroker
 
-        self.broker = ChunkBroker(policy, k=k)
+        self.broker = ChunkBroker(policy, k=k, latency=latency, control_dt=control_dt)
         self.instruction = ""
 
     def start(self, block: str, zone: str, instruction: str, seed: int) -> None:
@@ -124,11 +130,17 @@ class PolicySkill:
 
 def run_task(env: Any, seed: int, planner: Any, skill: Any, *, mode: str = "ltl",
              pattern: str | None = None, max_replans: int = 2,
-             step_limit: int = STEP_LIMIT, on_step: Any = None) -> LoopResult:
+             step_limit: int = STEP_LIMIT, on_step: Any = None,
+             planner_latency: bool = False) -> LoopResult:
     """Plan, execute and check one task (see the module docstring).
 
     ``on_step(step)``, if given, is called after every simulator step with the plan step being
-    executed (e.g. to record a frame labelled with it).
+    executed (e.g. to record a frame labelled with it). With ``planner_latency`` the planner's
+    thinking costs simulated time: after each plan (the first and every replan) the robot holds
+    still (no motion, gripper as last commanded) for ceil(planning time / control period)
+    steps, recorded in the trace and counted against the episode's step limit
+    (``LoopResult.wait_steps``). A VLA skill's own latency lives in its broker
+    (:class:`PolicySkill`).
 
     Raises:
         ValueError: If ``mode`` is not one of :data:`PLANNERS`.
@@ -151,8 +163,13 @@ def run_task(env: Any, seed: int, planner: Any, skill: Any, *, mode: str = "ltl"
     while not done:
         t0 = time.perf_counter()
         steps = plan_steps(planner, mode, task, domain, state, trace)
-        result.planner_seconds += time.perf_counter() - t0
+        thought = time.perf_counter() - t0
+        result.planner_seconds += thought
         result.plans.append(steps)
+        if planner_latency:
+            obs, info, stopped = hold(env, thought, obs, info, trace, result)
+            if stopped:
+                break
         if not steps:
             break
         for step in steps:
@@ -165,7 +182,9 @@ def run_task(env: Any, seed: int, planner: Any, skill: Any, *, mode: str = "ltl"
             block, zone = domain.target(step)
             skill.start(block, zone, domain.instruction(step), seed + len(result.steps))
             for _ in range(step_limit):
-                obs, _, terminated, truncated, info = env.step(skill.act(obs))
+                action = skill.act(obs)
+                result.last_grip = float(action[-1])
+                obs, _, terminated, truncated, info = env.step(action)
                 trace.append(frozenset(info["atoms"]))
                 if on_step is not None:
                     on_step(step)
@@ -198,6 +217,25 @@ def run_task(env: Any, seed: int, planner: Any, skill: Any, *, mode: str = "ltl"
     result.env_steps = base.elapsed_steps
     result.seconds = time.perf_counter() - tic
     return result
+
+
+def hold(env: Any, seconds: float, obs: dict[str, Any], info: dict[str, Any], trace: list,
+         result: LoopResult) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """Hold the robot still for ``seconds`` of simulated time (the planner is thinking).
+
+    Returns the last observation and info (``obs``, ``info`` when no step was needed), and
+    whether the episode ended meanwhile.
+    """
+    n = int(np.ceil(seconds / env.unwrapped.control_dt))
+    action = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
+    action[-1] = result.last_grip
+    for _ in range(n):
+        obs, _, terminated, truncated, info = env.step(action)
+        trace.append(frozenset(info["atoms"]))
+        result.wait_steps += 1
+        if terminated or truncated:
+            return obs, info, True
+    return obs, info, False
 
 
 def make_env(split: str = "train", images: bool = True, render_mode: str | None = None) -> Any:
@@ -237,8 +275,8 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         out[key] = {"pc": 100 * k / max(n, 1), "k": k, "ci95": [100 * low, 100 * high]}
     steps = [ok for r in results for _, ok in r["steps"]]
     out["step_success_pc"] = 100 * sum(steps) / max(len(steps), 1)
-    for key in ("replans", "env_steps", "seconds", "planner_seconds"):
-        out[f"mean_{key}"] = float(np.mean([r[key] for r in results])) if n else None
+    for key in ("replans", "env_steps", "seconds", "planner_seconds", "wait_steps"):
+        out[f"mean_{key}"] = float(np.mean([r.get(key, 0) for r in results])) if n else None
     out["mean_executed_steps"] = float(np.mean([len(r["steps"]) for r in results])) if n else None
     return out
 
@@ -246,7 +284,8 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
 def condition_summary(cond: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
     """``summary.json`` of a ``LoopCondition`` (without provenance): what ran, then the rates."""
     return {"planner": cond.planner, "skill": cond.skill, "decoder": cond.decoder or None,
-            "split": cond.split, **summarize(sorted(records, key=lambda r: r["seed"]))}
+            "split": cond.split, "latency": getattr(cond, "latency", "") or None,
+            **summarize(sorted(records, key=lambda r: r["seed"]))}
 
 
 _WORKER: dict[Any, Any] = {}
@@ -274,18 +313,22 @@ def run_condition_task(condition: dict[str, str], seed: int) -> dict[str, Any]:
     if ("env", split, images) not in _WORKER:
         _WORKER["env", split, images] = make_env(split=split, images=images)
     env = _WORKER["env", split, images]
-    key = ("skill", split, skill, condition["decoder"])
+    latency = parse_latency(condition.get("latency") or None)
+    key = ("skill", split, skill, condition["decoder"], latency)
     if key not in _WORKER:
         if skill == "expert":
             _WORKER[key] = ExpertSkill(env, 0)
         else:
             from policies.vla_policy import VLAPolicy
 
-            _WORKER[key] = PolicySkill(VLAPolicy(skill, condition["decoder"]))
+            _WORKER[key] = PolicySkill(
+                VLAPolicy(skill, condition["decoder"]), latency=latency,
+                control_dt=env.unwrapped.control_dt if latency is not None else None)
     if planner != "oracle" and "planner" not in _WORKER:
         _WORKER["planner"] = default_planner()
     lm = _WORKER.get("planner") if planner != "oracle" else None
-    record = run_task(env, seed, lm, _WORKER[key], mode=planner).to_dict()
+    record = run_task(env, seed, lm, _WORKER[key], mode=planner,
+                      planner_latency=latency is not None).to_dict()
     return {**record, "pid": os.getpid()}
 
 
@@ -309,6 +352,10 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         workers: Annotated[int, typer.Option(
             min=1, help="Spawned worker processes (1: this process).")] = 1,
         threads: Annotated[int, typer.Option(min=1, help="Torch threads per worker.")] = 1,
+        latency: Annotated[str | None, typer.Option(
+            help="Latency-aware mode: 'measured' or ms of inference delay for a VLA skill (the "
+                 "robot keeps executing its last chunk meanwhile); the planner's own time "
+                 "holds the robot still.")] = None,
     ) -> None:
         """Plans by an LTL-constrained planner executed by a skill in TabletopRearrange-v0."""
         import json
@@ -330,8 +377,10 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             except ValueError as err:
                 raise typer.BadParameter(str(err)) from None
         try:
+            parse_latency(latency)
             cond = LoopCondition(out, split, planner, skill,
-                                 (decoder or "oft") if skill != "expert" else "")
+                                 (decoder or "oft") if skill != "expert" else "",
+                                 latency=str(latency or ""))
         except ValueError as err:
             raise typer.BadParameter(str(err)) from None
         done = run_conditions([cond], tasks=tasks, seed=seed, workers=workers,

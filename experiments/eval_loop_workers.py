@@ -36,6 +36,7 @@ class LoopCondition:
         planner: Planner mode (``experiments.eval_loop.PLANNERS``).
         skill: ``expert``, or a VLA checkpoint set / model folder.
         decoder: Decoder spec of a VLA skill (empty for the expert).
+        latency: Latency-aware mode (``"measured"`` or ms; empty: off), see ``eval-loop``.
     """
 
     out: Path
@@ -43,6 +44,7 @@ class LoopCondition:
     planner: str
     skill: str
     decoder: str = ""
+    latency: str = ""
 
     def __post_init__(self) -> None:
         if self.split not in ("train", "heldout"):

@@ -145,3 +145,35 @@ def test_loop_videos_label_every_panel_with_its_step(tmp_path):
     panels = index[0]["panels"]
     assert panels["a"]["success"] and panels["a"]["steps"] == panels["b"]["steps"]
     assert json.loads((tmp_path / "videos.json").read_text())["videos"][0]["seed"] == 0
+
+
+def test_latency_aware_loop_holds_for_the_planner_and_delays_the_skill(tmp_path, monkeypatch):
+    """Latency-aware mode: planning time holds the robot still, a VLA skill's chunks arrive late.
+
+    The hold steps are in the trace (the spec is checked on what executed); the skill's broker
+    records the delays.
+    """
+    import time
+
+    import experiments.eval_loop as loop
+
+    slow_plan = loop.plan_steps
+
+    def plan_for_a_while(*args, **kwargs):
+        time.sleep(0.1)  # 100 ms of thinking = 5 control steps at 50 Hz
+        return slow_plan(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "plan_steps", plan_for_a_while)
+    env = make_env(images=True)
+    skill = PolicySkill(VLAPolicy(SHIPPED, "oft"), k=4, latency=60.0,
+                        control_dt=env.unwrapped.control_dt)
+    r = run_task(env, 1, None, skill, mode="oracle", step_limit=12, max_replans=0,
+                 planner_latency=True)
+    assert r.wait_steps >= 5 and r.env_steps >= r.wait_steps + 12
+    assert any(c.delay_steps == 3 for c in skill.broker.chunk_stats)  # ceil(60 ms / 20 ms)
+    plain = run_task(env, 1, None, PolicySkill(VLAPolicy(SHIPPED, "oft"), k=4), mode="oracle",
+                     step_limit=12, max_replans=0)
+    assert plain.wait_steps == 0
+    res = CliRunner().invoke(build_app(), ["eval-loop", "--tasks", "1", "--planner", "oracle",
+                                           "--latency", "fast", "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "latency" in res.output
