@@ -25,10 +25,13 @@ _LABEL_H = 14  # pixels of the label band above each panel
 _BORDER = 3
 
 
-def _panel(frame: np.ndarray, label: str, colour: tuple[int, int, int]) -> np.ndarray:
-    """One decoder's frame with a coloured border and its name above it."""
+def panel(frame: np.ndarray, label: str, colour: tuple[int, int, int],
+          scale: int = 1) -> np.ndarray:
+    """``frame`` enlarged ``scale`` times, in a coloured border, with ``label`` above it."""
     from PIL import Image, ImageDraw
 
+    if scale > 1:
+        frame = np.repeat(np.repeat(frame, scale, axis=0), scale, axis=1)
     h, w = frame.shape[:2]
     out = np.zeros((h + _LABEL_H + 2 * _BORDER, w + 2 * _BORDER, 3), np.uint8)
     out[_LABEL_H:] = colour
@@ -48,7 +51,7 @@ def tile(frames: dict[str, np.ndarray], status: dict[str, bool | None], title: s
     from PIL import Image, ImageDraw
 
     colour = {True: _GREEN, False: _RED, None: _GREY}
-    panels = [_panel(f, name, colour[status[name]]) for name, f in frames.items()]
+    panels = [panel(f, name, colour[status[name]]) for name, f in frames.items()]
     rows = math.ceil(len(panels) / columns)
     blank = np.zeros_like(panels[0])
     panels += [blank] * (rows * columns - len(panels))

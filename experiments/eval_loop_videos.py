@@ -22,22 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from experiments.compare_videos import panel
+
 _GREEN, _RED, _GREY = (40, 200, 60), (220, 40, 40), (90, 90, 90)
 _LABEL_H, _BORDER, _SCALE = 14, 3, 2
-
-
-def panel(frame: np.ndarray, label: str, colour: tuple[int, int, int]) -> np.ndarray:
-    """``frame`` enlarged ``_SCALE`` times, in a coloured border, with ``label`` above it."""
-    from PIL import Image, ImageDraw
-
-    frame = np.repeat(np.repeat(frame, _SCALE, axis=0), _SCALE, axis=1)
-    h, w = frame.shape[:2]
-    out = np.zeros((h + _LABEL_H + 2 * _BORDER, w + 2 * _BORDER, 3), np.uint8)
-    out[_LABEL_H:] = colour
-    out[_LABEL_H + _BORDER:_LABEL_H + _BORDER + h, _BORDER:_BORDER + w] = frame
-    img = Image.fromarray(out)
-    ImageDraw.Draw(img).text((_BORDER, 1), label, fill=(255, 255, 255))
-    return np.asarray(img)
 
 
 def record(env: Any, seed: int, planner: Any, skill: Any, mode: str
@@ -63,7 +51,7 @@ def tile_video(runs: dict[str, tuple[list[tuple[np.ndarray, str]], dict[str, Any
         for label, (frames, rec) in runs.items():
             frame, step = frames[min(t, len(frames) - 1)]
             colour = _GREY if t < len(frames) - 1 else (_GREEN if rec["success"] else _RED)
-            panels.append(panel(frame, f"{label}: {step}", colour))
+            panels.append(panel(frame, f"{label}: {step}", colour, scale=_SCALE))
         row = np.concatenate(panels, axis=1)
         band = Image.new("RGB", (row.shape[1], _LABEL_H + 4))
         ImageDraw.Draw(band).text((_BORDER, 3), title, fill=(255, 255, 255))
