@@ -112,10 +112,10 @@ class PolicySkill:
     """A chunk policy (e.g. a ``VLAPolicy``) told the step's one-step instruction."""
 
     def __init__(self, policy: Any, k: int = 8, latency: str | float | None = None,
-                 control_dt: float | None = None) -> None:
+                 control_dt: float | None = None, rtc: bool = False) -> None:
         from policies.broker import ChunkBroker
 
-        self.broker = ChunkBroker(policy, k=k, latency=latency, control_dt=control_dt)
+        self.broker = ChunkBroker(policy, k=k, latency=latency, control_dt=control_dt, rtc=rtc)
         self.instruction = ""
 
     def start(self, block: str, zone: str, instruction: str, seed: int) -> None:
@@ -285,6 +285,7 @@ def condition_summary(cond: Any, records: list[dict[str, Any]]) -> dict[str, Any
     """``summary.json`` of a ``LoopCondition`` (without provenance): what ran, then the rates."""
     return {"planner": cond.planner, "skill": cond.skill, "decoder": cond.decoder or None,
             "split": cond.split, "latency": getattr(cond, "latency", "") or None,
+            "rtc": bool(getattr(cond, "rtc", False)),
             **summarize(sorted(records, key=lambda r: r["seed"]))}
 
 
@@ -314,7 +315,7 @@ def run_condition_task(condition: dict[str, str], seed: int) -> dict[str, Any]:
         _WORKER["env", split, images] = make_env(split=split, images=images)
     env = _WORKER["env", split, images]
     latency = parse_latency(condition.get("latency") or None)
-    key = ("skill", split, skill, condition["decoder"], latency)
+    key = ("skill", split, skill, condition["decoder"], latency, condition.get("rtc"))
     if key not in _WORKER:
         if skill == "expert":
             _WORKER[key] = ExpertSkill(env, 0)
@@ -323,7 +324,8 @@ def run_condition_task(condition: dict[str, str], seed: int) -> dict[str, Any]:
 
             _WORKER[key] = PolicySkill(
                 VLAPolicy(skill, condition["decoder"]), latency=latency,
-                control_dt=env.unwrapped.control_dt if latency is not None else None)
+                control_dt=env.unwrapped.control_dt if latency is not None else None,
+                rtc=condition.get("rtc") == "True")
     if planner != "oracle" and "planner" not in _WORKER:
         _WORKER["planner"] = default_planner()
     lm = _WORKER.get("planner") if planner != "oracle" else None
@@ -356,6 +358,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             help="Latency-aware mode: 'measured' or ms of inference delay for a VLA skill (the "
                  "robot keeps executing its last chunk meanwhile); the planner's own time "
                  "holds the robot still.")] = None,
+        rtc: Annotated[bool, typer.Option(
+            "--rtc", help="With --latency: real-time chunking for the VLA skill.")] = False,
     ) -> None:
         """Plans by an LTL-constrained planner executed by a skill in TabletopRearrange-v0."""
         import json
@@ -377,10 +381,12 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             except ValueError as err:
                 raise typer.BadParameter(str(err)) from None
         try:
-            parse_latency(latency)
+            if parse_latency(latency) is None and rtc:
+                raise ValueError("--rtc needs --latency: without one nothing executes while a "
+                                 "chunk decodes")
             cond = LoopCondition(out, split, planner, skill,
                                  (decoder or "oft") if skill != "expert" else "",
-                                 latency=str(latency or ""))
+                                 latency=str(latency or ""), rtc=rtc)
         except ValueError as err:
             raise typer.BadParameter(str(err)) from None
         done = run_conditions([cond], tasks=tasks, seed=seed, workers=workers,

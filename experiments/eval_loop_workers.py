@@ -37,6 +37,7 @@ class LoopCondition:
         skill: ``expert``, or a VLA checkpoint set / model folder.
         decoder: Decoder spec of a VLA skill (empty for the expert).
         latency: Latency-aware mode (``"measured"`` or ms; empty: off), see ``eval-loop``.
+        rtc: Real-time chunking for the VLA skill (with ``latency``).
     """
 
     out: Path
@@ -45,6 +46,7 @@ class LoopCondition:
     skill: str
     decoder: str = ""
     latency: str = ""
+    rtc: bool = False
 
     def __post_init__(self) -> None:
         if self.split not in ("train", "heldout"):

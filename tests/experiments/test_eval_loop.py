@@ -177,3 +177,10 @@ def test_latency_aware_loop_holds_for_the_planner_and_delays_the_skill(tmp_path,
     res = CliRunner().invoke(build_app(), ["eval-loop", "--tasks", "1", "--planner", "oracle",
                                            "--latency", "fast", "--out", str(tmp_path)])
     assert res.exit_code != 0 and "latency" in res.output
+    res = CliRunner().invoke(build_app(), ["eval-loop", "--tasks", "1", "--planner", "oracle",
+                                           "--rtc", "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "--rtc needs --latency" in res.output
+    rtc_skill = PolicySkill(VLAPolicy(SHIPPED, "oft"), k=4, latency=60.0,
+                            control_dt=env.unwrapped.control_dt, rtc=True)
+    run_task(env, 1, None, rtc_skill, mode="oracle", step_limit=12, max_replans=0)
+    assert any(c.frozen_steps == 3 for c in rtc_skill.broker.chunk_stats)
