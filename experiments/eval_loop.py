@@ -37,7 +37,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from experiments.eval_loop_planning import GoalPlacements, plan_steps, residual_spec
+from experiments.eval_loop_planning import GoalPlacements, hold, plan_steps, residual_spec
 from experiments.evaluate import parse_latency
 
 __all__ = ["ExpertSkill", "GoalPlacements", "LoopResult", "PolicySkill", "default_planner",
@@ -219,25 +219,6 @@ def run_task(env: Any, seed: int, planner: Any, skill: Any, *, mode: str = "ltl"
     return result
 
 
-def hold(env: Any, seconds: float, obs: dict[str, Any], info: dict[str, Any], trace: list,
-         result: LoopResult) -> tuple[dict[str, Any], dict[str, Any], bool]:
-    """Hold the robot still for ``seconds`` of simulated time (the planner is thinking).
-
-    Returns the last observation and info (``obs``, ``info`` when no step was needed), and
-    whether the episode ended meanwhile.
-    """
-    n = int(np.ceil(seconds / env.unwrapped.control_dt))
-    action = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
-    action[-1] = result.last_grip
-    for _ in range(n):
-        obs, _, terminated, truncated, info = env.step(action)
-        trace.append(frozenset(info["atoms"]))
-        result.wait_steps += 1
-        if terminated or truncated:
-            return obs, info, True
-    return obs, info, False
-
-
 def make_env(split: str = "train", images: bool = True, render_mode: str | None = None) -> Any:
     """A ``TabletopRearrange-v0`` env with room for replans (``EPISODE_LIMIT`` steps)."""
     import gymnasium as gym
@@ -285,7 +266,7 @@ def condition_summary(cond: Any, records: list[dict[str, Any]]) -> dict[str, Any
     """``summary.json`` of a ``LoopCondition`` (without provenance): what ran, then the rates."""
     return {"planner": cond.planner, "skill": cond.skill, "decoder": cond.decoder or None,
             "split": cond.split, "latency": getattr(cond, "latency", "") or None,
-            "rtc": bool(getattr(cond, "rtc", False)),
+            "rtc": bool(getattr(cond, "rtc", False)), "k": getattr(cond, "k", 8),
             **summarize(sorted(records, key=lambda r: r["seed"]))}
 
 
@@ -315,7 +296,8 @@ def run_condition_task(condition: dict[str, str], seed: int) -> dict[str, Any]:
         _WORKER["env", split, images] = make_env(split=split, images=images)
     env = _WORKER["env", split, images]
     latency = parse_latency(condition.get("latency") or None)
-    key = ("skill", split, skill, condition["decoder"], latency, condition.get("rtc"))
+    key = ("skill", split, skill, condition["decoder"], latency, condition.get("rtc"),
+           condition.get("k"))
     if key not in _WORKER:
         if skill == "expert":
             _WORKER[key] = ExpertSkill(env, 0)
@@ -323,7 +305,8 @@ def run_condition_task(condition: dict[str, str], seed: int) -> dict[str, Any]:
             from policies.vla_policy import VLAPolicy
 
             _WORKER[key] = PolicySkill(
-                VLAPolicy(skill, condition["decoder"]), latency=latency,
+                VLAPolicy(skill, condition["decoder"]), k=int(condition.get("k", 8)),
+                latency=latency,
                 control_dt=env.unwrapped.control_dt if latency is not None else None,
                 rtc=condition.get("rtc") == "True")
     if planner != "oracle" and "planner" not in _WORKER:
@@ -360,6 +343,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
                  "holds the robot still.")] = None,
         rtc: Annotated[bool, typer.Option(
             "--rtc", help="With --latency: real-time chunking for the VLA skill.")] = False,
+        k: Annotated[int, typer.Option(min=1, help="Actions a VLA skill executes per chunk.")]
+            = 8,
     ) -> None:
         """Plans by an LTL-constrained planner executed by a skill in TabletopRearrange-v0."""
         import json
@@ -386,7 +371,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
                                  "chunk decodes")
             cond = LoopCondition(out, split, planner, skill,
                                  (decoder or "oft") if skill != "expert" else "",
-                                 latency=str(latency or ""), rtc=rtc)
+                                 latency=str(latency or ""), rtc=rtc, k=k)
         except ValueError as err:
             raise typer.BadParameter(str(err)) from None
         done = run_conditions([cond], tasks=tasks, seed=seed, workers=workers,

@@ -1,4 +1,7 @@
-"""How the closed loop's planner writes steps: the residual spec, the grounding, the modes.
+"""How the closed loop's planner writes steps, and how the robot waits while it thinks.
+
+The residual spec, the grounding and the planner modes; :func:`hold` is latency-aware mode's
+wait while the planner plans.
 
 Usage: ``plan_steps(planner, "grounded", task, RearrangeDomain(), state, trace)``
 
@@ -8,6 +11,8 @@ Used by :mod:`experiments.eval_loop`; see its docstring for the loop and the pla
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 
 def residual_spec(formula: str, trace: list[frozenset[str]]) -> Any:
@@ -83,3 +88,22 @@ def plan_steps(planner: Any, mode: str, task: Any, domain: Any, state: Any,
     except UnsatisfiableSpecError:
         return []
     return list(plan.steps)
+
+
+def hold(env: Any, seconds: float, obs: dict[str, Any], info: dict[str, Any], trace: list,
+         result: Any) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """Hold the robot still for ``seconds`` of simulated time (the planner is thinking).
+
+    Returns the last observation and info (``obs``, ``info`` when no step was needed), and
+    whether the episode ended meanwhile.
+    """
+    n = int(np.ceil(seconds / env.unwrapped.control_dt))
+    action = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
+    action[-1] = result.last_grip
+    for _ in range(n):
+        obs, _, terminated, truncated, info = env.step(action)
+        trace.append(frozenset(info["atoms"]))
+        result.wait_steps += 1
+        if terminated or truncated:
+            return obs, info, True
+    return obs, info, False

@@ -38,6 +38,7 @@ class LoopCondition:
         decoder: Decoder spec of a VLA skill (empty for the expert).
         latency: Latency-aware mode (``"measured"`` or ms; empty: off), see ``eval-loop``.
         rtc: Real-time chunking for the VLA skill (with ``latency``).
+        k: Actions a VLA skill executes per chunk.
     """
 
     out: Path
@@ -47,6 +48,7 @@ class LoopCondition:
     decoder: str = ""
     latency: str = ""
     rtc: bool = False
+    k: int = 8
 
     def __post_init__(self) -> None:
         if self.split not in ("train", "heldout"):
