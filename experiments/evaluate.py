@@ -172,9 +172,7 @@ def make_policy(config: EvalConfig, env: Any) -> Any:
         return _load_factory(config.policy)(env)
     from policies.vla_policy import VLAPolicy
 
-    if config.fast:
-        return VLAPolicy(config.policy, config.decoder, device=config.device, fast=True)
-    return VLAPolicy(config.policy, config.decoder, device=config.device)
+    return VLAPolicy(config.policy, config.decoder, device=config.device, fast=config.fast)
 
 
 # ---------------------------------------------------------------------------- worker side

@@ -70,7 +70,7 @@ def capture(fn: Callable[[], Any]) -> tuple[torch.cuda.CUDAGraph, Any]:
 
 
 def capture_pass(cache: StaticCache, fn: Callable[[], Any]) -> tuple[torch.cuda.CUDAGraph, Any]:
-    """Capture ``fn``, one pass on ``cache``; a replay writes at the cache's ``start`` then.
+    """Capture ``fn``, which runs on ``cache``; a replay writes at the cache's ``start`` then.
 
     The warm-up run moves the cache (its device copy too); both are put back afterwards, and the
     backbone runs its blocks itself while capturing (``cache.capturing``).
@@ -134,9 +134,8 @@ class HostCausalLM:
         self.graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
 
     def _pass(self, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:
-        head = self.model.head
-        return head.lm_head(self.model.backbone.run(head.tok_embed(ids), self.cache,
-                                                    append=use_cache, causal=True))
+        lm = self.model.head.causal_lm(self.model)
+        return lm(input_ids=ids, cache=self.cache, use_cache=use_cache).logits
 
     def __call__(self, input_ids: torch.Tensor | None = None, cache: Any = None,
                  past_key_values: Any = None, use_cache: bool = True, **_: Any) -> Any:
@@ -207,11 +206,7 @@ class Engine:
             self._encode_prefix()
             return
         if self.prefix_graph is None:
-            self.cache.capturing = True
-            try:
-                self.prefix_graph = capture(self._encode_prefix)
-            finally:
-                self.cache.capturing = False
+            self.prefix_graph = capture_pass(self.cache, self._encode_prefix)
         self.prefix_graph[0].replay()
         self.cache.length = self.model.config.prefix_len
 
@@ -224,14 +219,13 @@ class Engine:
         """
         model = self.model
         generator = kwargs.pop("generator", None)
+        key = (decoder, *sorted(kwargs.items()))  # the schedule: steps, solver
         if decoder == "flow":  # the draw flow_sample makes when it is given no x0
             noise = torch.randn((rows, *self.noise.shape[1:]), generator=generator,
                                 dtype=model.dtype, device=model.device)
             self.noise[:rows].copy_(noise)
             self.noise[rows:].copy_(noise[-1:].expand(self.batch - rows, -1, -1))
             kwargs["x0"] = self.noise
-        key = (decoder, tuple(sorted(kwargs.items(), key=lambda kv: kv[0]))
-               if decoder != "flow" else (kwargs.get("steps"), kwargs.get("solver")))
         if key not in self.whole:
             info: dict[str, Any] = {}
 
@@ -248,15 +242,10 @@ class Engine:
                         model, self.cache, self.batch, decoder, **kwargs)
                 return model.tokenizer.unnormalize(z.float())
 
-            if self.graphs:
-                self.cache.capturing = True
-                try:
-                    graph, out = capture(run)
-                finally:
-                    self.cache.capturing = False
-                self.whole[key] = (graph, out, info["nfe"], info["stats"])
-            else:
+            if not self.graphs:
                 return run(), info["nfe"], info["stats"]
+            graph, out = capture_pass(self.cache, run)
+            self.whole[key] = (graph, out, info["nfe"], info["stats"])
         graph, out, nfe, stats = self.whole[key]
         graph.replay()
         return out, nfe, dict(stats)

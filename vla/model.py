@@ -284,13 +284,7 @@ class VLAModel(nn.Module):
         t1 = time.perf_counter()
         cache = self.encode_prefix(obs)
         t2 = time.perf_counter()
-        prefix = kwargs.get("prefix")
-        if prefix is not None and prefix.actions.shape[0] not in (1, obs.batch_size):
-            raise ValueError(f"prefix_actions has {prefix.actions.shape[0]} rows for a batch of "
-                             f"{obs.batch_size}")
-        if prefix is not None:
-            kwargs["prefix"] = ActionPrefix(
-                prefix.actions.expand(obs.batch_size, -1, -1), prefix.frozen)
+        prefix = _rows_of_prefix(kwargs, obs.batch_size)
         z, nfe, dstats = self.head.decode(self, cache, obs.batch_size, decoder, **kwargs)
         t3 = time.perf_counter()
         actions = self.tokenizer.unnormalize(z.float()).cpu().numpy().astype(np.float32)
@@ -305,13 +299,7 @@ class VLAModel(nn.Module):
                             kwargs: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
         t0 = time.perf_counter()
         raw = self.raw_inputs(obs_batch)
-        prefix = kwargs.get("prefix")
-        if prefix is not None:
-            if prefix.actions.shape[0] not in (1, raw.batch_size):
-                raise ValueError(f"prefix_actions has {prefix.actions.shape[0]} rows for a "
-                                 f"batch of {raw.batch_size}")
-            kwargs["prefix"] = ActionPrefix(
-                prefix.actions.expand(raw.batch_size, -1, -1), prefix.frozen)
+        prefix = _rows_of_prefix(kwargs, raw.batch_size)
         t1 = time.perf_counter()
         if getattr(self, "_fast", None) is None:
             self._fast = FastPath(self)
@@ -327,6 +315,22 @@ class VLAModel(nn.Module):
     def num_parameters(self, trainable_only: bool = True) -> int:
         """Number of (trainable) parameters; the frozen MiniLM is not part of the model."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+
+def _rows_of_prefix(kwargs: dict[str, Any], batch: int) -> ActionPrefix | None:
+    """Broadcast ``kwargs["prefix"]`` (if any) to ``batch`` rows in place; returns it.
+
+    Raises:
+        ValueError: If the prefix has neither 1 nor ``batch`` rows.
+    """
+    prefix = kwargs.get("prefix")
+    if prefix is None:
+        return None
+    if prefix.actions.shape[0] not in (1, batch):
+        raise ValueError(f"prefix_actions has {prefix.actions.shape[0]} rows for a batch of "
+                         f"{batch}")
+    kwargs["prefix"] = ActionPrefix(prefix.actions.expand(batch, -1, -1), prefix.frozen)
+    return prefix
 
 
 def _init_weights(module: nn.Module) -> None:
