@@ -59,6 +59,12 @@ class VLAConfig:
         ar_input_noise: AR head only: training-time probability that each teacher-forced input
             token (BOS excluded) is replaced by a uniformly random bin, so the head cannot
             predict a token by copying its neighbours and must read the observation.
+        rtc_train_max: OFT head only: training-time real-time chunking (0: off). Each training
+            sample gives the head its first ``d ~ U{0..rtc_train_max}`` demo actions as committed
+            steps (added to their action queries through a learned projection) and the loss
+            covers only the steps after them, so at inference the head continues the actions the
+            robot is committed to (``predict_chunk(..., prefix_actions=)``) instead of ignoring
+            them. Must be < ``horizon``.
         aux_target_weight: Weight of an auxiliary training loss that regresses, from the
             observation prefix, where the demo grasps and where it releases (the gripper xyz
             at its first closing and its first re-opening action); 0 disables it.
@@ -91,6 +97,7 @@ class VLAConfig:
     state_dropout: float = 0.0
     aux_target_weight: float = 0.0
     ar_input_noise: float = 0.0
+    rtc_train_max: int = 0
     d_model: int = 128
     n_layers: int = 4
     n_heads: int = 4
@@ -148,6 +155,12 @@ class VLAConfig:
             raise ValueError(f"state_dropout must be in [0, 1], got {self.state_dropout}")
         if not 0.0 <= self.ar_input_noise < 1.0:
             raise ValueError(f"ar_input_noise must be in [0, 1), got {self.ar_input_noise}")
+        if not isinstance(self.rtc_train_max, int) or not 0 <= self.rtc_train_max < self.horizon:
+            raise ValueError(f"rtc_train_max must be an int in [0, horizon={self.horizon}), got "
+                             f"{self.rtc_train_max!r}")
+        if self.rtc_train_max and self.head != "oft":
+            raise ValueError(f"rtc_train_max (training-time RTC) is implemented for the oft head "
+                             f"only, not {self.head!r}")
         if self.aux_target_weight < 0:
             raise ValueError(f"aux_target_weight must be >= 0, got {self.aux_target_weight}")
         if self.param_dtype not in ("float16", "float32"):
@@ -211,7 +224,8 @@ class VLAConfig:
         # Checkpoints written before these switches existed were built without them.
         data = {"lang_norm": False, "lang_film": False, "lang_features": "pooled",
                 "lang_film_all": False, "image_keypoints": 0, "state_dropout": 0.0,
-                "aux_target_weight": 0.0, "ar_input_noise": 0.0, **data}
+                "aux_target_weight": 0.0, "ar_input_noise": 0.0, "rtc_train_max": 0,
+                **data}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown VLAConfig fields {unknown}; known: {sorted(known)}")
