@@ -1,7 +1,9 @@
 """python -m experiments.studies.rtc_table RUNS --out TABLE.md [--plot FIG.png]  # RTC vs latency.
 
 Tabulates a real-time-chunking sweep: eval run folders named ``<decoder>-l<ms>[-rtc]`` (made
-by ``robodecode eval ... --latency MS [--rtc] --out RUNS/<name>``, all on the same seeds).
+by ``robodecode eval ... --latency MS [--rtc] --out RUNS/<name>``, all on the same seeds), and
+``<decoder>-lmeasured[-rtc]`` for ``--latency measured`` (each chunk delays by its own wall
+time; the table and plot place it at the run's mean ms per chunk).
 For each decoder and latency: success with its 95% Wilson interval, without and with RTC, and
 McNemar's mid-p test of RTC against no RTC on the shared seeds (episodes only one of them
 solved); passes and ms per chunk with RTC (frozen steps are not decoded); and the mean action
@@ -20,11 +22,18 @@ from pathlib import Path
 
 from experiments.stats import mcnemar, pair_by_seed, wilson_interval
 
-_NAME = re.compile(r"(?P<decoder>.+)-l(?P<ms>\d+)(?P<rtc>-rtc)?\Z")
+_NAME = re.compile(r"(?P<decoder>.+)-l(?P<ms>\d+|measured)(?P<rtc>-rtc)?\Z")
+MEASURED = "measured"
 
 
-def load_runs(runs: Path) -> dict[tuple[str, int, bool], dict]:
-    """``(decoder, latency ms, rtc) -> {"seeds": {seed: success}, "summary": eval_info}``."""
+def _order(key: tuple[str, int | str, bool]) -> tuple[str, float, bool]:
+    """Sort runs by decoder, then latency (measured last), then without RTC first."""
+    decoder, ms, rtc = key
+    return decoder, float("inf") if ms == MEASURED else float(ms), rtc
+
+
+def load_runs(runs: Path) -> dict[tuple[str, int | str, bool], dict]:
+    """``(decoder, ms or "measured", rtc) -> {"seeds": {seed: success}, "summary": ...}``."""
     out = {}
     for folder in sorted(p for p in Path(runs).iterdir() if (p / "eval_info.json").is_file()):
         m = _NAME.match(folder.name)
@@ -32,9 +41,9 @@ def load_runs(runs: Path) -> dict[tuple[str, int, bool], dict]:
             continue
         summary = json.loads((folder / "eval_info.json").read_text())
         seeds = {e["seed"]: bool(e["success"]) for e in summary["per_episode"]}
-        out[(m["decoder"], int(m["ms"]), m["rtc"] is not None)] = {"seeds": seeds,
-                                                                  "summary": summary}
-    return out
+        ms = MEASURED if m["ms"] == MEASURED else int(m["ms"])
+        out[(m["decoder"], ms, m["rtc"] is not None)] = {"seeds": seeds, "summary": summary}
+    return dict(sorted(out.items(), key=lambda item: _order(item[0])))
 
 
 def _cell(seeds: dict[int, bool]) -> str:
@@ -57,10 +66,12 @@ def table(runs: dict[tuple[str, int, bool], dict]) -> str:
             "only without, mid-p) | passes / chunk with RTC | ms / chunk with RTC | switch "
             "jump (x step jump) without RTC | with RTC |",
             "|---|---|---|---|---|---|---|---|---|"]
-    for (decoder, ms, rtc), run in sorted(runs.items()):
+    for (decoder, ms, rtc), run in sorted(runs.items(), key=lambda item: _order(item[0])):
         if rtc:
             continue
         with_rtc = runs.get((decoder, ms, True))
+        if ms == MEASURED:
+            ms = f"measured ({run['summary']['ms_per_chunk']:.0f})"
         if with_rtc is None:
             rows.append(f"| {decoder} | {ms} | {_cell(run['seeds'])} | | | | | "
                         f"{_jump(run['summary'])} | |")
@@ -76,7 +87,10 @@ def table(runs: dict[tuple[str, int, bool], dict]) -> str:
 
 
 def plot(runs: dict[tuple[str, int, bool], dict], path: Path) -> None:
-    """Success (95% Wilson interval) against latency, one panel per decoder, RTC dashed."""
+    """Success (95% Wilson interval) against latency, one panel per decoder, RTC dashed.
+
+    Measured-latency runs are stars at their mean ms per chunk, not joined to the lines.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -88,7 +102,8 @@ def plot(runs: dict[tuple[str, int, bool], dict], path: Path) -> None:
     for ax, decoder in zip(axes[0], decoders, strict=True):
         for rtc, style in ((False, "-o"), (True, "--s")):
             cells = sorted((ms, run["seeds"]) for (d, ms, r), run in runs.items()
-                           if d == decoder and (r == rtc or (ms == 0 and not r)))
+                           if d == decoder and ms != MEASURED
+                           and (r == rtc or (ms == 0 and not r)))
             if not cells or (rtc and len(cells) < 2):
                 continue
             xs = [ms for ms, _ in cells]
@@ -99,8 +114,13 @@ def plot(runs: dict[tuple[str, int, bool], dict], path: Path) -> None:
                 pcs.append(100 * k / n)
                 lows.append(100 * (k / n - low))
                 highs.append(100 * (high - k / n))
-            ax.errorbar(xs, pcs, yerr=[lows, highs], fmt=style, capsize=3,
-                        label="RTC" if rtc else "no RTC")
+            line = ax.errorbar(xs, pcs, yerr=[lows, highs], fmt=style, capsize=3,
+                               label="RTC" if rtc else "no RTC")
+            measured = runs.get((decoder, MEASURED, rtc))
+            if measured is not None:
+                k, n = sum(measured["seeds"].values()), len(measured["seeds"])
+                ax.plot([measured["summary"]["ms_per_chunk"]], [100 * k / n], "*", ms=11,
+                        color=line[0].get_color(), label=f"measured{' + RTC' if rtc else ''}")
         ax.set_title(decoder)
         ax.set_xlabel("latency (ms)")
         ax.grid(alpha=0.3)

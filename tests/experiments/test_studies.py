@@ -138,9 +138,15 @@ def test_rtc_table_pairs_runs_by_seed(tmp_path):
     run("ar-l0", [1, 1, 1, 1])
     run("ar-l80", [1, 0, 0, 1], 32.0)
     run("ar-l80-rtc", [1, 1, 1, 0], 17.0)
-    text = rtc_table.table(rtc_table.load_runs(tmp_path))
+    run("ar-lmeasured", [0, 0, 1, 1])
+    run("ar-lmeasured-rtc", [1, 0, 1, 1])
+    runs = rtc_table.load_runs(tmp_path)
+    text = rtc_table.table(runs)
     assert "| ar | 80 | 50 (15–85) | 75 (30–95) | 2 / 1, p = " in text and "| 17.00 |" in text
     assert "| ar | 0 | 100 (51–100) | | |" in text
+    assert text.index("| ar | 80 |") < text.index("| ar | measured (5) | 50 (15–85) | 75 ")
+    rtc_table.plot(runs, tmp_path / "fig.png")
+    assert (tmp_path / "fig.png").stat().st_size > 1000
 
 
 def test_finetune_steps_continues_a_shipped_model(tmp_path):
