@@ -176,3 +176,26 @@ def test_closed_loop_grid_runs_conditions_and_pairs_them(tmp_path, capsys):
     assert closed_loop_grid.paired_difference(9, 0, 100)[0] == 9.0
     with pytest.raises(ValueError, match="NAME:SPLIT"):
         closed_loop_grid.parse_condition(tmp_path, "a:train:ltl")
+
+
+def test_with_rtc_training_starts_as_the_base_and_then_conditions(tmp_path):
+    from vla.checkpoint import from_pretrained
+
+    base = from_pretrained(SHIPPED / "oft")
+    model = finetune_steps.with_rtc_training(base, 7).eval()
+    assert model.config.rtc_train_max == 7 and model.head.prefix_in is not None
+    rng = np.random.default_rng(0)
+    obs = {"image": rng.integers(0, 255, (64, 64, 3), dtype=np.uint8),
+           "state": rng.normal(size=base.config.state_dim).astype(np.float32),
+           "instruction": base.instructions.instructions[0]}
+    np.testing.assert_array_equal(model.predict_chunk(obs)[0], base.predict_chunk(obs)[0])
+    prev = base.predict_chunk(obs)[0][:, ::-1].copy()  # a committed plan the base did not make
+    import torch
+
+    with torch.no_grad():
+        model.head.prefix_in.bias.fill_(0.5)  # as if trained: the committed steps now matter
+    with_prefix, stats = model.predict_chunk(obs, prefix_actions=prev, frozen_steps=3)
+    assert stats["decoder_frozen_conditioned"] == 3
+    assert not np.allclose(with_prefix[:, 3:], base.predict_chunk(obs)[0][:, 3:])
+    with pytest.raises(ValueError, match="oft head only"):
+        finetune_steps.with_rtc_training(from_pretrained(SHIPPED / "ar"), 3)
