@@ -21,9 +21,11 @@ import numpy as np
 from envs.libero_geometry import (
     Footprint,
     axis_angle_error,
+    fits_between_pads,
     footprints,
     grasp_yaw,
     object_points,
+    rim_grasp,
     site_frame,
 )
 
@@ -35,6 +37,7 @@ TRAVEL_CLEARANCE = 0.05  # fingertips (or a carried object) above every object w
 CLOSE_STEPS = 12
 OPEN_STEPS = 10
 PHASE_LIMIT = 90  # steps before a phase that cannot converge gives up and moves on
+STALL_STEPS = 8  # a phase whose goal distance shrank < 2 mm over this many steps has stalled
 
 
 class LiberoExpert:
@@ -79,24 +82,29 @@ class LiberoExpert:
         self.target, self.container = sim_env.obj_of_interest[:2]
         self.points = object_points(sim_env)
         self.phase, self.phase_steps, self.attempts = "rise", 0, 0
+        self.distances: list[float] = []
+        self.failed_angles: tuple[float, ...] = ()
         self._plan_grasp()
 
     def _plan_grasp(self) -> None:
         prints = footprints(self.sim_env, self.points)
         target = prints[self.target]
-        # Pads as low as the floor allows, but the hand's lowest point above the object's top.
-        self.grasp_z = max(target.bottom + PAD_BELOW_GRIP + 0.002,
-                           target.top - HAND_ABOVE_GRIP + 0.008)
         others = [p for name, p in prints.items() if name != self.target]
-        self.yaw = grasp_yaw(target, others, self.grasp_z + HAND_ABOVE_GRIP, self.grasp_z)
+        self.rest_bottom = target.bottom
+        if fits_between_pads(target):
+            # Pads as low as the table allows, the hand's lowest point above the object's top.
+            self.grasp_z = max(target.bottom + PAD_BELOW_GRIP + 0.002,
+                               target.top - HAND_ABOVE_GRIP + 0.008)
+            self.yaw = grasp_yaw(target, others, self.grasp_z + HAND_ABOVE_GRIP, self.grasp_z)
+            self.offset = np.zeros(2)
+        else:  # too wide for the fingers: pinch the rim, elsewhere than where it failed
+            point, self.grasp_z, angle = rim_grasp(target, others, HAND_ABOVE_GRIP,
+                                                   self.failed_angles)
+            self.yaw = angle % np.pi
+            self.failed_angles += (angle,)
+            self.offset = point - target.center
         self.hang = self.grasp_z - target.bottom
         self.top_all = max(p.top for name, p in prints.items() if name != self.target)
-        region = self.sim_env.object_sites_dict.get(f"{self.container}_contain_region")
-        if region is not None:
-            pos, _ = site_frame(self.sim_env, f"{self.container}_contain_region")
-            self.drop_xy = pos[:2].copy()
-        else:
-            self.drop_xy = prints[self.container].center.copy()
         self.container_top = prints[self.container].top
 
     def _step(self) -> np.ndarray:
@@ -109,34 +117,55 @@ class LiberoExpert:
             goal = np.array([*grip_pos[:2], empty_travel])
             done = grip_pos[2] > empty_travel - 0.02
         elif phase == "over":  # over the object at travel height, fingers turned
-            goal = np.array([*target.center, empty_travel])
+            goal = np.array([*(target.center + self.offset), empty_travel])
             done = _near(grip_pos, goal, 0.012) and self._yaw_ok(grip_mat)
         elif phase == "descend":
-            goal = np.array([*target.center, self.grasp_z])
+            goal = np.array([*(target.center + self.offset), self.grasp_z])
             speed = 0.5 if grip_pos[2] - self.grasp_z < 0.05 else 1.0
             done = _near(grip_pos, goal, 0.008)
         elif phase == "close":
-            goal, gripper = np.array([*target.center, self.grasp_z]), 1.0
+            goal, gripper = np.array([*(target.center + self.offset), self.grasp_z]), 1.0
             done = self.phase_steps >= CLOSE_STEPS
         elif phase == "lift":
             goal, gripper = np.array([*grip_pos[:2], carry_z]), 1.0
             done = grip_pos[2] > carry_z - 0.02
-            if target.bottom < 0.02 and grip_pos[2] > self.grasp_z + 0.06:  # came up empty
+            empty = target.bottom < self.rest_bottom + 0.02
+            if empty and grip_pos[2] > self.grasp_z + 0.06:  # came up empty: plan anew
                 return self._retry(grip_pos)
-        elif phase == "carry":
-            goal, gripper = np.array([*self.drop_xy, carry_z]), 1.0
-            done = _near(grip_pos, goal, 0.015)
+        elif phase == "carry":  # the object's body (what LIBERO's goal checks) over the place
+            drop = grip_pos[:2] + self._place_xy() - self._body_xy(self.target)
+            goal, gripper = np.array([*drop, carry_z]), 1.0
+            done = _near(grip_pos, goal, 0.012)
         elif phase == "lower":
             z = self.container_top + 0.01 + self.hang
-            goal, gripper = np.array([*self.drop_xy, z]), 1.0
+            drop = grip_pos[:2] + self._place_xy() - self._body_xy(self.target)
+            goal, gripper = np.array([*drop, z]), 1.0
             done = grip_pos[2] < z + 0.015
         elif phase == "release":
             goal = grip_pos.copy()
             done = self.phase_steps >= OPEN_STEPS
         else:  # "retreat": up and wait for the object to settle
             goal, done = np.array([*grip_pos[:2], carry_z]), False
-        self._advance(done)
+        # Pressed against something (a pad on a bowl's wall, the arm at its reach), the
+        # operational-space controller settles short of the goal: close enough counts.
+        self.distances.append(float(np.linalg.norm(goal - grip_pos)))
+        stalled = (phase in ("descend", "carry", "lower") and len(self.distances) > STALL_STEPS
+                   and self.distances[-STALL_STEPS - 1] - self.distances[-1] < 0.002
+                   and self.distances[-1] < 0.03)
+        self._advance(done or stalled)
         return self._command(goal, grip_pos, grip_mat, gripper, speed)
+
+    def _body_xy(self, name: str) -> np.ndarray:
+        sim = self.sim_env.sim
+        body = sim.model.body_name2id(self.sim_env.objects_dict[name].root_body)
+        return sim.data._data.xpos[body][:2].copy()
+
+    def _place_xy(self) -> np.ndarray:
+        """Where the object's body must go: the container's region (``In``) or body (``On``)."""
+        site = f"{self.container}_contain_region"
+        if site in self.sim_env.object_sites_dict:
+            return site_frame(self.sim_env, site)[0][:2]
+        return self._body_xy(self.container)
 
     def _advance(self, done: bool) -> None:
         order = ("rise", "over", "descend", "close", "lift", "carry", "lower", "release",
@@ -144,12 +173,12 @@ class LiberoExpert:
         self.phase_steps += 1
         if (done or self.phase_steps > PHASE_LIMIT) and self.phase != "retreat":
             self.phase = order[order.index(self.phase) + 1]
-            self.phase_steps = 0
+            self.phase_steps, self.distances = 0, []
 
     def _retry(self, grip_pos: np.ndarray) -> np.ndarray:
         self.attempts += 1
         self._plan_grasp()
-        self.phase, self.phase_steps = "rise", 0
+        self.phase, self.phase_steps, self.distances = "rise", 0, []
         action = np.zeros(7)
         action[6] = -1.0
         return action

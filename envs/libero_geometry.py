@@ -20,6 +20,8 @@ PAD_OFFSET = 0.042  # finger pad centres from the grip site when open
 MAX_GRASP_WIDTH = 0.066  # object span between the pads that still leaves room to descend
 STRIP_HALF_WIDTH = 0.010  # the pads' half-width across the finger axis, plus margin
 CLEARANCE_ENOUGH = 0.03  # hand clearance beyond which a yaw is not preferred for it
+RIM_INSET = 0.006  # the pinch point inside a bowl wall's outer radius (about half the wall)
+RIM_DEPTHS = (0.02, 0.016, 0.012)  # grip-site depths below a rim to try (deepest first)
 
 
 @dataclass
@@ -56,10 +58,13 @@ def object_points(sim_env: Any, per_mesh: int = 400) -> dict[str, list[tuple[int
     """
     model = sim_env.sim.model._model
     out: dict[str, list[tuple[int, np.ndarray]]] = {}
-    for name, obj in sim_env.objects_dict.items():
-        root = model.body_rootid[sim_env.sim.model.body_name2id(obj.root_body)]
+    things = {**sim_env.fixtures_dict, **sim_env.objects_dict}
+    for name, obj in things.items():
+        if name in sim_env.fixtures_dict and ("table" in name or "floor" in name):
+            continue  # what everything stands on is no obstacle
+        body = sim_env.sim.model.body_name2id(obj.root_body)
         geoms = [g for g in range(model.ngeom)
-                 if model.body_rootid[model.geom_bodyid[g]] == root
+                 if _in_subtree(model, model.geom_bodyid[g], body)
                  and (model.geom_contype[g] or model.geom_conaffinity[g])]
         entries = []
         for g in geoms:
@@ -76,6 +81,14 @@ def object_points(sim_env: Any, per_mesh: int = 400) -> dict[str, list[tuple[int
                 entries.append((g, center + cube * half))
         out[name] = entries
     return out
+
+
+def _in_subtree(model: Any, body: int, root: int) -> bool:
+    while body > 0:
+        if body == root:
+            return True
+        body = model.body_parentid[body]
+    return False
 
 
 def footprints(sim_env: Any, points: dict[str, list[tuple[int, np.ndarray]]],
@@ -125,7 +138,7 @@ def span_along(target: Footprint, yaw: float) -> float:
     return float(along.max() - along.min())
 
 
-def hand_clearance(target: Footprint, others: list[Footprint], yaw: float,
+def hand_clearance(center: np.ndarray, others: list[Footprint], yaw: float,
                    hand_bottom: float, grasp_z: float) -> float:
     """Smallest distance from the open hand and pads at grasp height to a neighbour in reach.
 
@@ -138,11 +151,11 @@ def hand_clearance(target: Footprint, others: list[Footprint], yaw: float,
     for other in others:
         pts = other.points
         if other.top > hand_bottom:
-            tall = pts[pts[:, 2] > hand_bottom][:, :2] - target.center
+            tall = pts[pts[:, 2] > hand_bottom][:, :2] - center
             best = min(best, _rect_distance(tall @ u, tall @ v, HAND_HALF_LENGTH,
                                             HAND_HALF_WIDTH))
         if other.top > grasp_z:
-            low = pts[pts[:, 2] > grasp_z][:, :2] - target.center
+            low = pts[pts[:, 2] > grasp_z][:, :2] - center
             for side in (-1.0, 1.0):
                 best = min(best, _rect_distance(low @ u - side * PAD_OFFSET, low @ v,
                                                 0.006, 0.010))
@@ -162,10 +175,50 @@ def grasp_yaw(target: Footprint, others: list[Footprint], hand_bottom: float,
     fits = spans <= MAX_GRASP_WIDTH
     if not fits.any():
         return float(yaws[int(np.argmin(spans))])
-    clear = np.array([hand_clearance(target, others, y, hand_bottom, grasp_z) for y in yaws])
+    clear = np.array([hand_clearance(target.center, others, y, hand_bottom, grasp_z)
+                      for y in yaws])
     score = np.minimum(clear, CLEARANCE_ENOUGH) - 0.5 * (spans - spans[fits].min())
     score[~fits] = -np.inf
     return float(yaws[int(np.argmax(score))])
+
+
+def fits_between_pads(target: Footprint) -> bool:
+    """Whether some finger-axis yaw spans ``target`` narrowly enough to grasp it whole."""
+    return min(span_along(target, y) for y in np.deg2rad(np.arange(0.0, 180.0, 5.0))) <= (
+        MAX_GRASP_WIDTH)
+
+
+def rim_grasp(target: Footprint, others: list[Footprint], hand_above: float,
+              avoid: tuple[float, ...] = ()) -> tuple[np.ndarray, float, float]:
+    """Where, how deep and at which yaw to pinch the rim of a wide open object (a bowl).
+
+    The fingers straddle the wall with the finger axis radial. Of the rim points every 15
+    degrees and grip depths below the rim of ``RIM_DEPTHS``, the one whose hand and pads keep
+    the most clearance from ``others`` wins (ties: the deeper grip); rim angles within 20
+    degrees of one in ``avoid`` (where a grasp already failed) are skipped.
+
+    Returns:
+        ``(grasp point (x, y), grip-site height, rim angle in radians)``; the finger-axis yaw
+        is the rim angle.
+    """
+    radial = np.linalg.norm(target.points[:, :2] - target.center, axis=1)
+    best, best_score = None, -np.inf
+    for phi in np.deg2rad(np.arange(0.0, 360.0, 15.0)):
+        if any(abs((phi - a + np.pi) % (2 * np.pi) - np.pi) < np.deg2rad(20) for a in avoid):
+            continue
+        for k, depth in enumerate(RIM_DEPTHS):
+            z = target.top - depth
+            # the wall's outer radius where the pads will close (a bowl narrows downwards)
+            band = radial[np.abs(target.points[:, 2] - (z + 0.003)) < 0.008]
+            radius = float((band if len(band) else radial).max()) - RIM_INSET
+            point = target.center + radius * np.array([np.cos(phi), np.sin(phi)])
+            clear = hand_clearance(point, others, phi, z + hand_above, z - 0.005)
+            score = min(clear, CLEARANCE_ENOUGH) - 0.001 * k
+            if score > best_score:
+                best, best_score = (point, z, float(phi)), score
+    if best is None:  # every angle already failed: start over
+        return rim_grasp(target, others, hand_above)
+    return best
 
 
 def _rect_distance(along: np.ndarray, across: np.ndarray, half_length: float,

@@ -50,10 +50,16 @@ class LiberoSuite:
 
 _OBJECTS = ("alphabet_soup", "cream_cheese", "salad_dressing", "bbq_sauce", "ketchup",
             "tomato_sauce", "butter", "milk", "chocolate_pudding", "orange_juice")
+_BOWLS = ("between_the_plate_and_the_ramekin", "next_to_the_ramekin", "from_table_center",
+          "on_the_cookie_box", "in_the_top_drawer_of_the_wooden_cabinet", "on_the_ramekin",
+          "next_to_the_cookie_box", "on_the_stove", "next_to_the_plate", "on_the_wooden_cabinet")
 SUITES: dict[str, LiberoSuite] = {
     "libero_object": LiberoSuite(
         "libero_object", "Object", "pick_up_the_", "_and_place_it_in_the_basket", 280,
         tuple(f"pick_up_the_{o}_and_place_it_in_the_basket" for o in _OBJECTS)),
+    "libero_spatial": LiberoSuite(
+        "libero_spatial", "Spatial", "pick_up_the_black_bowl_", "_and_place_it_on_the_plate",
+        220, tuple(f"pick_up_the_black_bowl_{b}_and_place_it_on_the_plate" for b in _BOWLS)),
 }
 
 SETTLE_STEPS = 10  # OpenVLA's num_steps_wait: objects fall onto the table before the policy acts

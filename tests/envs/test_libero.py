@@ -54,12 +54,14 @@ def _object_positions(state: np.ndarray, env) -> np.ndarray:
 
 
 def test_ids_are_registered_without_importing_libero():
-    assert len(LIBERO_IDS) == 11
+    assert len(LIBERO_IDS) == 22  # LIBERO-Object and LIBERO-Spatial: 10 tasks + the suite each
     assert "robodecode/LIBERO-Object-CreamCheese-v0" in LIBERO_IDS
+    assert "robodecode/LIBERO-Spatial-InTopDrawerOfWoodenCabinet-v0" in LIBERO_IDS
     assert suite_id("libero_object") == "robodecode/LIBERO-Object-v0" in LIBERO_IDS
     for id_ in LIBERO_IDS:
         assert id_ in gymnasium.registry
-        assert gymnasium.spec(id_).max_episode_steps == 280
+        limit = 280 if "-Object-" in id_ or id_.endswith("Object-v0") else 220
+        assert gymnasium.spec(id_).max_episode_steps == limit
     code = "import sys, envs; print(any(m in sys.modules for m in ('libero', 'robosuite')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -68,10 +70,11 @@ def test_ids_are_registered_without_importing_libero():
 def test_task_table_matches_libero():
     from libero.libero.benchmark.libero_suite_task_map import libero_task_map
 
-    assert list(OBJECT_TASKS) == libero_task_map["libero_object"]
+    for suite in SUITES:
+        assert list(SUITES[suite].tasks) == libero_task_map[suite]
     names = [i.split("-")[2] for i in LIBERO_IDS if i.count("-") == 3]
     assert names[:3] == ["AlphabetSoup", "CreamCheese", "SaladDressing"]
-    assert len(set(names)) == 10
+    assert len(set(names)) == 20
 
 
 def test_check_env(env):
@@ -210,3 +213,19 @@ def test_first_import_is_non_interactive(tmp_path):
     assert out.stdout.strip() == "ok"
     written = [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")]
     assert not [w for w in written if "libero" in w or "robosuite" in w], written
+
+
+def test_expert_pinches_a_bowl_rim_on_libero_spatial():
+    task = "pick_up_the_black_bowl_next_to_the_ramekin_and_place_it_on_the_plate"
+    env = gymnasium.make(env_id(task), images=False)
+    try:
+        obs, _ = env.reset(options={"init_state": 0})
+        expert = envs.make_expert(env)
+        for _ in range(env.spec.max_episode_steps):
+            obs, _, terminated, truncated, info = env.step(expert.act(obs))
+            if terminated or truncated:
+                break
+        assert terminated and info["is_success"]
+        assert np.linalg.norm(expert.offset) > 0.03  # the grip was on the rim, off centre
+    finally:
+        env.close()
