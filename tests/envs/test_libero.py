@@ -4,6 +4,7 @@ One LIBERO-Object task env is built once (a few seconds) and shared; the expert'
 over all official initial states is measured in experiments/results/libero-expert, not here.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -229,3 +230,22 @@ def test_expert_pinches_a_bowl_rim_on_libero_spatial():
         assert np.linalg.norm(expert.offset) > 0.03  # the grip was on the rim, off centre
     finally:
         env.close()
+
+
+def test_demonstrations_are_recorded_from_sampled_layouts(tmp_path):
+    from envs.ids import demo_env_kwargs
+    from envs.lerobot_dataset import RUN_SPEC_FILE, STAGING_DIR, collect
+
+    task = "robodecode/LIBERO-Object-CreamCheese-v0"
+    assert demo_env_kwargs(task) == {"init_states": "sampled"}
+    assert demo_env_kwargs("robodecode/LIBERO-Object-v0") == {"init_states": "sampled"}
+    assert demo_env_kwargs("robodecode/TabletopPickPlace-v0") == {}
+    with pytest.raises(ValueError, match="unknown env id"):
+        demo_env_kwargs("robodecode/LIBERO-Object-Nope-v0")
+    out = tmp_path / "demos"
+    result = collect(task, 1, out, env_kwargs={"image_size": 32, "wrist_camera": False},
+                     progress=False)
+    spec = json.loads((out / STAGING_DIR / RUN_SPEC_FILE).read_text())
+    assert spec["env_kwargs"] == {"init_states": "sampled", "image_size": 32,
+                                  "wrist_camera": False}
+    assert result.episodes == 1
