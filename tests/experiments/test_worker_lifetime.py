@@ -103,11 +103,15 @@ def _run_and_signal(args, out, produced, how):
     try:
         pids = _wait_for_workers(proc, log, produced)
         if how == signal.SIGINT:  # Ctrl-C: the terminal signals the whole foreground group
-            for pid in (proc.pid, *pids):
-                os.kill(pid, signal.SIGINT)
+            os.kill(proc.pid, signal.SIGINT)
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGINT)
+                except ProcessLookupError:  # a short-lived descendant that already exited
+                    pass
         else:
             os.kill(proc.pid, how)
-        rc = proc.wait(15)
+        rc = proc.wait(30)  # seconds; a loaded 2-core CI machine needs more than an idle one
         _assert_gone(pids, log)
         return rc, log
     finally:
