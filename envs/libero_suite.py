@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium
 import numpy as np
 
 from envs.libero_env import LiberoTaskEnv
 from envs.libero_tasks import INIT_STATES_PER_TASK, SUITES
+from envs.multitask import TaskSwitchingEnv
 
 
-class LiberoSuiteEnv(gymnasium.Env):
+class LiberoSuiteEnv(TaskSwitchingEnv):
     """One of a LIBERO suite's tasks per episode, behind the same contract as each task.
 
     ## Action Space
@@ -43,6 +43,7 @@ class LiberoSuiteEnv(gymnasium.Env):
     DEMO_ENV_KWARGS = {"init_states": "sampled"}
     """What ``robodecode collect`` records with: layouts the evaluation never uses."""
 
+    task_env = LiberoTaskEnv
     metadata = LiberoTaskEnv.metadata
 
     def __init__(
@@ -72,23 +73,10 @@ class LiberoSuiteEnv(gymnasium.Env):
         if suite not in SUITES:
             raise ValueError(f"suite must be one of {sorted(SUITES)}, got {suite!r}")
         self.suite = suite
-        self.tasks = SUITES[suite].tasks
-        self.render_mode = render_mode
-        self._kwargs = dict(split=split, init_states=init_states, render_mode=render_mode,
-                            image_size=image_size, wrist_camera=wrist_camera, images=images)
-        self._envs: dict[str, LiberoTaskEnv] = {}
-        self._current = self._env(self.tasks[0])
-        self.observation_space = self._current.observation_space
-        self.action_space = self._current.action_space
-        self.control_dt = self._current.control_dt
-        self.image_size = self._current.image_size
+        self._setup(SUITES[suite].tasks, render_mode, split=split, init_states=init_states,
+                    image_size=image_size, wrist_camera=wrist_camera, images=images)
         self.state_names = self._current.state_names
         self.action_names = self._current.action_names
-
-    @property
-    def task(self) -> str:
-        """LIBERO's name of the current episode's task."""
-        return self._current.task
 
     @property
     def current(self) -> LiberoTaskEnv:
@@ -126,25 +114,3 @@ class LiberoSuiteEnv(gymnasium.Env):
             sub_seed %= INIT_STATES_PER_TASK
         return self._current.reset(seed=sub_seed, options=options or None)
 
-    def step(self, action: np.ndarray) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
-        """Step the current task (see ``LiberoTaskEnv.step``)."""
-        return self._current.step(action)
-
-    def render(self) -> np.ndarray | None:
-        """Return the current task's main camera frame (``render_mode="rgb_array"``)."""
-        return self._current.render()
-
-    def render_camera(self, camera: str) -> np.ndarray:
-        """Render ``camera`` of the current task (see ``LiberoTaskEnv.render_camera``)."""
-        return self._current.render_camera(camera)
-
-    def close(self) -> None:
-        """Close every task env built so far."""
-        for env in self._envs.values():
-            env.close()
-        self._envs.clear()
-
-    def _env(self, task: str) -> LiberoTaskEnv:
-        if task not in self._envs:
-            self._envs[task] = LiberoTaskEnv(task, **self._kwargs)
-        return self._envs[task]

@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import gymnasium
 import numpy as np
 
 from envs.metaworld_tasks import TASKS, MetaWorldTaskEnv
+from envs.multitask import TaskSwitchingEnv
 
 
-class MetaWorldMultiTaskEnv(gymnasium.Env):
+class MetaWorldMultiTaskEnv(TaskSwitchingEnv):
     """One of several MetaWorld tasks per episode, behind the same contract as each task.
 
     ## Action Space
@@ -38,6 +38,7 @@ class MetaWorldMultiTaskEnv(gymnasium.Env):
       ``reset(options={"task": name})`` forces a task.
     """
 
+    task_env = MetaWorldTaskEnv
     metadata = MetaWorldTaskEnv.metadata
 
     def __init__(
@@ -65,32 +66,14 @@ class MetaWorldMultiTaskEnv(gymnasium.Env):
             ValueError: If ``tasks`` is empty, repeats or names an unknown task, or another
                 argument is invalid (raised by ``MetaWorldTaskEnv``).
         """
-        self.tasks = tuple(tasks)
-        if not self.tasks or len(set(self.tasks)) != len(self.tasks):
-            raise ValueError(f"tasks must be distinct and non-empty, got {self.tasks}")
-        unknown = [t for t in self.tasks if t not in TASKS]
+        tasks = tuple(tasks)
+        if not tasks or len(set(tasks)) != len(tasks):
+            raise ValueError(f"tasks must be distinct and non-empty, got {tasks}")
+        unknown = [t for t in tasks if t not in TASKS]
         if unknown:
             raise ValueError(f"tasks {unknown} unknown; known: {sorted(TASKS)}")
-        self.render_mode = render_mode
-        self._kwargs = dict(
-            split=split,
-            render_mode=render_mode,
-            image_size=image_size,
-            camera=camera,
-            wrist_camera=wrist_camera,
-            images=images,
-        )
-        self._envs: dict[str, MetaWorldTaskEnv] = {}
-        self._current = self._env(self.tasks[0])
-        self.observation_space = self._current.observation_space
-        self.action_space = self._current.action_space
-        self.control_dt = self._current.control_dt
-        self.image_size = self._current.image_size
-
-    @property
-    def task(self) -> str:
-        """The MetaWorld name of the current episode's task."""
-        return self._current.task
+        self._setup(tasks, render_mode, split=split, image_size=image_size, camera=camera,
+                    wrist_camera=wrist_camera, images=images)
 
     @property
     def privileged_obs(self) -> np.ndarray:
@@ -113,25 +96,3 @@ class MetaWorldMultiTaskEnv(gymnasium.Env):
         self._current = self._env(task)
         return self._current.reset(seed=int(self.np_random.integers(2**63 - 1)))
 
-    def step(self, action: np.ndarray) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
-        """Step the current task (see ``MetaWorldTaskEnv.step``)."""
-        return self._current.step(action)
-
-    def render(self) -> np.ndarray | None:
-        """Return the current task's main camera frame (``render_mode="rgb_array"``)."""
-        return self._current.render()
-
-    def render_camera(self, camera: str) -> np.ndarray:
-        """Render ``camera`` of the current task (see ``MetaWorldTaskEnv.render_camera``)."""
-        return self._current.render_camera(camera)
-
-    def close(self) -> None:
-        """Close every task env built so far."""
-        for env in self._envs.values():
-            env.close()
-        self._envs.clear()
-
-    def _env(self, task: str) -> MetaWorldTaskEnv:
-        if task not in self._envs:
-            self._envs[task] = MetaWorldTaskEnv(task, **self._kwargs)
-        return self._envs[task]
