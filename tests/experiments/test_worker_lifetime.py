@@ -57,6 +57,17 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def _as_from_a_shell() -> None:
+    """Child set-up: default SIGINT and no blocked signals, as a shell starts a command.
+
+    An ignored or blocked SIGINT is inherited across exec, so test code that changed this
+    pytest process's handling (an in-process worker initializer ignores SIGINT) would otherwise
+    make the command deaf to Ctrl-C.
+    """
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(args: list[str], out: Path) -> tuple[subprocess.Popen, Path]:
     paths = [*map(str, TEST_PATHS), str(ROOT), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p),
@@ -64,7 +75,8 @@ def _start(args: list[str], out: Path) -> tuple[subprocess.Popen, Path]:
     log = out.parent / f"{out.name}.log"
     with log.open("w") as f:
         proc = subprocess.Popen([sys.executable, "-m", "experiments.cli", *args, "--out", str(out)],
-                                cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
+                                cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT,
+                                preexec_fn=_as_from_a_shell)
     return proc, log
 
 
