@@ -43,7 +43,7 @@ def load_runs(runs: Path) -> dict[tuple[str, int | str, bool], dict]:
         seeds = {e["seed"]: bool(e["success"]) for e in summary["per_episode"]}
         ms = MEASURED if m["ms"] == MEASURED else int(m["ms"])
         out[(m["decoder"], ms, m["rtc"] is not None)] = {"seeds": seeds, "summary": summary}
-    return dict(sorted(out.items(), key=lambda item: _order(item[0])))
+    return out
 
 
 def _cell(seeds: dict[int, bool]) -> str:

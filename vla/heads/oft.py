@@ -72,7 +72,7 @@ class OFTHead(ActionHead):
         pattern as encoding the prefix and then the queries against its cache, in one pass
         instead of two (what the fast path runs; equal to :meth:`decode` up to float rounding).
         """
-        q = self.queries.unsqueeze(0).expand(prefix.shape[0], -1, -1)
+        q = self.action_queries(prefix.shape[0])
         return self.read(model.backbone.run_full(prefix, q, causal=False)).clamp(-1, 1)
 
     def loss(self, model: VLAModel, actions: torch.Tensor, valid_steps: torch.Tensor,
