@@ -89,31 +89,50 @@ class ChunkTensors:
         return out
 
 
-def grasp_release_targets(data: ChunkTensors, gripper_dim: int = -1, xyz: slice = slice(0, 3)
-                          ) -> torch.Tensor:
+def grasp_release_targets(data: ChunkTensors, gripper_dim: int = -1, xyz: slice = slice(0, 3),
+                          close_sign: int | None = None) -> torch.Tensor:
     """Per item: where its episode's demo grasps and releases, for the auxiliary loss.
 
     The grasp point is the state's ``xyz`` at the episode's first closing gripper action (the
-    chunk's first action ``< 0`` in ``gripper_dim``), the release point the same at the first
-    opening action after it, or at the episode's last item if it never re-opens. Returns
-    (N, 7): grasp xyz, release xyz and a validity flag (0 for episodes that never close).
+    chunk's first action in ``gripper_dim`` with the sign ``close_sign``), the release point
+    the same at the first opening action after it, or at the episode's last item if it never
+    re-opens. ``close_sign=None`` reads the convention from the data: demos start with the
+    gripper open, so closing is the sign opposite to the one most episodes start with (the
+    tabletop and MetaWorld close with ``-1``, robosuite / LIBERO with ``+1``). Returns (N, 7):
+    grasp xyz, release xyz and a validity flag (0 for episodes that never close).
     """
     n = len(data)
     out = torch.zeros(n, 7)
     first_grip = data.actions[:, 0, gripper_dim].cpu()
     state, episode = data.state.cpu(), data.episode.cpu()
+    if close_sign is None:
+        close_sign = gripper_close_sign(first_grip, episode)
+    signed = first_grip * close_sign  # > 0 closes, < 0 opens
     for e in episode.unique():
         idx = (episode == e).nonzero().flatten()  # items of one episode, in time order
-        closing = (first_grip[idx] < 0).nonzero().flatten()
+        closing = (signed[idx] > 0).nonzero().flatten()
         if len(closing) == 0:
             continue
         grasp = idx[closing[0]]
-        later = (first_grip[idx[closing[0]:]] > 0).nonzero().flatten()
+        later = (signed[idx[closing[0]:]] < 0).nonzero().flatten()
         release = idx[closing[0] + later[0]] if len(later) else idx[-1]
         out[idx, 0:3] = state[grasp, xyz]
         out[idx, 3:6] = state[release, xyz]
         out[idx, 6] = 1.0
     return out
+
+
+def gripper_close_sign(gripper: torch.Tensor, episode: torch.Tensor) -> int:
+    """The sign of a closing gripper action: opposite to the sign most episodes start with.
+
+    ``gripper`` holds each item's first gripper action and ``episode`` its episode index, items
+    in time order within an episode. Demos start with an open gripper; ``-1`` when the data
+    cannot tell (no episode starts with a non-zero gripper action).
+    """
+    starts = torch.stack([gripper[(episode == e).nonzero()[0, 0]] for e in episode.unique()]) \
+        if len(episode) else gripper[:0]
+    vote = int(torch.sign(starts).sum())
+    return 1 if vote < 0 else -1
 
 
 def random_shift(x: torch.Tensor, shift: int, generator: torch.Generator | None

@@ -125,11 +125,14 @@ class Trainer:
                  config: TrainConfig, out: str | Path, dist: DistContext = SINGLE) -> None:
         dev = model.device
         if model.config.aux_target_weight > 0:
-            from vla.data import grasp_release_targets
+            from vla.data import grasp_release_targets, gripper_close_sign
 
-            train_data = dataclasses.replace(train_data, aux=grasp_release_targets(train_data))
+            sign = gripper_close_sign(train_data.actions[:, 0, -1].cpu(), train_data.episode.cpu())
+            train_data = dataclasses.replace(train_data,
+                                             aux=grasp_release_targets(train_data, close_sign=sign))
             if val_data is not None:
-                val_data = dataclasses.replace(val_data, aux=grasp_release_targets(val_data))
+                val_data = dataclasses.replace(val_data,
+                                               aux=grasp_release_targets(val_data, close_sign=sign))
         self.model, self.train_data = model, train_data.to(dev)
         self.val_data = val_data.to(dev) if val_data is not None else None
         self.config, self.out, self.dist = config, Path(out), dist

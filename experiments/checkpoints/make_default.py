@@ -42,6 +42,7 @@ def load_archive(archive: Path, seed: int):
     meta = json.loads((archive / "chunks_meta.json").read_text())
     arrays = np.load(archive / "chunks_all.npz")
     episode = torch.from_numpy(arrays["episode"])
+    cameras = meta.get("cameras", ["image"])  # archives before cameras were recorded: one
 
     def part(episodes: list[int]) -> ChunkTensors:
         idx = torch.nonzero(torch.isin(episode, torch.tensor(episodes))).flatten()
@@ -49,7 +50,7 @@ def load_archive(archive: Path, seed: int):
         used = sorted(set(old.tolist()))
         remap = {o: n for n, o in enumerate(used)}
         return ChunkTensors(
-            images={"image": torch.from_numpy(arrays["image"])[idx]},
+            images={cam: torch.from_numpy(arrays[cam])[idx] for cam in cameras},
             state=torch.from_numpy(arrays["state"])[idx],
             actions=torch.from_numpy(arrays["actions"])[idx],
             is_pad=torch.from_numpy(arrays["is_pad"])[idx],
@@ -73,12 +74,18 @@ def episode_split(n_eps: int, seed: int) -> dict[str, list[int]]:
             "val": sorted(int(i) for i in order[:n_val])}
 
 
-def _record(env_id: str, seed: int, size: int, per_layout: int = 1, attempt: int = 0) -> dict:
+_ENVS: dict = {}  # one env per id and worker process: LIBERO scenes take seconds to build
+
+
+def _record(env_id: str, seed: int, size: int, per_layout: int = 1, attempt: int = 0,
+            cameras: tuple[str, ...] = ("image",)) -> dict:
     """One expert episode, recorded as ``envs.lerobot_dataset.record_episode`` does.
 
     With ``per_layout > 1`` the layout of ``seed`` is kept and the target is the
     ``attempt``-th of its ``envs.layout_targets.layout_targets`` (as ``collect
-    --targets-per-layout`` does).
+    --targets-per-layout`` does). The env is built with the keyword arguments its class asks
+    for when demonstrations are recorded (``envs.ids.demo_env_kwargs``: LIBERO samples layouts
+    instead of using the official evaluation states) and kept for the worker's next episodes.
     """
     import gymnasium as gym
     import numpy as np
@@ -87,9 +94,12 @@ def _record(env_id: str, seed: int, size: int, per_layout: int = 1, attempt: int
 
     import envs  # noqa: F401 - registers the ids
     from envs.experts import make_expert
+    from envs.ids import demo_env_kwargs
     from envs.layout_targets import layout_targets
 
-    env = gym.make(env_id)
+    if env_id not in _ENVS:
+        _ENVS[env_id] = gym.make(env_id, **demo_env_kwargs(env_id))
+    env = _ENVS[env_id]
     options = None
     if per_layout > 1:
         options = {"target": layout_targets(env, seed, per_layout)[attempt]}
@@ -97,21 +107,24 @@ def _record(env_id: str, seed: int, size: int, per_layout: int = 1, attempt: int
     expert = make_expert(env, seed=seed)
     expert.reset()
     low, high = env.action_space.low, env.action_space.high
-    images, states, actions = [], [], []
+    images: dict[str, list] = {cam: [] for cam in cameras}
+    states, actions = [], []
     instruction, done = str(obs["instruction"]), False
     while not done:
         action = np.clip(np.asarray(expert.act(obs), dtype=np.float32), low, high)
-        images.append(obs["image"])
+        for cam in cameras:
+            images[cam].append(obs[cam])
         states.append(np.asarray(obs["state"], dtype=np.float32))
         actions.append(action)
         obs, _, terminated, truncated, info = env.step(action)
         done = terminated or truncated
-    env.close()
-    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float()
-    if x.shape[-1] != size:  # area resize to the model size, as vla.data.load_chunks does
-        x = F.interpolate(x, size=(size, size), mode="area")
-    return {"image": x.permute(0, 2, 3, 1).round().clamp(0, 255).to(torch.uint8).numpy(),
-            "state": np.stack(states), "action": np.stack(actions),
+    out = {}
+    for cam, frames in images.items():
+        x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()
+        if x.shape[-1] != size:  # area resize to the model size, as vla.data.load_chunks does
+            x = F.interpolate(x, size=(size, size), mode="area")
+        out[cam] = x.permute(0, 2, 3, 1).round().clamp(0, 255).to(torch.uint8).numpy()
+    return {**out, "state": np.stack(states), "action": np.stack(actions),
             "instruction": instruction, "success": bool(info.get("is_success", False))}
 
 
@@ -127,19 +140,21 @@ def collect_archive(args: argparse.Namespace) -> None:
     import numpy as np
 
     k = args.targets_per_layout
-    jobs = [(args.env, args.collect_seed + i // k, args.image_size, k, i % k)
+    cameras = tuple(args.cameras)
+    jobs = [(args.env, args.collect_seed + i // k, args.image_size, k, i % k, cameras)
             for i in range(args.collect)]
     with mp.get_context("spawn").Pool(args.workers) as pool:
         episodes = pool.starmap(_record, jobs, chunksize=4)
     episodes = [e for e in episodes if e["success"]]
     h = args.horizon
     texts = sorted({e["instruction"] for e in episodes})
-    cols: dict[str, list] = {k: [] for k in ("image", "state", "actions", "is_pad",
+    cols: dict[str, list] = {k: [] for k in (*cameras, "state", "actions", "is_pad",
                                              "instr_index", "episode")}
     for index, e in enumerate(episodes):
         n = len(e["action"])
         steps = np.arange(n)[:, None] + np.arange(h)[None]
-        cols["image"].append(e["image"])
+        for cam in cameras:
+            cols[cam].append(e[cam])
         cols["state"].append(e["state"])
         cols["actions"].append(e["action"][np.minimum(steps, n - 1)])
         cols["is_pad"].append(steps > n - 1)
@@ -154,7 +169,7 @@ def collect_archive(args: argparse.Namespace) -> None:
     stats = {"action": {"q01": np.quantile(actions, 0.01, 0).tolist(),
                         "q99": np.quantile(actions, 0.99, 0).tolist()},
              "state": {"mean": state.mean(0).tolist(), "std": state.std(0).tolist()}}
-    meta = {"instructions": texts, "action_dim": int(actions.shape[1]),
+    meta = {"instructions": texts, "cameras": list(cameras), "action_dim": int(actions.shape[1]),
             "state_dim": int(state.shape[1]), "env_id": args.env, "episodes": n_eps,
             "episode_seeds": [args.collect_seed, args.collect_seed + -(-args.collect // k)],
             "targets_per_layout": k,
@@ -177,8 +192,11 @@ def train_job(args: argparse.Namespace, head: str, seed: int) -> None:
     shared = InstructionCache(args.archive / "instructions.safetensors", allow_encoder=False)
     from vla.config import parse_overrides
 
+    meta = json.loads((args.archive / "chunks_meta.json").read_text())
+    overrides = {"cameras": tuple(meta.get("cameras", ["image"])),  # the archive's cameras
+                 **parse_overrides(args.set or [])}
     cfg = preset(args.preset, head=head, horizon=args.horizon, action_dim=split.action_dim,
-                 state_dim=split.state_dim, **parse_overrides(args.set or []))
+                 state_dim=split.state_dim, **overrides)
     torch.manual_seed(seed)
     model = VLAModel(cfg, instructions=InstructionCache(allow_encoder=False))
     for t in shared.instructions:  # train + held-out instructions: no MiniLM at eval time
@@ -272,6 +290,8 @@ def main() -> None:
                    help="episodes per layout, each under another target (counterfactual demos)")
     p.add_argument("--env", default="robodecode/TabletopPickPlace-v0")
     p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--cameras", nargs="+", default=["image"],
+                   help="observation keys to record (LIBERO: image wrist_image)")
     p.add_argument("--workers", type=int, default=8)
     p.add_argument("--job", default=None, help="internal: train:HEAD:SEED or distill:SEED")
     args = p.parse_args()

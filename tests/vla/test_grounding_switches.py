@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vla.config import VLAConfig, preset
-from vla.data import ChunkTensors, grasp_release_targets, load_chunks
+from vla.data import ChunkTensors, grasp_release_targets, gripper_close_sign, load_chunks
 
 GROUNDED = {"image_keypoints": 4, "lang_film_all": True, "keypoint_stage": 0,
             "state_dropout": 0.5, "aux_target_weight": 1.0}
@@ -79,6 +79,28 @@ def test_grasp_release_targets_from_the_gripper_action():
     aux = grasp_release_targets(data)
     assert torch.equal(aux[0, 0:3], state[2, 0:3]) and torch.equal(aux[0, 3:6], state[4, 0:3])
     assert aux[:5, 6].eq(1).all() and aux[5, 6] == 0  # episode 1 never grasps
+
+
+def test_grasp_release_targets_read_the_gripper_convention_from_the_data():
+    # robosuite / LIBERO close with +1 and start open at -1: the same episodes with the gripper
+    # dimension negated give the same targets, inferred or stated
+    n, h = 6, 2
+    actions = torch.ones(n, h, 4)
+    actions[2:4, 0, 3] = -1.0
+    state = torch.arange(n * 7, dtype=torch.float32).view(n, 7)
+    kw = dict(images={"image": torch.zeros(n, 8, 8, 3, dtype=torch.uint8)}, state=state,
+              is_pad=torch.zeros(n, h, dtype=torch.bool),
+              instr_index=torch.zeros(n, dtype=torch.long),
+              instructions=["a"], episode=torch.tensor([0, 0, 0, 0, 0, 1]))
+    tabletop = grasp_release_targets(ChunkTensors(actions=actions, **kw))
+    flipped = actions.clone()
+    flipped[..., 3] *= -1
+    robosuite = ChunkTensors(actions=flipped, **kw)
+    assert gripper_close_sign(flipped[:, 0, 3], kw["episode"]) == 1
+    assert torch.equal(grasp_release_targets(robosuite), tabletop)
+    assert torch.equal(grasp_release_targets(robosuite, close_sign=1), tabletop)
+    # stating the wrong convention grasps at the first (open) action instead
+    assert not torch.equal(grasp_release_targets(robosuite, close_sign=-1), tabletop)
 
 
 def test_grounded_model_trains_with_the_aux_loss(make_model, synthetic):
