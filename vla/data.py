@@ -106,7 +106,7 @@ def grasp_release_targets(data: ChunkTensors, gripper_dim: int = -1, xyz: slice 
     first_grip = data.actions[:, 0, gripper_dim].cpu()
     state, episode = data.state.cpu(), data.episode.cpu()
     if close_sign is None:
-        close_sign = gripper_close_sign(first_grip, episode)
+        close_sign = gripper_close_sign(data, gripper_dim)
     signed = first_grip * close_sign  # > 0 closes, < 0 opens
     for e in episode.unique():
         idx = (episode == e).nonzero().flatten()  # items of one episode, in time order
@@ -122,16 +122,16 @@ def grasp_release_targets(data: ChunkTensors, gripper_dim: int = -1, xyz: slice 
     return out
 
 
-def gripper_close_sign(gripper: torch.Tensor, episode: torch.Tensor) -> int:
+def gripper_close_sign(data: ChunkTensors, gripper_dim: int = -1) -> int:
     """The sign of a closing gripper action: opposite to the sign most episodes start with.
 
-    ``gripper`` holds each item's first gripper action and ``episode`` its episode index, items
-    in time order within an episode. Demos start with an open gripper; ``-1`` when the data
-    cannot tell (no episode starts with a non-zero gripper action).
+    Demos start with an open gripper, so the first action of each episode (items in time
+    order) gives the open sign; ``-1`` when the data cannot tell (no episode starts with a
+    non-zero gripper action).
     """
-    starts = torch.stack([gripper[(episode == e).nonzero()[0, 0]] for e in episode.unique()]) \
-        if len(episode) else gripper[:0]
-    vote = int(torch.sign(starts).sum())
+    episode = data.episode.cpu().numpy()
+    first = torch.as_tensor(np.unique(episode, return_index=True)[1], dtype=torch.long)
+    vote = int(torch.sign(data.actions[first, 0, gripper_dim].cpu()).sum())
     return 1 if vote < 0 else -1
 
 

@@ -127,7 +127,7 @@ class Trainer:
         if model.config.aux_target_weight > 0:
             from vla.data import grasp_release_targets, gripper_close_sign
 
-            sign = gripper_close_sign(train_data.actions[:, 0, -1].cpu(), train_data.episode.cpu())
+            sign = gripper_close_sign(train_data)
             train_data = dataclasses.replace(train_data,
                                              aux=grasp_release_targets(train_data, close_sign=sign))
             if val_data is not None:

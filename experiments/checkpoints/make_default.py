@@ -192,8 +192,7 @@ def train_job(args: argparse.Namespace, head: str, seed: int) -> None:
     shared = InstructionCache(args.archive / "instructions.safetensors", allow_encoder=False)
     from vla.config import parse_overrides
 
-    meta = json.loads((args.archive / "chunks_meta.json").read_text())
-    overrides = {"cameras": tuple(meta.get("cameras", ["image"])),  # the archive's cameras
+    overrides = {"cameras": tuple(split.train.images),  # the archive's cameras
                  **parse_overrides(args.set or [])}
     cfg = preset(args.preset, head=head, horizon=args.horizon, action_dim=split.action_dim,
                  state_dim=split.state_dim, **overrides)

@@ -96,7 +96,7 @@ def test_grasp_release_targets_read_the_gripper_convention_from_the_data():
     flipped = actions.clone()
     flipped[..., 3] *= -1
     robosuite = ChunkTensors(actions=flipped, **kw)
-    assert gripper_close_sign(flipped[:, 0, 3], kw["episode"]) == 1
+    assert gripper_close_sign(robosuite) == 1
     assert torch.equal(grasp_release_targets(robosuite), tabletop)
     assert torch.equal(grasp_release_targets(robosuite, close_sign=1), tabletop)
     # stating the wrong convention grasps at the first (open) action instead
