@@ -155,8 +155,9 @@ def test_sampled_init_states_differ_from_official_and_repeat_by_seed():
         env.close()
 
 
-def test_expert_succeeds_from_an_official_init_state(env):
-    obs, _ = env.reset(options={"init_state": 0})
+def _expert_solves(env, init_state: int = 0):
+    """Run the scripted expert from official initial state ``init_state``; assert success."""
+    obs, _ = env.reset(options={"init_state": init_state})
     expert = envs.make_expert(env)
     expert.reset()
     for _ in range(env.spec.max_episode_steps):
@@ -164,6 +165,11 @@ def test_expert_succeeds_from_an_official_init_state(env):
         if terminated or truncated:
             break
     assert terminated and info["is_success"]
+    return expert
+
+
+def test_expert_succeeds_from_an_official_init_state(env):
+    _expert_solves(env)
 
 
 def test_heldout_split_is_libero_pro_paraphrase():
@@ -226,13 +232,7 @@ def test_expert_pinches_a_bowl_rim_on_libero_spatial():
     task = "pick_up_the_black_bowl_next_to_the_ramekin_and_place_it_on_the_plate"
     env = gymnasium.make(env_id(task), images=False)
     try:
-        obs, _ = env.reset(options={"init_state": 0})
-        expert = envs.make_expert(env)
-        for _ in range(env.spec.max_episode_steps):
-            obs, _, terminated, truncated, info = env.step(expert.act(obs))
-            if terminated or truncated:
-                break
-        assert terminated and info["is_success"]
+        expert = _expert_solves(env)
         assert np.linalg.norm(expert.offset) > 0.03  # the grip was on the rim, off centre
     finally:
         env.close()
@@ -287,14 +287,7 @@ def test_libero_pro_perturbations_change_what_they_say():
                                   plain.official_init_states)
         check_env(made["swap"].unwrapped)
         # the task perturbation is solvable: the expert carries the butter to the basket
-        env = made["task"]
-        obs, _ = env.reset(options={"init_state": 0})
-        expert = envs.make_expert(env)
-        for _ in range(env.spec.max_episode_steps):
-            obs, _, terminated, truncated, info = env.step(expert.act(obs))
-            if terminated or truncated:
-                break
-        assert terminated and info["is_success"]
+        _expert_solves(made["task"])
     finally:
         for e in made.values():
             e.close()
