@@ -1,9 +1,6 @@
-"""LIBERO-PRO robustness table: how much each decoder loses under LIBERO-PRO's perturbations.
+"""python -m experiments.studies.libero_pro_table COMPARES... --out T.md [--plot F.png]  # PRO.
 
-Usage: ``python -m experiments.studies.libero_pro_table COMPARE.json... --out TABLE.md
-[--plot FIG.png]``
-
-How much each decoder loses when LIBERO-PRO perturbs the scene,
+LIBERO-PRO robustness table: how much each decoder loses when LIBERO-PRO perturbs the scene,
 the objects, the positions, the task or the language of the suite it was trained on.
 
 Reads ``compare.json`` files written by ``robodecode compare`` on one suite and on LIBERO-PRO's
