@@ -85,7 +85,6 @@ class LiberoTaskEnv(gymnasium.Env):
     language for the task, or LIBERO-PRO's paraphrase with ``split="heldout"``). Privileged
     object poses for experts: ``env.unwrapped.privileged_obs``.
 
-    ## Rewards
     ## Perturbations
     ``perturbation`` picks one of LIBERO-PRO's perturbed copies of the task
     (``envs.libero_tasks.PERTURBATIONS``): its BDDL scene and its own 50 official initial
