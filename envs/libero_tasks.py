@@ -139,8 +139,8 @@ def pro_suite_id(suite: str, perturbation: str) -> str:
     if perturbation not in PERTURBATIONS:
         raise ValueError(f"perturbation must be one of {sorted(PERTURBATIONS)}, got "
                          f"{perturbation!r}")
-    return suite_id(suite).replace("LIBERO-", "LIBERO-PRO-", 1).replace(
-        "-v0", f"-{perturbation.capitalize()}-v0")
+    suite_id(suite)  # the suite check
+    return f"robodecode/LIBERO-PRO-{SUITES[suite].label}-{perturbation.capitalize()}-v0"
 
 
 def check_perturbation(perturbation: str) -> None:
