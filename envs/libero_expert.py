@@ -3,13 +3,15 @@
 Usage: ``expert = envs.make_expert(gymnasium.make("robodecode/LIBERO-Object-Milk-v0"))``
 
 It reads object geometry and poses from the simulator (``env.unwrapped.sim_env``) and plans,
-each step, one waypoint of: rise to a travel height above every object, move over the object
-with the fingers turned to a grasp yaw, descend, close, lift, carry over the container's
-region, lower, release, rise. The grasp yaw is the one whose finger span fits the object (a
-box is taken across its short side, within about 40 degrees) and whose hand, 21 cm wide along
-the fingers, keeps the most clearance from neighbours taller than the hand's lowest point: a
-tall carton beside a flat box is what a yaw-blind grasp hits. A grasp that comes up empty is
-retried with a fresh plan.
+each step, one waypoint of: rise to a travel height above every object near the hand's way,
+move over the object with the fingers turned to a grasp yaw, descend, close until the fingers
+stop, lift (gently for the first centimetres), carry over the container's region, lower,
+release, rise. The grasp yaw is the one whose finger span fits the object (a box is taken
+across its short side, within about 40 degrees) and whose hand, 21 cm wide along the fingers,
+keeps the most clearance from neighbours taller than the hand's lowest point: a tall carton
+beside a flat box is what a yaw-blind grasp hits. Objects too wide for the fingers (bowls) are
+pinched at the rim. A grasp that comes up empty, or an object dropped on the way, is retried
+with a fresh plan made once the object has settled.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from envs.libero_geometry import (
     footprints,
     grasp_yaw,
     object_points,
+    path_top,
     rim_grasp,
     site_frame,
 )
@@ -34,8 +37,12 @@ ROT_SCALE = 0.5  # radians per unit of the OSC rotation action
 HAND_ABOVE_GRIP = 0.030  # the hand's lowest point above the grip site (Panda, robosuite 1.4)
 PAD_BELOW_GRIP = 0.005  # the finger pads' lowest point below the grip site
 TRAVEL_CLEARANCE = 0.05  # fingertips (or a carried object) above every object when travelling
-CLOSE_STEPS = 12
+CLOSE_STEPS = 12  # at least this many closing steps, then until the fingers stop
+CLOSE_STEPS_MAX = 30
+FINGERS_STILL = 0.005  # m/s: finger joints slower than this have closed on something
 OPEN_STEPS = 10
+DROP_GAP = 0.04  # the object this much farther from the grip than when grasped: dropped
+LIFT_START_SPEED = 0.3  # the first 3 cm of a lift, gently: a pinched rim slips on a jerk
 PHASE_LIMIT = 90  # steps before a phase that cannot converge gives up and moves on
 STALL_STEPS = 8  # a phase whose goal distance shrank < 2 mm over this many steps has stalled
 
@@ -90,6 +97,9 @@ class LiberoExpert:
         self.phase, self.phase_steps, self.attempts = "rise", 0, 0
         self.distances: list[float] = []
         self.failed_angles: tuple[float, ...] = ()
+        self.replan, self.hold = False, float("inf")
+        robot = sim_env.robots[0]
+        self.finger_dofs = list(robot._ref_gripper_joint_vel_indexes)
         self._plan_grasp()
 
     def _plan_grasp(self) -> None:
@@ -110,18 +120,28 @@ class LiberoExpert:
             self.failed_angles += (angle,)
             self.offset = point - target.center
         self.hang = self.grasp_z - target.bottom
-        self.top_all = max(p.top for name, p in prints.items() if name != self.target)
+        # Travel only as high as what lies under the hand's way: a tall cabinet across the
+        # table would otherwise lift the hand out of the arm's reach.
+        grip_xy = site_frame(self.sim_env, "gripper0_grip_site")[0][:2]
+        pick_xy, place_xy = target.center + self.offset, self._place_xy() + self.offset
+        self.top_pick = path_top(others, grip_xy, pick_xy, target.top)
+        self.top_carry = path_top([p for name, p in prints.items()
+                                   if name not in (self.target, self.container)],
+                                  pick_xy, place_xy, target.bottom)
         self.container_top = prints[self.container].top
 
     def _step(self) -> np.ndarray:
         grip_pos, grip_mat = site_frame(self.sim_env, "gripper0_grip_site")
         target: Footprint = footprints(self.sim_env, self.points, (self.target,))[self.target]
-        empty_travel = max(self.top_all, target.top) + TRAVEL_CLEARANCE
-        carry_z = max(self.top_all, self.container_top) + TRAVEL_CLEARANCE + self.hang
+        empty_travel = max(self.top_pick, target.top) + TRAVEL_CLEARANCE
+        carry_z = max(self.top_carry, self.container_top) + TRAVEL_CLEARANCE + self.hang
         phase, gripper, speed = self.phase, -1.0, 1.0
         if phase == "rise":  # straight up to a height where nothing is in the way
             goal = np.array([*grip_pos[:2], empty_travel])
             done = grip_pos[2] > empty_travel - 0.02
+            if done and self.replan:  # after a failed grasp: plan once the object has settled
+                self.replan = False
+                self._plan_grasp()
         elif phase == "over":  # over the object at travel height, fingers turned
             goal = np.array([*(target.center + self.offset), empty_travel])
             done = _near(grip_pos, goal, 0.012) and self._yaw_ok(grip_mat)
@@ -131,17 +151,26 @@ class LiberoExpert:
             done = _near(grip_pos, goal, 0.008)
         elif phase == "close":
             goal, gripper = np.array([*(target.center + self.offset), self.grasp_z]), 1.0
-            done = self.phase_steps >= CLOSE_STEPS
+            # a thin wall takes the pads longer to reach: lift only once they press on it
+            done = self.phase_steps >= CLOSE_STEPS and (
+                self._fingers_still() or self.phase_steps >= CLOSE_STEPS_MAX)
+            # a held object keeps its distance to the grip point, however it swings about it
+            self.hold = float(np.linalg.norm(self._body_pos(self.target) - grip_pos))
         elif phase == "lift":
             goal, gripper = np.array([*grip_pos[:2], carry_z]), 1.0
             done = grip_pos[2] > carry_z - 0.02
+            speed = LIFT_START_SPEED if grip_pos[2] < self.grasp_z + 0.03 else 1.0
             empty = target.bottom < self.rest_bottom + 0.02
-            if empty and grip_pos[2] > self.grasp_z + 0.06:  # came up empty: plan anew
+            # came up empty (checked by the end of the lift at the latest): plan anew
+            if empty and (done or grip_pos[2] > self.grasp_z + 0.06):
                 return self._retry(grip_pos)
         elif phase == "carry":  # the object's body (what LIBERO's goal checks) over the place
             drop = grip_pos[:2] + self._place_xy() - self._body_xy(self.target)
             goal, gripper = np.array([*drop, carry_z]), 1.0
             done = _near(grip_pos, goal, 0.012)
+            speed = min(1.0, LIFT_START_SPEED + 0.1 * self.phase_steps)  # no jerk at the start
+            if self._dropped(grip_pos):  # dropped on the way: start over
+                return self._retry(grip_pos)
         elif phase == "lower":
             z = self.container_top + 0.01 + self.hang
             drop = grip_pos[:2] + self._place_xy() - self._body_xy(self.target)
@@ -155,16 +184,25 @@ class LiberoExpert:
         # Pressed against something (a pad on a bowl's wall, the arm at its reach), the
         # operational-space controller settles short of the goal: close enough counts.
         self.distances.append(float(np.linalg.norm(goal - grip_pos)))
-        stalled = (phase in ("descend", "carry", "lower") and len(self.distances) > STALL_STEPS
+        # At the edge of its reach, high up, the arm stops a few centimetres short of "over":
+        # descending brings the goal back within reach.
+        stalled = (phase in ("over", "descend", "carry", "lower")
+                   and len(self.distances) > STALL_STEPS
                    and self.distances[-STALL_STEPS - 1] - self.distances[-1] < 0.002
-                   and self.distances[-1] < 0.03)
+                   and self.distances[-1] < (0.06 if phase == "over" else 0.03))
         self._advance(done or stalled)
         return self._command(goal, grip_pos, grip_mat, gripper, speed)
 
-    def _body_xy(self, name: str) -> np.ndarray:
+    def _body_pos(self, name: str) -> np.ndarray:
         sim = self.sim_env.sim
         body = sim.model.body_name2id(self.sim_env.objects_dict[name].root_body)
-        return sim.data._data.xpos[body][:2].copy()
+        return sim.data._data.xpos[body].copy()
+
+    def _body_xy(self, name: str) -> np.ndarray:
+        return self._body_pos(name)[:2]
+
+    def _dropped(self, grip_pos: np.ndarray) -> bool:
+        return float(np.linalg.norm(self._body_pos(self.target) - grip_pos)) > self.hold + DROP_GAP
 
     def _place_xy(self) -> np.ndarray:
         """Where the object's body must go: the container's region (``In``) or body (``On``)."""
@@ -183,11 +221,14 @@ class LiberoExpert:
 
     def _retry(self, grip_pos: np.ndarray) -> np.ndarray:
         self.attempts += 1
-        self._plan_grasp()
-        self.phase, self.phase_steps, self.distances = "rise", 0, []
+        self.phase, self.phase_steps, self.distances, self.replan = "rise", 0, [], True
         action = np.zeros(7)
         action[6] = -1.0
         return action
+
+    def _fingers_still(self) -> bool:
+        qvel = self.sim_env.sim.data._data.qvel[self.finger_dofs]
+        return float(np.abs(qvel).max()) < FINGERS_STILL
 
     def _yaw_ok(self, grip_mat: np.ndarray) -> bool:
         return float(np.linalg.norm(self._rotation_error(grip_mat))) < 0.08

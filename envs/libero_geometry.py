@@ -221,6 +221,25 @@ def rim_grasp(target: Footprint, others: list[Footprint], hand_above: float,
     return best
 
 
+def path_top(others: list[Footprint], start: np.ndarray, end: np.ndarray, floor: float,
+             reach: float = HAND_HALF_LENGTH + 0.03) -> float:
+    """The highest point of ``others`` within ``reach`` of the segment ``start``-``end`` (x, y).
+
+    The hand, turned any way, sweeps about ``reach`` around its path; ``floor`` is returned
+    when nothing is that close.
+    """
+    seg = end - start
+    length2 = float(seg @ seg)
+    top = floor
+    for other in others:
+        rel = other.points[:, :2] - start
+        t = np.clip(rel @ seg / length2, 0.0, 1.0) if length2 > 0 else np.zeros(len(rel))
+        near = np.linalg.norm(rel - t[:, None] * seg, axis=1) <= reach
+        if near.any():
+            top = max(top, float(other.points[near, 2].max()))
+    return top
+
+
 def _rect_distance(along: np.ndarray, across: np.ndarray, half_length: float,
                    half_width: float) -> float:
     """Smallest distance of points (in a rectangle's frame) to the rectangle (0 inside)."""

@@ -10,7 +10,9 @@ official initial state ``s // 10`` in every copy, so a seed pairs the same task 
 initial-state index (each copy has its own 50 states). For each decoder and perturbation: success
 with its 95% Wilson interval, the change against the unperturbed suite on the shared seeds, and
 McNemar's mid-p test on those seeds (episodes only one of the two solved). ``--plot`` draws the
-grouped bars with the Wilson intervals.
+grouped bars with the Wilson intervals; ``--published`` adds the anchors' published LIBERO
+success (averaged over four suites; billion-parameter pretrained backbones fine-tuned on LIBERO's
+human demonstrations) as dashed lines for scale, not as a like-for-like comparison.
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ from typing import Any
 from experiments.stats import mcnemar, pair_by_seed, wilson_interval
 
 BASE = "none"
+PUBLISHED = {  # LIBERO success averaged over its four suites, the authors' numbers
+    "OpenVLA-OFT": 97.1,  # (shared/reference/anchors.md)
+    "pi0.5": 96.9,
+    "Discrete Diffusion VLA": 96.3,
+    "OpenVLA": 76.5,
+}
 
 
 def perturbation_of(env_id: str) -> str:
@@ -119,8 +127,12 @@ def markdown(suite: str, cells: dict[str, dict[str, dict]], rows: dict[str, Any]
     return "\n".join(lines) + "\n"
 
 
-def plot(suite: str, cells: dict[str, dict[str, dict]], path: Path) -> None:
-    """Grouped bars: success per perturbation (groups) and decoder (bars), Wilson whiskers."""
+def plot(suite: str, cells: dict[str, dict[str, dict]], path: Path,
+         published: dict[str, float] | None = None) -> None:
+    """Grouped bars: success per perturbation (groups) and decoder (bars), Wilson whiskers.
+
+    ``published``: reference lines, ``{label: success %}`` (e.g. ``PUBLISHED``).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -130,7 +142,7 @@ def plot(suite: str, cells: dict[str, dict[str, dict]], path: Path) -> None:
     perts = _order(next(iter(cells.values())))
     decoders = list(cells)
     width = 0.8 / len(decoders)
-    fig, ax = plt.subplots(figsize=(1.6 * len(perts) + 2, 3.6))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(perts) + 3), 3.8))
     for i, dec in enumerate(decoders):
         xs, ys, lo, hi = [], [], [], []
         for j, pert in enumerate(perts):
@@ -142,13 +154,23 @@ def plot(suite: str, cells: dict[str, dict[str, dict]], path: Path) -> None:
             lo.append(c["pc"] - c["ci"][0])
             hi.append(c["ci"][1] - c["pc"])
         ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=dec)
-    ax.set_xticks(np.arange(len(perts)),
-                  [f"LIBERO-{suite}" if p == BASE else p for p in perts])
+    groups = [f"LIBERO-{suite}" if p == BASE else p for p in perts]
+    if published:  # one more group: the anchors' numbers, grey, named inside their bars
+        names = sorted(published, key=lambda k: -published[k])
+        step = 0.8 / len(names)
+        for i, name in enumerate(names):
+            x = len(perts) + (i - (len(names) - 1) / 2) * step
+            ax.bar(x, published[name], step, color="0.85", edgecolor="0.5", hatch="//")
+            ax.text(x, 3, f"{name} {published[name]:g}", rotation=90, ha="center",
+                    va="bottom", fontsize=7)
+        groups.append("published\n(4-suite avg.)")
+    ax.set_xticks(np.arange(len(groups)), groups, fontsize=8)
     n = cells[decoders[0]][BASE]["episodes"]
     ax.set_ylabel(f"success % ({n} episodes, 95% Wilson)")
     ax.set_ylim(0, 105)
-    ax.set_title(f"LIBERO-PRO perturbations of LIBERO-{suite}, one backbone, five decoders")
-    ax.legend(fontsize=8, ncols=len(decoders), loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    ax.set_title(f"LIBERO-PRO perturbations of LIBERO-{suite}: one backbone, "
+                 f"{len(decoders)} decoders", fontsize=10)
+    ax.legend(fontsize=8, ncols=len(decoders), loc="upper center", bbox_to_anchor=(0.5, -0.16))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -160,6 +182,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("compares", nargs="+", type=Path, help="compare.json files (one unperturbed)")
     p.add_argument("--out", type=Path, required=True, help="Markdown table to write")
     p.add_argument("--plot", type=Path, help="PNG of the grouped bars")
+    p.add_argument("--published", action="store_true",
+                   help="Draw the anchors' published LIBERO averages on the plot")
     args = p.parse_args(argv)
     suite, outcomes, rows = load(args.compares)
     cells = summarize(outcomes)
@@ -168,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         {"suite": suite, "sources": [str(c) for c in args.compares], "cells": cells},
         indent=1) + "\n")
     if args.plot:
-        plot(suite, cells, args.plot)
+        plot(suite, cells, args.plot, PUBLISHED if args.published else None)
     print(args.out.read_text())
 
 

@@ -238,6 +238,24 @@ def test_expert_pinches_a_bowl_rim_on_libero_spatial():
         env.close()
 
 
+@pytest.mark.parametrize("task, init_state", [
+    # the bowl in the open drawer: a one-sided rim pinch that slipped when lifted with a jerk
+    ("pick_up_the_black_bowl_in_the_top_drawer_of_the_wooden_cabinet_and_place_it_on_the_plate",
+     3),
+    # a bowl at the far edge of the table: at the travel height the cabinet asked for, out of
+    # the arm's reach
+    ("pick_up_the_black_bowl_next_to_the_cookie_box_and_place_it_on_the_plate", 8),
+    # the bowl slips out of the pinch as the carry starts: noticed, grasped again
+    ("pick_up_the_black_bowl_on_the_ramekin_and_place_it_on_the_plate", 23),
+])
+def test_expert_solves_spatial_episodes_that_crowd_stretch_or_drop(task, init_state):
+    env = gymnasium.make(env_id(task), images=False)
+    try:
+        _expert_solves(env, init_state)
+    finally:
+        env.close()
+
+
 def test_demonstrations_are_recorded_from_sampled_layouts(tmp_path):
     from envs.ids import demo_env_kwargs
     from envs.lerobot_dataset import RUN_SPEC_FILE, STAGING_DIR, collect

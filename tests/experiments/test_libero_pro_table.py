@@ -52,7 +52,7 @@ def test_cli_writes_table_json_and_plot(tmp_path):
     base = _compare(tmp_path / "a.json", "robodecode/LIBERO-Object-v0", {"ar": [1, 0, 1]})
     task = _compare(tmp_path / "b.json", "robodecode/LIBERO-PRO-Object-Task-v0", {"ar": [0, 0, 1]})
     out, fig = tmp_path / "t.md", tmp_path / "t.png"
-    table.main([str(base), str(task), "--out", str(out), "--plot", str(fig)])
+    table.main([str(base), str(task), "--out", str(out), "--plot", str(fig), "--published"])
     assert "| ar | 67" in out.read_text()
     assert json.loads(out.with_suffix(".json").read_text())["cells"]["ar"]["task"]["successes"] == 1
     assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
