@@ -12,7 +12,7 @@ with its 95% Wilson interval, the change against the unperturbed suite on the sh
 McNemar's mid-p test on those seeds (episodes only one of the two solved). ``--plot`` draws the
 grouped bars with the Wilson intervals; ``--published`` adds the anchors' published LIBERO
 success (averaged over four suites; billion-parameter pretrained backbones fine-tuned on LIBERO's
-human demonstrations) as dashed lines for scale, not as a like-for-like comparison.
+human demonstrations) as a grey group of bars, for scale, not as a like-for-like comparison.
 """
 
 from __future__ import annotations
@@ -131,7 +131,8 @@ def plot(suite: str, cells: dict[str, dict[str, dict]], path: Path,
          published: dict[str, float] | None = None) -> None:
     """Grouped bars: success per perturbation (groups) and decoder (bars), Wilson whiskers.
 
-    ``published``: reference lines, ``{label: success %}`` (e.g. ``PUBLISHED``).
+    ``published``: ``{label: success %}`` (e.g. ``PUBLISHED``), drawn as one more group of
+    grey bars, each named inside its bar.
     """
     import matplotlib
 
