@@ -7,8 +7,9 @@ Each task's registered id (``envs.libero_tasks.env_id``) is built with ``gymnasi
 ``images=False`` (physics only: the expert reads the simulator, so success is the same as with
 images, only faster), and the expert (``envs.make_expert``) runs once from each of the task's
 50 official initial states (``reset(options={"init_state": i})``) under the id's time limit.
-Writes ``episodes.json`` (one record per episode) and ``summary.json`` (per task: successes,
-95% Wilson interval, failed initial states; the command and provenance) to ``--out``.
+Writes ``episodes.json`` (one record per episode, saved after every task: a rerun into the same
+``--out`` keeps finished tasks) and ``summary.json`` (per task: successes, 95% Wilson interval,
+failed initial states; the command and provenance) to ``--out``.
 """
 
 from __future__ import annotations
@@ -139,19 +140,41 @@ def main(argv: list[str] | None = None) -> None:
     if args.tasks:
         tasks = tuple(tasks[int(i)] for i in args.tasks)
     args.out.mkdir(parents=True, exist_ok=True)
-    records: list[dict[str, Any]] = []
+    # Resumable: each finished task is saved at once; a rerun into the same folder keeps the
+    # tasks it finds there (same perturbation and initial states) and runs only the others.
+    saved = args.out / "episodes.json"
+    records: list[dict[str, Any]] = json.loads(saved.read_text()) if saved.exists() else []
+    init_states = list(range(args.init_states))
+    run = provenance(argv)
     tic = time.perf_counter()
     for task in tasks:
-        records += run_task(task, list(range(args.init_states)), args.perturbation)
+        done = [r for r in records if r["task"] == task]
+        if [r["init_state"] for r in done] == init_states and all(
+                r.get("perturbation", "none") == args.perturbation for r in done):
+            print(f"{task}: kept from {saved}", flush=True)
+            continue
+        records = [r for r in records if r["task"] != task] + [
+            {**r, "perturbation": args.perturbation, "git_sha": run["git_sha"]}
+            for r in run_task(task, init_states, args.perturbation)]
+        _write_json(saved, records)
         done = [r for r in records if r["task"] == task]
         print(f"{task}: {sum(r['success'] for r in done)}/{len(done)} "
               f"({time.perf_counter() - tic:.0f} s)", flush=True)
+    order = {t: i for i, t in enumerate(SUITES[args.suite].tasks)}
+    records.sort(key=lambda r: (order.get(r["task"], len(order)), r["init_state"]))
     summary = {**summarize(records), "suite": args.suite, "perturbation": args.perturbation,
-               "images": False,
-               "seconds": round(time.perf_counter() - tic, 1), **provenance(argv)}
-    (args.out / "episodes.json").write_text(json.dumps(records, indent=1) + "\n")
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+               "images": False, "seconds": round(sum(r["seconds"] for r in records), 1), **run,
+               "git_shas": sorted({r.get("git_sha") or "" for r in records})}
+    _write_json(saved, records)
+    _write_json(args.out / "summary.json", summary)
     print(markdown_table(summary))
+
+
+def _write_json(path: Path, value: Any) -> None:
+    """Write ``value`` to ``path`` atomically (a crash leaves the old file or the new one)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=1) + "\n")
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

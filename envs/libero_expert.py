@@ -28,9 +28,12 @@ from envs.libero_geometry import (
     grasp_yaw,
     object_points,
     path_top,
+    region_owner,
     rim_grasp,
     site_frame,
+    surface_under,
 )
+from envs.libero_skills import skill_for
 
 POS_SCALE = 0.05  # metres per unit of the OSC position action
 ROT_SCALE = 0.5  # radians per unit of the OSC rotation action
@@ -78,7 +81,12 @@ class LiberoExpert:
         if episode != self._episode:
             self._episode = episode
             self._start(env.sim_env)
-        action = self._step()
+        if self.skill is not None:
+            grip_pos, grip_mat = site_frame(self.sim_env, "gripper0_grip_site")
+            goal, self.yaw, gripper, speed = self.skill.step(grip_pos)
+            action = self._command(goal, grip_pos, grip_mat, gripper, speed)
+        else:
+            action = self._step()
         if self.noise > 0.0:
             action[:6] += self._rng.normal(0.0, self.noise, size=6)
         return np.clip(action, -1.0, 1.0).astype(np.float32)
@@ -86,13 +94,16 @@ class LiberoExpert:
     # -------------------------------------------------------------------- planning
     def _start(self, sim_env: Any) -> None:
         self.sim_env = sim_env
-        self.target, self.container = sim_env.obj_of_interest[:2]
+        self.skill = skill_for(sim_env)
+        if self.skill is not None:
+            return
+        self.target, place = sim_env.obj_of_interest[:2]
+        # A place is an object (the plate), an object's region ("basket_1_contain_region":
+        # plan with the basket), or a region of a fixture or the table ("flat_stove_1_cook_region",
+        # "main_table_stove_front_region"): aim at the region's site, land on what is under it.
+        self.container, self.place_site = region_owner(sim_env, place), None
         if self.container not in sim_env.objects_dict:
-            # LIBERO-PRO's task perturbation names the container's region
-            # ("basket_1_contain_region"): plan with the object the region belongs to.
-            self.container = max((n for n in sim_env.objects_dict
-                                  if self.container.startswith(n + "_")), key=len,
-                                 default=self.container)
+            self.place_site = place
         self.points = object_points(sim_env)
         self.phase, self.phase_steps, self.attempts = "rise", 0, 0
         self.distances: list[float] = []
@@ -128,7 +139,9 @@ class LiberoExpert:
         self.top_carry = path_top([p for name, p in prints.items()
                                    if name not in (self.target, self.container)],
                                   pick_xy, place_xy, target.bottom)
-        self.container_top = prints[self.container].top
+        self.container_top = (prints[self.container].top if self.place_site is None
+                              else surface_under(self.sim_env, self.place_site, {
+                                  n: p for n, p in prints.items() if n != self.target}))
 
     def _step(self) -> np.ndarray:
         grip_pos, grip_mat = site_frame(self.sim_env, "gripper0_grip_site")
@@ -206,6 +219,8 @@ class LiberoExpert:
 
     def _place_xy(self) -> np.ndarray:
         """Where the object's body must go: the container's region (``In``) or body (``On``)."""
+        if self.place_site is not None:
+            return site_frame(self.sim_env, self.place_site)[0][:2]
         site = f"{self.container}_contain_region"
         if site in self.sim_env.object_sites_dict:
             return site_frame(self.sim_env, site)[0][:2]

@@ -64,7 +64,7 @@ def object_points(sim_env: Any, per_mesh: int = 400) -> dict[str, list[tuple[int
             continue  # what everything stands on is no obstacle
         body = sim_env.sim.model.body_name2id(obj.root_body)
         geoms = [g for g in range(model.ngeom)
-                 if _in_subtree(model, model.geom_bodyid[g], body)
+                 if in_subtree(model, model.geom_bodyid[g], body)
                  and (model.geom_contype[g] or model.geom_conaffinity[g])]
         entries = []
         for g in geoms:
@@ -83,7 +83,8 @@ def object_points(sim_env: Any, per_mesh: int = 400) -> dict[str, list[tuple[int
     return out
 
 
-def _in_subtree(model: Any, body: int, root: int) -> bool:
+def in_subtree(model: Any, body: int, root: int) -> bool:
+    """Whether MuJoCo body ``body`` is ``root`` or one of its descendants."""
     while body > 0:
         if body == root:
             return True
@@ -102,6 +103,36 @@ def footprints(sim_env: Any, points: dict[str, list[tuple[int, np.ndarray]]],
         lo, hi = world.min(axis=0), world.max(axis=0)
         out[name] = Footprint(world, (lo[:2] + hi[:2]) / 2.0, float(lo[2]), float(hi[2]))
     return out
+
+
+def region_owner(sim_env: Any, name: str) -> str:
+    """The object or fixture a BDDL place belongs to.
+
+    That is the place itself if it is one, else the longest name that prefixes the region's
+    (``"basket_1_contain_region"`` -> ``"basket_1"``); a region of the table itself
+    (``"main_table_stove_front_region"``) returns ``name``.
+    """
+    things = {**sim_env.fixtures_dict, **sim_env.objects_dict}
+    if name in things:
+        return name
+    return max((n for n in things if name.startswith(n + "_")), key=len, default=name)
+
+
+def surface_under(sim_env: Any, site: str, prints: dict[str, Footprint]) -> float:
+    """The height where an object placed on region ``site`` lands.
+
+    That is the highest point of ``prints`` under the site's horizontal extent, or the site's
+    own height (about the table's) when nothing stands there.
+    """
+    pos, mat = site_frame(sim_env, site)
+    half = np.abs(mat @ sim_env.sim.model._model.site_size[
+        sim_env.sim.model.site_name2id(site)])[:2]
+    top = float(pos[2])
+    for p in prints.values():
+        inside = np.all(np.abs(p.points[:, :2] - pos[:2]) <= half, axis=1)
+        if inside.any():
+            top = max(top, float(p.points[inside, 2].max()))
+    return top
 
 
 def site_frame(sim_env: Any, site: str) -> tuple[np.ndarray, np.ndarray]:

@@ -62,6 +62,13 @@ SUITES: dict[str, LiberoSuite] = {
     "libero_spatial": LiberoSuite(
         "libero_spatial", "Spatial", "pick_up_the_black_bowl_", "_and_place_it_on_the_plate",
         220, tuple(f"pick_up_the_black_bowl_{b}_and_place_it_on_the_plate" for b in _BOWLS)),
+    "libero_goal": LiberoSuite(
+        "libero_goal", "Goal", "", "", 300,
+        ("open_the_middle_drawer_of_the_cabinet", "put_the_bowl_on_the_stove",
+         "put_the_wine_bottle_on_top_of_the_cabinet", "open_the_top_drawer_and_put_the_bowl_inside",
+         "put_the_bowl_on_top_of_the_cabinet", "push_the_plate_to_the_front_of_the_stove",
+         "put_the_cream_cheese_in_the_bowl", "turn_on_the_stove", "put_the_bowl_on_the_plate",
+         "put_the_wine_bottle_on_the_rack")),
 }
 
 SETTLE_STEPS = 10  # OpenVLA's num_steps_wait: objects fall onto the table before the policy acts

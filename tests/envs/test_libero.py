@@ -57,8 +57,8 @@ def _object_positions(state: np.ndarray, env) -> np.ndarray:
 
 
 def test_ids_are_registered_without_importing_libero():
-    # LIBERO-Object and LIBERO-Spatial: 10 tasks + the suite + 4 LIBERO-PRO suites each
-    assert len(LIBERO_IDS) == 30
+    # LIBERO-Object, -Spatial and -Goal: 10 tasks + the suite + 4 LIBERO-PRO suites each
+    assert len(LIBERO_IDS) == 45
     assert pro_suite_id("libero_object", "swap") == "robodecode/LIBERO-PRO-Object-Swap-v0"
     assert "robodecode/LIBERO-PRO-Spatial-Task-v0" in LIBERO_IDS
     assert "robodecode/LIBERO-Object-CreamCheese-v0" in LIBERO_IDS
@@ -66,8 +66,8 @@ def test_ids_are_registered_without_importing_libero():
     assert suite_id("libero_object") == "robodecode/LIBERO-Object-v0" in LIBERO_IDS
     for id_ in LIBERO_IDS:
         assert id_ in gymnasium.registry
-        spatial = id_.startswith(("robodecode/LIBERO-Spatial", "robodecode/LIBERO-PRO-Spatial"))
-        limit = 220 if spatial else 280
+        label = id_.split("/")[1].removeprefix("LIBERO-").removeprefix("PRO-").split("-")[0]
+        limit = {"Object": 280, "Spatial": 220, "Goal": 300}[label]
         assert gymnasium.spec(id_).max_episode_steps == limit
     code = "import sys, envs; print(any(m in sys.modules for m in ('libero', 'robosuite')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -81,7 +81,8 @@ def test_task_table_matches_libero():
         assert list(SUITES[suite].tasks) == libero_task_map[suite]
     names = [i.split("-")[2] for i in LIBERO_IDS if i.count("-") == 3]
     assert names[:3] == ["AlphabetSoup", "CreamCheese", "SaladDressing"]
-    assert len(set(names)) == 20
+    assert len(set(names)) == 30
+    assert "TurnOnStove" in names and "OpenTopDrawerAndPutBowlInside" in names
 
 
 def test_check_env(env):
@@ -251,6 +252,21 @@ def test_expert_pinches_a_bowl_rim_on_libero_spatial():
 def test_expert_solves_spatial_episodes_that_crowd_stretch_or_drop(task, init_state):
     env = gymnasium.make(env_id(task), images=False)
     try:
+        _expert_solves(env, init_state)
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("task, init_state", [
+    ("put_the_bowl_on_the_stove", 0),  # a place that is a fixture's region, not an object
+    ("put_the_wine_bottle_on_the_rack", 1),
+    ("push_the_plate_to_the_front_of_the_stove", 2),  # too flat to grasp: slid by its rim
+    ("turn_on_the_stove", 3),  # no grasp: the knob is pushed round its hinge
+])
+def test_expert_solves_libero_goal_tasks(task, init_state):
+    env = gymnasium.make(env_id(task), images=False)
+    try:
+        assert env.spec.max_episode_steps == 300
         _expert_solves(env, init_state)
     finally:
         env.close()
