@@ -9,19 +9,39 @@ types, shapes, NaN); the policy's own checks (``VLAModel.prepare``) come after t
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 import numpy as np
 
 MAX_INSTRUCTION_CHARS = 512
+MAX_ERROR_CHARS = 500
+"""Longest error text the server sends or logs (a message can hold 16 MiB of text to quote)."""
 MAX_PREV_ACTIONS = 1024
 """Rows of ``prev_actions`` a request may carry (real-time chunking)."""
 
 _NUMBER_KINDS = "biuf"  # bool, int, uint, float: what torch takes from a numpy array
 
 
+_repr = reprlib.Repr()  # what a client sent, quoted in an error text: a bounded excerpt
+_repr.maxstring = _repr.maxother = 60
+_repr.maxlist = _repr.maxtuple = _repr.maxdict = 8
+
+
 class BadRequest(ValueError):
     """An observation the policy cannot take (the text says why)."""
+
+
+def clip_error(text: str) -> str:
+    """``text`` cut to :data:`MAX_ERROR_CHARS` characters (its end says how long it was)."""
+    if len(text) <= MAX_ERROR_CHARS:
+        return text
+    return f"{text[:MAX_ERROR_CHARS]}... ({len(text):,} characters)"
+
+
+def _field(key: str) -> str:
+    """A client-chosen key as error texts name it: as sent if short and plain, else quoted."""
+    return key if len(key) <= 60 and key.isprintable() else _repr.repr(key)
 
 
 def _check_numbers(key: str, value: Any) -> np.ndarray:
@@ -56,13 +76,14 @@ def check_observation(obs: Any) -> dict[str, Any]:
     for key, value in obs.items():
         if "image" not in key:
             continue
+        name = _field(key)
         if not isinstance(value, np.ndarray):
-            raise BadRequest(f"{key} must be an (H, W, 3) array, got {type(value).__name__}")
+            raise BadRequest(f"{name} must be an (H, W, 3) array, got {type(value).__name__}")
         if value.ndim != 3 or value.shape[-1] != 3:
-            raise BadRequest(f"{key} must be one (H, W, 3) frame, got shape {value.shape[:8]}")
+            raise BadRequest(f"{name} must be one (H, W, 3) frame, got shape {value.shape[:8]}")
         if value.size == 0:
-            raise BadRequest(f"{key} is empty: shape {value.shape}")
-        _check_numbers(key, value)
+            raise BadRequest(f"{name} is empty: shape {value.shape}")
+        _check_numbers(name, value)
     if "state" in obs:
         _check_numbers("state", obs["state"])
     _check_committed(obs)
@@ -88,6 +109,7 @@ def _check_committed(obs: dict[str, Any]) -> None:
                          f"{MAX_PREV_ACTIONS}, got shape {prev.shape[:8]}")
     if not np.all(np.isfinite(prev)):
         raise BadRequest("prev_actions has non-finite values")
-    if frozen is not None and (isinstance(frozen, bool) or not isinstance(frozen, int)
+    if frozen is not None and (isinstance(frozen, bool) or not isinstance(frozen, int | np.integer)
                                or not 0 <= frozen <= prev.shape[0]):
-        raise BadRequest(f"frozen_steps must be an int in [0, {prev.shape[0]}], got {frozen!r}")
+        raise BadRequest(f"frozen_steps must be an int in [0, {prev.shape[0]}], got "
+                         f"{_repr.repr(frozen)}")

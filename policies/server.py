@@ -45,7 +45,7 @@ What clients can make it hold is bounded:
   msgpack objects nested at most 32 deep, lists and maps of 4,096 elements, all checked before
   the message is decoded (:func:`policies.wire.unpack`); at most two received messages queue
   per connection;
-- one (H, W, 3) frame per camera, instructions of 512 characters;
+- one (H, W, 3) frame per camera, instructions of 512 characters, error texts of 500;
 - cached instruction embeddings: the policy keeps the 2,048 most recently served instructions
   (a least-recently-used set; a policy with ``forget_instruction(text)`` is told to drop the
   rest, and an instruction whose request failed is dropped at once); only requests that were
@@ -69,7 +69,7 @@ from typing import Any, NamedTuple
 
 from policies.base import Policy, check_actions
 from policies.batching import DEFAULT_BATCHING, BatchConfig, MicroBatcher, infer_each
-from policies.request_checks import BadRequest, check_observation
+from policies.request_checks import BadRequest, check_observation, clip_error
 from policies.server_metrics import ServerMetrics
 from policies.wire import MAX_DEPTH, MAX_OBJECTS, pack, unpack
 
@@ -311,14 +311,14 @@ class PolicyServer:
                 forget(old)
 
     def _bad_request(self, err: Exception, peer: Any) -> str:
-        text = f"bad request: {str(err) or type(err).__name__}"
+        text = clip_error(f"bad request: {str(err) or type(err).__name__}")
         log.warning("%s from %s", text, peer)
         self.metrics.failed(bad_request=True)
         return text
 
     def _server_error(self, text: str) -> str:
         self.metrics.failed(bad_request=False)
-        return text
+        return clip_error(text)
 
     def metrics_snapshot(self) -> dict[str, Any]:
         """What ``GET /metrics`` answers (see :mod:`policies.server_metrics`)."""
@@ -381,11 +381,12 @@ class PolicyServer:
                 return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE,
                                           "no connection slot free\n")
             return connection.respond(http.HTTPStatus.OK, "OK\n")
-        origin = request.headers.get("Origin")
-        if origin is not None and origin not in self.allow_origins:
+        origins = request.headers.get_all("Origin")  # a header sent twice counts as wrong
+        if origins and (len(origins) > 1 or origins[0] not in self.allow_origins):
             return connection.respond(http.HTTPStatus.FORBIDDEN, "origin not allowed\n")
         if self._api_key is not None:
-            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            keys = request.headers.get_all("Authorization")
+            scheme, _, given = (keys[0] if len(keys) == 1 else "").partition(" ")
             if scheme != "Api-Key" or not hmac.compare_digest(given.encode(), self._api_key):
                 return connection.respond(http.HTTPStatus.UNAUTHORIZED, "missing or wrong API "
                                           "key (Authorization: Api-Key ...)\n")

@@ -66,11 +66,19 @@ def _encode(obj: Any) -> Any:
                     "and numpy arrays)")
 
 
+MAX_DTYPE_CHARS = 32
+"""Longest dtype name accepted (what numpy's ``dtype.str`` sends is a few characters): numpy
+parses a name's ``(shape)`` part with ``ast.literal_eval``, which took seconds on a 2 MB name."""
+
+
 def _dtype(value: Any) -> np.dtype:
     """The dtype named by a received map, refusing kinds that could carry Python objects."""
+    if not isinstance(value, str | bytes) or len(value) > MAX_DTYPE_CHARS:
+        raise WireError(f"a dtype must be a name of at most {MAX_DTYPE_CHARS} characters, "
+                        f"got {_short(value)}")
     try:
         dtype = np.dtype(value.decode() if isinstance(value, bytes) else value)
-    except (TypeError, ValueError):
+    except Exception:  # noqa: BLE001 - numpy's parser also raises SyntaxError and others
         raise WireError(f"unknown dtype {_short(value)}") from None
     if dtype.kind in _BAD_KINDS:
         raise WireError(f"dtype {dtype} is refused (void, object and complex)")
@@ -78,7 +86,7 @@ def _dtype(value: Any) -> np.dtype:
 
 
 def _decode(obj: dict) -> Any:
-    """The msgpack ``object_hook``: tagged maps -> writable numpy arrays and scalars."""
+    """The msgpack ``object_hook``: tagged maps -> writable, native-order arrays and scalars."""
     if b"__ndarray__" in obj:
         try:
             dtype, shape, data = _dtype(obj[b"dtype"]), tuple(obj[b"shape"]), obj[b"data"]
@@ -91,7 +99,8 @@ def _decode(obj: dict) -> Any:
         if len(data) != need:
             raise WireError(f"array of shape {_short(shape)} and dtype {dtype} needs {need} "
                             f"bytes, got {len(data)}")
-        array = np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+        # a copy in this machine's byte order: torch refuses a '>f4' array another host sent
+        array = np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
         if dtype.kind == "b" and array.view(np.uint8).max(initial=0) > 1:
             raise WireError("a bool array holds bytes other than 0 and 1")
         return array

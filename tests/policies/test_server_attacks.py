@@ -224,3 +224,77 @@ def test_serve_cli_takes_the_bounds_and_the_key(monkeypatch):
                                       "--idle-timeout", "0"])
     assert res.exit_code == 2 and "must be positive" in res.output
     assert "Traceback" not in res.output
+
+
+def _array_map(dtype: str) -> dict:
+    return {b"__ndarray__": True, b"data": b"", b"dtype": dtype, b"shape": [0]}
+
+
+def test_crafted_dtype_strings_are_refused_at_once():
+    # numpy parses "(shape)type" dtype strings with ast.literal_eval: "(,)f4" raised a
+    # SyntaxError that dropped the connection, and a 2 MB shape held the GIL for seconds.
+    crafted = {"syntax": "(,)f4", "long": "(" + "1," * 10**6 + ")f4"}
+    with PolicyServer(ZeroPolicy(), port=0) as server, \
+            connect(f"ws://127.0.0.1:{server.port}", max_size=None) as ws:
+        unpack(ws.recv())
+        for name, dtype in crafted.items():
+            tic = time.perf_counter()
+            ws.send(pack({**OBS, "extra": _array_map(dtype)}))
+            reply = ws.recv(timeout=30)
+            assert isinstance(reply, str) and reply.startswith("bad request:"), (name, reply)
+            assert "dtype" in reply and len(reply) < 200, (name, reply[:200])
+            assert time.perf_counter() - tic < 0.5, name
+        ws.send(pack(OBS))
+        assert unpack(ws.recv())["actions"].shape == (2, 3)
+
+
+class EchoingPolicy(Policy):
+    """Refuses every observation with a text that quotes what the request holds."""
+
+    def infer(self, obs):
+        raise ValueError(f"cannot use {obs.get('notes')}")
+
+
+def test_error_texts_and_log_lines_stay_short_whatever_the_message_holds(caplog):
+    huge = "x" * 2_000_000
+    attempts = [{**OBS, "image" + huge: None},  # a client-chosen key, named in the answer
+                {**OBS, "prev_actions": np.zeros((2, 3)), "frozen_steps": huge}]
+    with PolicyServer(ZeroPolicy(), port=0) as server, \
+            connect(f"ws://127.0.0.1:{server.port}", max_size=None) as ws, \
+            caplog.at_level("INFO", logger="policies.server"):
+        unpack(ws.recv())
+        for message in attempts:
+            ws.send(pack(message))
+            reply = ws.recv(timeout=10)
+            assert reply.startswith("bad request:") and len(reply) < 1000, reply[:200]
+        ws.send(pack(OBS))
+        assert unpack(ws.recv())["actions"].shape == (2, 3)
+    assert "must be an (H, W, 3) array" in caplog.text and "frozen_steps must be" in caplog.text
+    with PolicyServer(EchoingPolicy(), port=0) as server, \
+            connect(f"ws://127.0.0.1:{server.port}", max_size=None) as ws:
+        unpack(ws.recv())
+        ws.send(pack({**OBS, "notes": [huge]}))  # the policy's own text quotes the request
+        reply = ws.recv(timeout=10)
+        assert reply.startswith("bad request: cannot use") and len(reply) < 1000, reply[:200]
+    assert max(len(r.getMessage()) for r in caplog.records) < 1000
+
+
+def _status(port: int, headers: str) -> bytes:
+    """The status line the server answers an opening handshake with ``headers`` with."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     f"Sec-WebSocket-Version: 13\r\n{headers}\r\n".encode())
+        return sock.recv(4096).split(b"\r\n")[0]
+
+
+def test_repeated_origin_or_key_headers_are_refused_not_crashed(caplog):
+    key = "Authorization: Api-Key s3cret\r\n"
+    with PolicyServer(ZeroPolicy(), port=0, api_key="s3cret",
+                      allow_origins=["http://lab.example"]) as server:
+        assert _status(server.port, key) == b"HTTP/1.1 101 Switching Protocols"
+        assert _status(server.port, key * 2) == b"HTTP/1.1 401 Unauthorized"
+        twice = "Origin: http://lab.example\r\n" * 2
+        assert _status(server.port, key + twice) == b"HTTP/1.1 403 Forbidden"
+        assert _served(server.port, api_key="s3cret")
+    assert not any(r.exc_info for r in caplog.records)  # no traceback: not a server failure
