@@ -32,6 +32,7 @@ from envs.symbolic.base import words
 
 PROMPT = "task: {}\nltl:"
 _PLACEHOLDER = re.compile(r"x([0-9]+)\Z")
+_JOIN = r"[\s_-]+"  # what may join the words of an entity name in an instruction
 
 
 def entities(domain: SymbolicDomain) -> dict[str, str]:
@@ -43,15 +44,20 @@ def entities(domain: SymbolicDomain) -> dict[str, str]:
 
 
 def lift(instruction: str, domain: SymbolicDomain) -> tuple[str, dict[str, str]]:
-    """The lowercased instruction with entities replaced by ``x1..`` and the placeholder map."""
+    """The lowercased instruction with entities replaced by ``x1..`` and the placeholder map.
+
+    An entity's words may be joined by spaces, underscores or hyphens (``server room``,
+    ``server_room``, ``server-room``).
+    """
     ents = entities(domain)
     text = instruction.lower().strip()
-    pattern = re.compile(r"\b(" + "|".join(re.escape(p) for p in sorted(ents, key=len,
-                                                                         reverse=True)) + r")\b")
+    alternatives = (re.escape(p).replace(r"\ ", _JOIN) for p in sorted(ents, key=len,
+                                                                        reverse=True))
+    pattern = re.compile(r"\b(" + "|".join(alternatives) + r")\b")
     mapping: dict[str, str] = {}
 
     def sub(m: re.Match) -> str:
-        name = ents[m.group(1)]
+        name = ents[re.sub(_JOIN, " ", m.group(1))]
         if name not in mapping:
             mapping[name] = f"x{len(mapping) + 1}"
         return mapping[name]

@@ -13,8 +13,11 @@ The space in front of every step puts a pre-tokenizer boundary there for byte-le
 (GPT-2's split regex attaches a space to the following word) and for Unigram/SentencePiece
 (Metaspace splits before each space), so the tokens of a plan are the concatenation of the
 tokens of its units ``" " + step``. :meth:`StepTrie.build` encodes each unit *in context*
-(after ``plan:``), checks that concatenation really holds for the given tokenizer, and raises
-otherwise rather than constraining against token sequences the LM never sees.
+(after ``plan:``) and checks that concatenation really holds for the given tokenizer. A
+vocabulary whose tokens span those boundaries (``lab) fly_to(`` as one token, from a tokenizer
+without a whitespace pre-tokenizer) has no such segmentation: each unit is then written with the
+fewest tokens whose decoded text is exactly the unit, so plans still decode to their steps
+(``StepTrie.in_context`` is False), though not in the tokenizer's own segmentation.
 """
 
 from __future__ import annotations
@@ -58,37 +61,33 @@ class StepTrie:
         step_at: ``step_at[node]`` is the step a node completes, or None.
         steps_under: ``steps_under[node]`` is every step whose unit passes through ``node``.
         unit_tokens: Token ids of each step's unit, in context.
+        in_context: Whether the units are the tokenizer's own encoding in a plan (False: the
+            vocabulary has tokens spanning unit boundaries, see the module docstring).
     """
 
     children: list[dict[int, int]]
     step_at: list[str | None]
     steps_under: list[frozenset[str]]
     unit_tokens: dict[str, tuple[int, ...]]
+    in_context: bool = True
 
     @classmethod
     def build(cls, tokenizer, steps: Sequence[str]) -> StepTrie:
         """Encode each unit after ``plan:`` and insert it; verify tokenization composes.
 
+        Where the tokenizer merges tokens across the prompt/unit or unit/unit boundary, units
+        are written with the fewest tokens that decode to them (:func:`surface_units`).
+
         Raises:
-            ValueError: If ``steps`` is empty, or the tokenizer merges tokens across the
-                prompt/unit or unit/unit boundary (so the trie would not match real encodings).
+            ValueError: If ``steps`` is empty, or some unit cannot be written with tokens that
+                decode to it.
         """
         if not steps:
             raise ValueError("steps must not be empty")
-        context = encode(tokenizer, PLAN_MARKER)
-        units: dict[str, tuple[int, ...]] = {}
-        for step in steps:
-            ids = encode(tokenizer, PLAN_MARKER + " " + step)
-            if ids[: len(context)] != context or len(ids) == len(context):
-                raise ValueError(f"tokenizer merges {PLAN_MARKER!r} with the step {step!r}; "
-                                 "the plan format needs a token boundary before each step")
-            units[step] = tuple(ids[len(context):])
-        ordered = list(steps)
-        for a, b in zip(ordered, ordered[1:] + ordered[:1], strict=True):
-            whole = encode(tokenizer, PLAN_MARKER + format_plan([a, b]))
-            if whole != context + list(units[a]) + list(units[b]):
-                raise ValueError(f"tokenizer merges tokens across the steps {a!r} and {b!r}; "
-                                 "constrained decoding needs a boundary before each ' step'")
+        units = _units_in_context(tokenizer, steps)
+        in_context = units is not None
+        if units is None:
+            units = surface_units(tokenizer, steps)
         children: list[dict[int, int]] = [{}]
         step_at: list[str | None] = [None]
         under: list[set[str]] = [set()]
@@ -110,7 +109,7 @@ class StepTrie:
             if children[node] or step_at[node] is not None:
                 raise ValueError(f"the tokens of step {step!r} prefix another step's")
             step_at[node] = step
-        return cls(children, step_at, [frozenset(u) for u in under], units)
+        return cls(children, step_at, [frozenset(u) for u in under], units, in_context)
 
     def match(self, tokens: Sequence[int]) -> tuple[list[str], int]:
         """The steps whose units ``tokens`` begin with, and where the unmatched rest starts.
@@ -134,3 +133,69 @@ class StepTrie:
     def max_unit_length(self) -> int:
         """The most tokens any unit takes."""
         return max(len(u) for u in self.unit_tokens.values())
+
+
+def _units_in_context(tokenizer, steps: Sequence[str]) -> dict[str, tuple[int, ...]] | None:
+    """Each unit's tokens after ``plan:``, or None where tokens merge across a unit boundary."""
+    context = encode(tokenizer, PLAN_MARKER)
+    units: dict[str, tuple[int, ...]] = {}
+    for step in steps:
+        ids = encode(tokenizer, PLAN_MARKER + " " + step)
+        if ids[: len(context)] != context or len(ids) == len(context):
+            return None
+        units[step] = tuple(ids[len(context):])
+    ordered = list(steps)
+    for a, b in zip(ordered, ordered[1:] + ordered[:1], strict=True):
+        if encode(tokenizer, PLAN_MARKER + format_plan([a, b])) != \
+                context + list(units[a]) + list(units[b]):
+            return None
+    return units
+
+
+def surface_units(tokenizer, steps: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """Each unit ``" " + step`` written with the fewest tokens whose decoded text is the unit.
+
+    A token's *surface* is the text it adds when decoded after ``plan:``; a unit's tokens are a
+    shortest sequence of surfaces spelling it (dynamic programming over its characters), and
+    decoding ``plan:`` followed by the units of consecutive steps is checked to give the plan.
+
+    Raises:
+        ValueError: If a unit cannot be spelled, or the spelled units do not decode to the plan.
+    """
+    context = encode(tokenizer, PLAN_MARKER)
+    head = tokenizer.decode(context, skip_special_tokens=False)
+    raw = hasattr(tokenizer, "encode_batch")  # a raw tokenizers.Tokenizer
+    rows = [[*context, tok] for tok in range(tokenizer.get_vocab_size() if raw
+                                             else len(tokenizer))]
+    texts = (tokenizer.decode_batch(rows, skip_special_tokens=False) if raw
+             else tokenizer.batch_decode(rows, skip_special_tokens=False))
+    chars, special = set(format_plan(steps)), set(getattr(tokenizer, "all_special_ids", ()))
+    surface: dict[str, int] = {}
+    for tok, text in enumerate(texts):
+        piece = text[len(head):] if text.startswith(head) else ""
+        if tok not in special and piece and set(piece) <= chars:
+            surface.setdefault(piece, tok)
+    longest = max(map(len, surface), default=0)
+    units: dict[str, tuple[int, ...]] = {}
+    for step in steps:
+        unit = " " + step
+        best: list[tuple[int, ...] | None] = [()] + [None] * len(unit)  # best[i]: unit[:i]
+        for i in range(len(unit)):
+            done = best[i]
+            if done is None:
+                continue
+            for j in range(i + 1, min(len(unit), i + longest) + 1):
+                tok = surface.get(unit[i:j])
+                if tok is not None and (best[j] is None or len(done) + 1 < len(best[j])):
+                    best[j] = (*done, tok)
+        if best[-1] is None:
+            raise ValueError(f"no tokens of the tokenizer decode to the step {step!r}")
+        units[step] = best[-1]
+    ordered = list(steps)
+    for a, b in zip(ordered, ordered[1:] + ordered[:1], strict=True):
+        text = tokenizer.decode([*context, *units[a], *units[b]], skip_special_tokens=False)
+        if text != head + format_plan([a, b]):
+            raise ValueError(f"the tokens spelling the steps {a!r} and {b!r} decode to "
+                             f"{text[len(head):]!r}; constrained decoding needs tokens that "
+                             "decode to each step")
+    return units

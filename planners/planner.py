@@ -46,8 +46,8 @@ class Plan:
             ``"no_plan_within_budget"``), ``constrained``, the budget (``max_steps``,
             ``max_new_tokens``, ``context``: the tokens the model's context leaves after the
             prompt, None if unknown) and ``limited_by``: ``"context"`` where the context, not the
-            spec, excluded steps (or left no plan), ``"max_steps"`` where the step budget did,
-            else None.
+            spec, excluded steps (or left no plan), ``"max_new_tokens"`` where the caller's
+            ``max_new_tokens`` did, ``"max_steps"`` where the step budget did, else None.
     """
 
     steps: list[str]
@@ -58,12 +58,26 @@ class Plan:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
+EOS_TOKENS = ("<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>", "<|im_end|>", "[SEP]")
+"""End-of-text tokens looked for in a raw tokenizer's vocabulary, in this order."""
+
+
 def as_hf_tokenizer(tokenizer):
-    """Wrap a raw ``tokenizers.Tokenizer`` in ``PreTrainedTokenizerFast``; pass HF ones through."""
+    """Wrap a raw ``tokenizers.Tokenizer`` in ``PreTrainedTokenizerFast``; pass HF ones through.
+
+    The wrapper's EOS is the first of :data:`EOS_TOKENS` in the raw tokenizer's vocabulary.
+
+    Raises:
+        ValueError: If a raw tokenizer has none of them.
+    """
     if hasattr(tokenizer, "encode_batch") and not hasattr(tokenizer, "convert_ids_to_tokens"):
         from transformers import PreTrainedTokenizerFast
 
-        return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>")
+        eos = next((t for t in EOS_TOKENS if tokenizer.token_to_id(t) is not None), None)
+        if eos is None:
+            raise ValueError(f"the raw tokenizer has none of the EOS tokens {EOS_TOKENS}; pass "
+                             "PreTrainedTokenizerFast(tokenizer_object=..., eos_token=...)")
+        return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=eos)
     return tokenizer
 
 
@@ -149,7 +163,8 @@ class Planner:
                 ``decode_kwargs``) or ``"autoregressive"`` (``decoding.autoregressive``,
                 ``temperature``/``top_k``/``top_p`` kwargs, with the prompt's KV cache kept
                 across calls on the same prompt).
-            **decode_kwargs: Passed to the decoder (e.g. ``do_sample=True, num_beams=4``).
+            **decode_kwargs: Passed to the decoder (e.g. ``do_sample=True, num_beams=4``);
+                ``max_new_tokens`` caps the plan's tokens (EOS included) like the context does.
 
         Returns:
             The :class:`Plan`.
@@ -190,14 +205,19 @@ class Planner:
         max_steps = self.max_steps
         max_new = max_steps * self.trie.max_unit_length + 1  # enough for any plan in the budget
         room = self.context_room(len(ids), len(prompt))
-        max_tokens = room if room is not None and room < max_new else None  # binds: pass it
+        cap = decode_kwargs.pop("max_new_tokens", None)
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise ValueError(f"max_new_tokens must be an int >= 1 (EOS included), got {cap!r}")
+        tight = "max_new_tokens" if cap is not None and (room is None or cap < room) else "context"
+        tokens = cap if tight == "max_new_tokens" else room
+        max_tokens = tokens if tokens is not None and tokens < max_new else None  # binds: pass it
         max_new = max_new if max_tokens is None else max_tokens
         input_ids = torch.tensor([ids], dtype=torch.long)
         proc = LTLLogitsProcessor(graph, self.trie, len(ids), eos, max_steps, max_tokens)
         budget = {"max_steps": max_steps, "max_new_tokens": max_new, "context": room}
         fewest = proc.fewest_tokens(graph.root, max_steps)
         if fewest + 1 > max_new:  # a clear result instead of a hopeless decode
-            limited = "context" if graph.dist[graph.root] <= max_steps else "max_steps"
+            limited = tight if graph.dist[graph.root] <= max_steps else "max_steps"
             return Plan([], "", False, True, [state],
                         {"stop": "no_plan_within_budget", "constrained": constrained,
                          "shortest": graph.dist[graph.root], "fewest_tokens": fewest + 1,
@@ -224,10 +244,11 @@ class Planner:
         steps, text = self.plan_steps(new)
         run = self.domain.execute(state, steps)
         satisfied = run.valid and graph.dfa.accepts(self.domain.trace(run.states))
+        limited = proc.limited_by(new) if use is not None else None
         stats = {"new_tokens": len(new) + (stop == "eos"), "seconds": seconds,
                  "tokens_per_s": (len(new) + 1) / max(seconds, 1e-9), "stop": stop,
                  "constrained": constrained, "decoder": decoder, **budget,
-                 "limited_by": proc.limited_by(new) if use is not None else None}
+                 "limited_by": tight if limited == "context" else limited}
         if use is not None:
             stats.update(mask_us_per_token=proc.us_per_row, masks_built=proc.masks_built,
                          dead_ends=proc.dead_ends)

@@ -24,6 +24,21 @@ def test_lift_round_trip_on_a_new_layout():
         "F(red_on_blue) & G(!holding_green)"
 
 
+
+def test_lift_reads_entity_names_written_as_atoms():
+    """"server_room", "corridor-1": entity names spelled with underscores or hyphens.
+
+    Before, only "server room" was lifted, so the translator saw an unlifted name and wrote
+    junk (``F(!!server_room W ...)``) or dropped the constraint on it.
+    """
+    office = DroneNav("office")
+    text, mapping = lift("Never enter the server_room; reach Corridor-1, then the lab.", office)
+    assert text == "never enter the x1; reach x2, then the x3."
+    assert mapping == {"x1": "server_room", "x2": "corridor_1", "x3": "lab"}
+    assert lift("go to the mail_roomx", office)[1] == {}  # still whole words only
+    tr = Translator.load(SHIPPED)
+    assert tr.translate("go to the server_room", office).matches("F(server_room)", office)
+
 def test_vote_groups_by_equivalence_drops_junk_and_breaks_ties_early():
     d = DroneNav("office")
     v = vote(["F(lab) & G(!cafe)", "F(lab", "G(!cafe) & F(lab)", "F(attic)", "F(kitchen)",

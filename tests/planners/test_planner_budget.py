@@ -93,3 +93,24 @@ def test_a_prompt_longer_than_the_context_is_a_clear_error(bpe_tokenizer, gpt2_b
         planner.plan("go to the cafe " * 1334, "F(cafe)", "lobby")  # 20,010 characters
     with pytest.raises(ValueError, match="context"):
         planner.plan("x" * 20_000, "F(cafe)", "lobby", constrained=False)
+
+
+@pytest.mark.parametrize("decoder", ["generate", "autoregressive"])
+def test_max_new_tokens_is_a_token_budget_the_plan_keeps(bpe_tokenizer, gpt2_bpe, decoder):
+    """``max_new_tokens=`` among the decode options was a TypeError (passed twice)."""
+    from planners.constrained import LTLLogitsProcessor
+
+    planner = Planner(gpt2_bpe, bpe_tokenizer, DroneNav("office"), max_steps=16)
+    graph = planner.graph("F(lab)", "lobby")
+    proc = LTLLogitsProcessor(graph, planner.trie, 0, bpe_tokenizer.eos_token_id, 16)
+    need = proc.fewest_tokens(graph.root, 16) + 1  # the fewest plan tokens and EOS
+    plan = planner.plan("go to the lab", "F(lab)", "lobby", decoder=decoder, max_new_tokens=need)
+    assert plan.satisfied and plan.stats["stop"] == "eos"
+    assert plan.stats["new_tokens"] <= need and plan.stats["max_new_tokens"] == need
+    assert plan.stats["limited_by"] == "max_new_tokens"
+    short = planner.plan("go to the lab", "F(lab)", "lobby", decoder=decoder,
+                         max_new_tokens=need - 1)
+    assert short.stats["stop"] == "no_plan_within_budget" and not short.satisfied
+    assert short.stats["limited_by"] == "max_new_tokens"
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        planner.plan("go to the lab", "F(lab)", "lobby", decoder=decoder, max_new_tokens=0)

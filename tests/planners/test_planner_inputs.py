@@ -52,3 +52,22 @@ def test_instruction_must_be_text(bpe_tokenizer, instruction):
     planner = Planner(_NoCall(), bpe_tokenizer, DroneNav("office"))
     with pytest.raises(TypeError, match="instruction must be a str"):
         planner.plan(instruction, "F(lab)", state="lobby")
+
+
+def test_raw_tokenizer_keeps_its_own_eos():
+    """A raw ``tokenizers.Tokenizer`` whose EOS is ``</s>`` plans with it.
+
+    The wrapper used to invent an ``<|endoftext|>`` token (id 32000, past the LM's vocabulary):
+    an IndexError when masking.
+    """
+    from conftest import TOKENIZERS, tiny_gpt2
+    from tokenizers import Tokenizer, models
+
+    raw = Tokenizer.from_file(str(TOKENIZERS / "unigram" / "tokenizer.json"))
+    planner = Planner(tiny_gpt2(raw.get_vocab_size()), raw, DroneNav("office"), max_steps=8)
+    assert planner.tokenizer.eos_token == "</s>"
+    assert planner.tokenizer.eos_token_id == raw.token_to_id("</s>")
+    assert planner.plan("go to the lab", "F(lab)", "lobby").satisfied
+    bare = Tokenizer(models.WordLevel({"a": 0, "<unk>": 1}, unk_token="<unk>"))
+    with pytest.raises(ValueError, match="eos_token"):
+        Planner(_NoCall(), bare, DroneNav("office"))

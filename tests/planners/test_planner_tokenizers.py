@@ -59,3 +59,43 @@ def test_free_text_is_read_through_the_trie(tok_name, request):
     junk = encode(tok, PLAN_MARKER + format_plan(steps) + " hello")[len(context):]
     got, text = planner.plan_steps(junk)
     assert got[:2] == steps and got[2:] and "hello" in text
+
+
+@pytest.fixture(scope="module")
+def spanning_tokenizer():
+    """Byte-level BPE without the pre-tokenizer's word split: tokens like ``lab)Ġfly_to(``."""
+    from conftest import _domain_corpus
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(_domain_corpus(), trainers.BpeTrainer(
+        vocab_size=1000, special_tokens=["<eos>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>")
+
+
+@pytest.mark.parametrize("name", ["drone_nav", "blocks_world"])
+def test_tokens_spanning_step_boundaries(spanning_tokenizer, name):
+    """A vocabulary whose tokens cross ``plan:``/step and step/step boundaries still plans.
+
+    Before, building the planner raised "tokenizer merges 'plan:' with the step ...".
+    """
+    tok = spanning_tokenizer
+    pieces = tok.convert_ids_to_tokens(encode(tok, "plan: fly_to(lab) fly_to(cafe)"))
+    assert any(")Ġ" in p for p in pieces) and any(":Ġ" in p for p in pieces), pieces
+    tasks = generate_tasks(name, 4, seed=5, split="heldout")
+    planner = Planner(tiny_gpt2(len(tok), seed=3), tok, tasks[0].domain, max_steps=16)
+    for i, task in enumerate(tasks):
+        kwargs = {"do_sample": True} if i % 2 else {}
+        torch.manual_seed(i)
+        here = planner.with_domain(task.domain)
+        assert not here.trie.in_context
+        plan = here.plan(task.instruction, task.ltl, task.initial_state, **kwargs)
+        assert plan.satisfied and plan.stats["stop"] == "eos", plan.text
+        assert plan.text == format_plan(plan.steps)
+        assert check_plan(task.domain, plan.steps, task.ltl, task.initial_state).safe
+        units = [here.trie.unit_tokens[s] for s in plan.steps]
+        assert tok.decode([t for u in units for t in u]) == format_plan(plan.steps)
