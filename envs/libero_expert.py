@@ -21,15 +21,18 @@ from typing import Any
 import numpy as np
 
 from envs.libero_geometry import (
+    DOWN,
     Footprint,
     axis_angle_error,
     fits_between_pads,
     footprints,
     grasp_yaw,
+    grip_frame,
     object_points,
     path_top,
     region_owner,
     rim_grasp,
+    side_entry,
     site_frame,
     surface_under,
 )
@@ -81,10 +84,12 @@ class LiberoExpert:
         if episode != self._episode:
             self._episode = episode
             self._start(env.sim_env)
+        if getattr(self.skill, "done", False) and self.goal_kind in ("in", "on"):
+            self._start(env.sim_env, skills=False)  # the drawer is open: now put it in
         if self.skill is not None:
             grip_pos, grip_mat = site_frame(self.sim_env, "gripper0_grip_site")
-            goal, self.yaw, gripper, speed = self.skill.step(grip_pos)
-            action = self._command(goal, grip_pos, grip_mat, gripper, speed)
+            goal, frame, gripper, speed = self.skill.step(grip_pos, grip_mat)
+            action = self._command(goal, grip_pos, grip_mat, gripper, speed, frame)
         else:
             action = self._step()
         if self.noise > 0.0:
@@ -92,9 +97,10 @@ class LiberoExpert:
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
     # -------------------------------------------------------------------- planning
-    def _start(self, sim_env: Any) -> None:
+    def _start(self, sim_env: Any, skills: bool = True) -> None:
         self.sim_env = sim_env
-        self.skill = skill_for(sim_env)
+        self.goal_kind = sim_env.parsed_problem["goal_state"][0][0]
+        self.skill = skill_for(sim_env) if skills else None
         if self.skill is not None:
             return
         self.target, place = sim_env.obj_of_interest[:2]
@@ -131,6 +137,11 @@ class LiberoExpert:
             self.failed_angles += (angle,)
             self.offset = point - target.center
         self.hang = self.grasp_z - target.bottom
+        # Under an overhang (an open drawer), come down beside the grasp and move across
+        # just above the object; the lift goes back out the same way.
+        self.entry_z = target.top + PAD_BELOW_GRIP + 0.004
+        self.entry = side_entry(target.center + self.offset, self.yaw, others, self.entry_z)
+        self.entry_stage = 0 if self.entry.any() else 2
         # Travel only as high as what lies under the hand's way: a tall cabinet across the
         # table would otherwise lift the hand out of the arm's reach.
         grip_xy = site_frame(self.sim_env, "gripper0_grip_site")[0][:2]
@@ -155,9 +166,16 @@ class LiberoExpert:
             if done and self.replan:  # after a failed grasp: plan once the object has settled
                 self.replan = False
                 self._plan_grasp()
-        elif phase == "over":  # over the object at travel height, fingers turned
-            goal = np.array([*(target.center + self.offset), empty_travel])
+        elif phase == "over":  # over the object (or beside it) at travel height, turned
+            beside = self.entry if self.entry_stage == 0 else np.zeros(2)
+            goal = np.array([*(target.center + self.offset + beside), empty_travel])
             done = _near(grip_pos, goal, 0.012) and self._yaw_ok(grip_mat)
+        elif phase == "descend" and self.entry_stage < 2:  # beside, then across under it
+            beside = self.entry if self.entry_stage == 0 else np.zeros(2)
+            goal = np.array([*(target.center + self.offset + beside), self.entry_z])
+            if _near(grip_pos, goal, 0.01):
+                self.entry_stage, self.distances = self.entry_stage + 1, []
+            done = False
         elif phase == "descend":
             goal = np.array([*(target.center + self.offset), self.grasp_z])
             speed = 0.5 if grip_pos[2] - self.grasp_z < 0.05 else 1.0
@@ -169,6 +187,15 @@ class LiberoExpert:
                 self._fingers_still() or self.phase_steps >= CLOSE_STEPS_MAX)
             # a held object keeps its distance to the grip point, however it swings about it
             self.hold = float(np.linalg.norm(self._body_pos(self.target) - grip_pos))
+        elif phase == "lift" and self.entry.any() and self.entry_stage < 3:
+            # out from under the overhang first: back across, just above the grasp height
+            if self.phase_steps == 0:
+                self.out_to = grip_pos[:2] + self.entry
+            goal, gripper = np.array([*self.out_to, self.entry_z + 0.01]), 1.0
+            if _near(grip_pos, goal, 0.012) or self.phase_steps > 40:
+                self.entry_stage, self.phase_steps = 3, 0
+            self.phase_steps += 1
+            return self._command(goal, grip_pos, grip_mat, gripper, 0.5)
         elif phase == "lift":
             goal, gripper = np.array([*grip_pos[:2], carry_z]), 1.0
             done = grip_pos[2] > carry_z - 0.02
@@ -249,23 +276,24 @@ class LiberoExpert:
         return float(np.linalg.norm(self._rotation_error(grip_mat))) < 0.08
 
     def _rotation_error(self, grip_mat: np.ndarray) -> np.ndarray:
-        finger = grip_mat[:, 0]
         u = np.array([np.cos(self.yaw), np.sin(self.yaw), 0.0])
-        if float(finger[:2] @ u[:2]) < 0.0:  # the fingers are symmetric: turn the short way
-            u = -u
-        z = np.array([0.0, 0.0, -1.0])
-        desired = np.stack([u, np.cross(z, u), z], axis=1)
-        return axis_angle_error(desired, grip_mat)
+        return axis_angle_error(grip_frame(u, DOWN, grip_mat), grip_mat)
 
     def _command(self, goal: np.ndarray, grip_pos: np.ndarray, grip_mat: np.ndarray,
-                 gripper: float, speed: float) -> np.ndarray:
+                 gripper: float, speed: float, frame: np.ndarray | None = None) -> np.ndarray:
+        """The action moving the grip site towards ``goal`` (at most ``speed``).
+
+        The hand turns towards ``frame`` (default: pointing down, fingers along ``self.yaw``).
+        """
         action = np.zeros(7)
         move = (goal - grip_pos) / POS_SCALE
         norm = float(np.linalg.norm(move))
         if norm > speed:
             move *= speed / norm
         action[:3] = move
-        action[3:6] = np.clip(self._rotation_error(grip_mat) / ROT_SCALE, -0.6, 0.6)
+        turn = (self._rotation_error(grip_mat) if frame is None
+                else axis_angle_error(frame, grip_mat))
+        action[3:6] = np.clip(turn / ROT_SCALE, -0.6, 0.6)
         action[6] = gripper
         return action
 

@@ -22,6 +22,8 @@ STRIP_HALF_WIDTH = 0.010  # the pads' half-width across the finger axis, plus ma
 CLEARANCE_ENOUGH = 0.03  # hand clearance beyond which a yaw is not preferred for it
 RIM_INSET = 0.006  # the pinch point inside a bowl wall's outer radius (about half the wall)
 RIM_DEPTHS = (0.02, 0.016, 0.012)  # grip-site depths below a rim to try (deepest first)
+HAND_TOP = 0.090  # the hand's top above the grip site; the wrist and arm rise from there
+WRIST_RADIUS = 0.05  # the wrist's reach around the grip site, seen from above
 
 
 @dataclass
@@ -142,6 +144,20 @@ def site_frame(sim_env: Any, site: str) -> tuple[np.ndarray, np.ndarray]:
     return data.site_xpos[sid].copy(), data.site_xmat[sid].reshape(3, 3).copy()
 
 
+DOWN = np.array([0.0, 0.0, -1.0])
+
+
+def grip_frame(finger: np.ndarray, approach: np.ndarray, current: np.ndarray | None
+               ) -> np.ndarray:
+    """The grip site's rotation with the finger axis along ``finger``, pointing along ``approach``.
+
+    Both are unit vectors, perpendicular. Of the two finger directions (the fingers are
+    symmetric), the one nearer the ``current`` rotation's is taken (``None``: ``finger``).
+    """
+    u = -finger if current is not None and float(current[:, 0] @ finger) < 0.0 else finger
+    return np.stack([u, np.cross(approach, u), approach], axis=1)
+
+
 def axis_angle_error(desired: np.ndarray, current: np.ndarray) -> np.ndarray:
     """The world-frame rotation vector taking rotation matrix ``current`` to ``desired``."""
     err = desired @ current.T
@@ -226,15 +242,28 @@ def rim_grasp(target: Footprint, others: list[Footprint], hand_above: float,
     The fingers straddle the wall with the finger axis radial. Of the rim points every 15
     degrees and grip depths below the rim of ``RIM_DEPTHS``, the one whose hand and pads keep
     the most clearance from ``others`` wins (ties: the deeper grip); rim angles within 20
-    degrees of one in ``avoid`` (where a grasp already failed) are skipped.
+    degrees of one in ``avoid`` (where a grasp already failed) are skipped, and so are rim
+    points with something of ``others`` hanging over the wrist (within ``WRIST_RADIUS``,
+    higher than the hand's top above the rim: an open drawer above the bowl), unless every
+    point has; equal scores go to the point with more room for the wrist.
 
     Returns:
         ``(grasp point (x, y), grip-site height, rim angle in radians)``; the finger-axis yaw
         is the rim angle.
     """
     radial = np.linalg.norm(target.points[:, :2] - target.center, axis=1)
+    pts = np.concatenate([o.points for o in others]) if others else np.zeros((0, 3))
+    overhead = pts[pts[:, 2] > target.top + HAND_TOP][:, :2]
+    rim = float(radial.max())
+
+    def wrist_room(phi: float) -> float:  # horizontal distance to what is over the wrist
+        at = target.center + rim * np.array([np.cos(phi), np.sin(phi)])
+        return float(np.linalg.norm(overhead - at, axis=1).min()) if len(overhead) else np.inf
+
+    angles = np.deg2rad(np.arange(0.0, 360.0, 15.0))
+    free = [phi for phi in angles if wrist_room(phi) >= WRIST_RADIUS]
     best, best_score = None, -np.inf
-    for phi in np.deg2rad(np.arange(0.0, 360.0, 15.0)):
+    for phi in free or angles:
         if any(abs((phi - a + np.pi) % (2 * np.pi) - np.pi) < np.deg2rad(20) for a in avoid):
             continue
         for k, depth in enumerate(RIM_DEPTHS):
@@ -244,12 +273,51 @@ def rim_grasp(target: Footprint, others: list[Footprint], hand_above: float,
             radius = float((band if len(band) else radial).max()) - RIM_INSET
             point = target.center + radius * np.array([np.cos(phi), np.sin(phi)])
             clear = hand_clearance(point, others, phi, z + hand_above, z - 0.005)
-            score = min(clear, CLEARANCE_ENOUGH) - 0.001 * k
+            # ties (common: clearance is capped) go to more room for the wrist
+            score = (min(clear, CLEARANCE_ENOUGH) - 0.001 * k
+                     + 0.001 * min(wrist_room(phi), 2 * WRIST_RADIUS))
             if score > best_score:
                 best, best_score = (point, z, float(phi)), score
     if best is None:  # every angle already failed: start over
         return rim_grasp(target, others, hand_above)
     return best
+
+
+def side_entry(point: np.ndarray, yaw: float, others: list[Footprint], entry_z: float,
+               hand_bottom: float = 0.030, hand_top: float = HAND_TOP) -> np.ndarray:
+    """Where to come down beside a grasp under an overhang (an open drawer above a bowl).
+
+    The hand, its finger axis along ``yaw``, descends vertically onto ``point`` unless
+    something of ``others`` hangs over it above the hand's bottom at height ``entry_z`` (the
+    grip site's, just above the object). Then the hand comes down at ``point`` plus the
+    returned shift (along or across the finger axis, the smallest that clears the column) and
+    moves across at ``entry_z``, under the overhang: possible only where nothing over
+    ``point`` is lower than the hand's top (``hand_top`` above the grip site).
+
+    Returns:
+        The horizontal shift ``(2,)``: zeros for a straight descent (also when no shift helps).
+    """
+    u = np.array([np.cos(yaw), np.sin(yaw)])
+    v = np.array([-u[1], u[0]])
+    pts = np.concatenate([o.points for o in others]) if others else np.zeros((0, 3))
+    above = pts[pts[:, 2] > entry_z + hand_bottom]
+
+    def column_clear(at: np.ndarray) -> bool:
+        rel = above[:, :2] - at
+        return _rect_distance(rel @ u, rel @ v, HAND_HALF_LENGTH, HAND_HALF_WIDTH) > 0.005
+
+    if column_clear(point):
+        return np.zeros(2)
+    rel = above[:, :2] - point
+    under = np.abs(rel @ u) <= HAND_HALF_LENGTH + 0.005
+    under &= np.abs(rel @ v) <= HAND_HALF_WIDTH + 0.005
+    if float(above[under, 2].min()) < entry_z + hand_top:
+        return np.zeros(2)  # no room for the hand under it
+    for step in np.arange(0.02, 0.161, 0.02):
+        for shift in (step * u, -step * u, step * v, -step * v):
+            if column_clear(point + shift):
+                return shift
+    return np.zeros(2)
 
 
 def path_top(others: list[Footprint], start: np.ndarray, end: np.ndarray, floor: float,

@@ -17,11 +17,15 @@ from typing import Any
 import numpy as np
 
 from envs.libero_geometry import (
+    DOWN,
+    axis_angle_error,
     fits_between_pads,
     footprints,
+    grip_frame,
     in_subtree,
     object_points,
     path_top,
+    region_owner,
     site_frame,
 )
 
@@ -33,6 +37,7 @@ SLIDE_TOL = 0.012  # a slid object's centre this close to the region's: done
 LOST_CONTACT = 0.035  # the pads this far from where they should push: approach again
 TRAVEL_CLEARANCE = 0.05
 TURN_ON_MARGIN = 0.25  # radians past the knob's "on" threshold to aim for
+HANDLE_DEPTH = 0.016  # a drawer handle's bar, front to back
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -60,10 +65,12 @@ class _Push:
         """Whether the goal of the push holds."""
         raise NotImplementedError
 
-    def step(self, grip_pos: np.ndarray) -> tuple[np.ndarray, float, float, float]:
-        """The next waypoint: ``(goal xyz, finger-axis yaw, gripper command, speed)``."""
+    def step(self, grip_pos: np.ndarray, grip_mat: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """The next waypoint: ``(goal xyz, hand rotation, gripper command, speed)``."""
         point, direction, z = self.contact()
-        yaw = float(np.arctan2(direction[1], direction[0]) + np.pi / 2)
+        across = np.array([-direction[1], direction[0], 0.0])  # the finger axis
+        frame = grip_frame(across, DOWN, grip_mat)
         start = point - direction * 0.03  # a little behind the contact: descend clear of it
         prints = footprints(self.sim_env, self.points)
         travel = path_top(list(prints.values()), grip_pos[:2], start, z) + TRAVEL_CLEARANCE
@@ -84,13 +91,13 @@ class _Push:
                 self.phase, self.phase_steps = "retreat", 0
             elif lost > LOST_CONTACT and self.phase_steps > 5:
                 self.phase, self.phase_steps = "rise", 0
-            return goal, yaw, 1.0, 0.5
+            return goal, frame, 1.0, 0.5
         else:  # retreat: straight up, out of the way
-            return np.array([*grip_pos[:2], z + 0.1]), yaw, 1.0, 1.0
+            return np.array([*grip_pos[:2], z + 0.1]), frame, 1.0, 1.0
         if done or self.phase_steps > 90:
             order = ("rise", "over", "descend", "push")
             self.phase, self.phase_steps = order[order.index(self.phase) + 1], 0
-        return goal, yaw, 1.0, 1.0
+        return goal, frame, 1.0, 1.0
 
 
 class Slide(_Push):
@@ -169,6 +176,117 @@ class TurnKnob(_Push):
 
 
 
+
+class OpenDrawer:
+    """Pull a drawer open by its handle, the hand turned sideways.
+
+    The hand points at the drawer's front, fingers vertical, the pads closing above and below
+    the handle's bar (pointing down, the 21 cm long hand would hit the cabinet's face or the
+    drawer above). Phases: rise, over (turning), front (10 cm before the handle), reach,
+    close, pull (until the joint is past the middle of its "open" range), release, back, up;
+    then ``done``. A handle that slips out of the pads is grasped again.
+
+    Args:
+        sim_env: LIBERO's robosuite env.
+        region: The drawer's BDDL region (``"wooden_cabinet_1_top_region"``), a site on the
+            drawer's body; the body slides on the joint the region's ``Open`` test reads.
+
+    Raises:
+        ValueError: If the region's body has no slide joint.
+    """
+
+    def __init__(self, sim_env: Any, region: str):
+        self.sim_env = sim_env
+        model = sim_env.sim.model._model
+        body = model.site_bodyid[sim_env.sim.model.site_name2id(region)]
+        joints = [j for j in range(model.njnt)
+                  if model.jnt_bodyid[j] == body and model.jnt_type[j] == 2]  # mjJNT_SLIDE
+        if not joints:
+            raise ValueError(f"{region!r} is not on a drawer (no slide joint)")
+        self.joint, self.qpos_at = joints[0], model.jnt_qposadr[joints[0]]
+        owner = region_owner(sim_env, region)
+        things = {**sim_env.fixtures_dict, **sim_env.objects_dict}
+        art = things[owner].object_properties["articulation"]
+        opened, closed = np.mean(art["default_open_ranges"]), np.mean(art["default_close_ranges"])
+        self.sign, self.opened = float(np.sign(opened - closed)), float(opened)
+        self.drawer = [(g, local) for g, local in object_points(sim_env)[owner]
+                       if in_subtree(model, model.geom_bodyid[g], body)]
+        self.phase, self.phase_steps, self.done = "rise", 0, False
+
+    def is_open(self) -> bool:
+        """Whether the joint is past the middle of the drawer's "open" range."""
+        qpos = float(self.sim_env.sim.data._data.qpos[self.qpos_at])
+        return self.sign * (qpos - self.opened) >= 0.0
+
+    def _handle(self) -> tuple[np.ndarray, np.ndarray]:
+        """The handle bar's centre (the drawer's most protruding part) and the pull direction."""
+        data = self.sim_env.sim.data._data
+        pull = data.xaxis[self.joint] * self.sign
+        pull = np.array([pull[0], pull[1], 0.0]) / max(np.linalg.norm(pull[:2]), 1e-9)
+        world = np.concatenate([local @ data.geom_xmat[g].reshape(3, 3).T + data.geom_xpos[g]
+                                for g, local in self.drawer])
+        depth = world @ pull
+        bar = world[depth > depth.max() - HANDLE_DEPTH]
+        centre = bar.mean(axis=0)
+        centre += pull * (depth.max() - HANDLE_DEPTH / 2 - centre @ pull)
+        return centre, pull
+
+    def step(self, grip_pos: np.ndarray, grip_mat: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """The next waypoint: ``(goal xyz, hand rotation, gripper command, speed)``."""
+        handle, pull = self._handle()
+        # fingers vertical; the wrist turned one way (the other is beyond its joint's limit)
+        frame = grip_frame(np.array([0.0, 0.0, -1.0]), -pull, None)
+        front = handle + pull * 0.10
+        prints = footprints(self.sim_env, object_points(self.sim_env))
+        travel = max(path_top(list(prints.values()), grip_pos[:2], front[:2], front[2]),
+                     front[2]) + TRAVEL_CLEARANCE
+        turned = float(np.linalg.norm(axis_angle_error(frame, grip_mat))) < 0.1
+        gripper, speed, self.phase_steps = -1.0, 1.0, self.phase_steps + 1
+        phase = self.phase
+        if phase == "rise":
+            goal, done = np.array([*grip_pos[:2], travel]), grip_pos[2] > travel - 0.02
+        elif phase == "over":  # (roughly: "front" finishes the move and the turn)
+            goal = np.array([*front[:2], travel])
+            done = float(np.linalg.norm(goal - grip_pos)) < 0.04
+        elif phase == "front":
+            goal, done = front, float(np.linalg.norm(front - grip_pos)) < 0.01 and turned
+        elif phase == "reach":
+            # deep enough matters; a centimetre high is fine (the pads open 8 cm around a
+            # 1.6 cm bar), and an object under the hand can hold it that high
+            goal, speed = handle, 0.8
+            done = (abs(float((handle - grip_pos) @ pull)) < 0.005
+                    and float(np.linalg.norm(handle - grip_pos)) < 0.015)
+        elif phase == "close":
+            goal, gripper, done = handle, 1.0, self.phase_steps >= 10
+        elif phase == "pull":
+            goal, gripper, speed = handle + pull * 0.05, 1.0, 0.8
+            done = self.is_open()
+            if float(np.linalg.norm(handle - grip_pos)) > 0.03:  # slipped off: grasp again
+                self.phase, self.phase_steps = "front", 0
+                return front, frame, -1.0, 1.0
+        elif phase == "release":
+            goal, done = grip_pos.copy(), self.phase_steps >= 6
+        elif phase == "back":
+            goal = handle + pull * 0.08
+            done = float(np.linalg.norm(goal - grip_pos)) < 0.015
+        else:  # "up": pointing down again, a little higher and nearer the robot, then done
+            # (pulling stretched the arm: its elbow is straight, where it moves badly)
+            base = self.sim_env.sim.data.get_body_xpos("robot0_base")
+            inward = _unit(base[:2] - grip_pos[:2])
+            goal = np.array([*(self.back_from[:2] + inward * 0.08), handle[2] + 0.06])
+            frame = grip_frame(np.array([-pull[1], pull[0], 0.0]), DOWN, None)
+            # near enough, and turned most of the way: the next skill finishes the turn
+            self.done = (float(np.linalg.norm(goal - grip_pos)) < 0.04
+                         and float(np.linalg.norm(axis_angle_error(frame, grip_mat))) < 0.3)
+            return goal, frame, -1.0, 1.0
+        if phase == "back" and (done or self.phase_steps > 90):
+            self.back_from = grip_pos.copy()
+        if done or self.phase_steps > 90:
+            order = ("rise", "over", "front", "reach", "close", "pull", "release", "back", "up")
+            self.phase, self.phase_steps = order[order.index(phase) + 1], 0
+        return goal, frame, gripper, speed
+
 def skill_for(sim_env: Any) -> _Push | None:
     """The skill that reaches the task's BDDL goal without a grasp, or ``None`` (pick and place).
 
@@ -176,6 +294,11 @@ def skill_for(sim_env: Any) -> _Push | None:
     (a plate: lower than 3 cm) on a region of the table slides it there.
     """
     kind, *args = sim_env.parsed_problem["goal_state"][0]
+    if kind == "open":
+        return OpenDrawer(sim_env, args[0])
+    if kind == "in" and _on_drawer(sim_env, args[1]):
+        drawer = OpenDrawer(sim_env, args[1])
+        return None if drawer.is_open() else drawer
     if kind == "turnon":
         return TurnKnob(sim_env, args[0])
     if kind == "on" and args[0] in sim_env.objects_dict and args[1].startswith("main_table_"):
@@ -183,3 +306,12 @@ def skill_for(sim_env: Any) -> _Push | None:
         if fp.height < 0.03 and not fits_between_pads(fp):
             return Slide(sim_env, args[0], args[1])
     return None
+
+
+def _on_drawer(sim_env: Any, region: str) -> bool:
+    """Whether BDDL region ``region`` is a site on a sliding body (a drawer)."""
+    if region not in sim_env.object_sites_dict:
+        return False
+    model = sim_env.sim.model._model
+    body = model.site_bodyid[sim_env.sim.model.site_name2id(region)]
+    return any(model.jnt_bodyid[j] == body and model.jnt_type[j] == 2 for j in range(model.njnt))
