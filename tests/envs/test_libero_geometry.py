@@ -2,7 +2,17 @@
 
 import numpy as np
 
-from envs.libero_geometry import HAND_HALF_LENGTH, Footprint, path_top, span_along
+from envs.libero_geometry import (
+    DOWN,
+    HAND_HALF_LENGTH,
+    WRIST_RADIUS,
+    Footprint,
+    grip_frame,
+    path_top,
+    rim_grasp,
+    side_entry,
+    span_along,
+)
 
 
 def _box(center, half, bottom, top):
@@ -32,3 +42,63 @@ def test_span_along_a_box_is_its_side_along_the_finger_axis():
     box = _box((0.0, 0.0), (0.05, 0.01), 0.9, 1.0)  # 10 cm long, 2 cm wide
     np.testing.assert_allclose(span_along(box, 0.0), 0.10)
     np.testing.assert_allclose(span_along(box, np.pi / 2), 0.02)
+
+
+def _slab(center, half, bottom, top, n=9):
+    """A box filled with a grid of points (what a mesh's vertices give) as a footprint."""
+    axes = [np.linspace(c - h, c + h, n) for c, h in zip(center, half, strict=True)]
+    xs, ys, zs = np.meshgrid(*axes, np.linspace(bottom, top, 3))
+    points = np.stack([xs, ys, zs], -1).reshape(-1, 3)
+    return Footprint(points, np.asarray(center, float), bottom, top)
+
+
+def _bowl(center, radius=0.053, bottom=0.90, top=0.95):
+    """A bowl-like cylinder of points (rim circle at the top, foot at the bottom)."""
+    phi = np.linspace(0.0, 2 * np.pi, 72, endpoint=False)
+    rim = np.stack([center[0] + radius * np.cos(phi), center[1] + radius * np.sin(phi)], -1)
+    points = np.concatenate([np.column_stack([rim, np.full(72, z)])
+                             for z in np.linspace(bottom, top, 6)])
+    return Footprint(points, np.asarray(center, float), bottom, top)
+
+
+def test_side_entry_is_straight_when_nothing_hangs_over_the_grasp():
+    can = _box((0.20, 0.0), (0.03, 0.03), 0.9, 1.02)  # a neighbour, not over the hand
+    np.testing.assert_array_equal(side_entry(np.zeros(2), 0.0, [can], 0.96), np.zeros(2))
+
+
+def test_side_entry_comes_down_beside_an_overhang_and_only_with_room_under_it():
+    # a drawer 11 cm above the grasp covers the hand's east end (the finger axis is along x)
+    drawer = _slab((0.11, 0.0), (0.06, 0.08), 1.06, 1.12)
+    shift = side_entry(np.zeros(2), 0.0, [drawer], entry_z=0.96)
+    assert shift.any() and shift[0] < 0  # from the west, away from the drawer
+    # the column above the shifted hand is clear of the drawer
+    assert np.abs(shift).max() <= 0.16
+    np.testing.assert_array_equal(side_entry(shift, 0.0, [drawer], 0.96), np.zeros(2))
+    # a drawer lower than the hand's top leaves no room under it: straight (and it will fail)
+    low = _slab((0.11, 0.0), (0.06, 0.08), 1.0, 1.12)
+    np.testing.assert_array_equal(side_entry(np.zeros(2), 0.0, [low], 0.96), np.zeros(2))
+
+
+def test_rim_grasp_keeps_the_wrist_out_from_under_an_overhang():
+    bowl = _bowl((0.0, 0.0))
+    drawer = _slab((0.10, 0.0), (0.06, 0.10), 1.06, 1.12)  # over the bowl's east side
+    point, _, angle = rim_grasp(bowl, [drawer], 0.03)
+    assert point[0] < -0.02  # the west half of the rim, the wrist clear of the drawer
+    assert np.linalg.norm(drawer.points[:, :2] - point, axis=1).min() >= WRIST_RADIUS
+    # with nothing overhead every rim point is open again (the first of equal scores)
+    free_point, _, _ = rim_grasp(bowl, [], 0.03)
+    assert free_point[0] > 0.04
+
+
+def test_grip_frame_is_a_rotation_with_the_asked_axes():
+    current = np.eye(3)
+    frame = grip_frame(np.array([0.0, -1.0, 0.0]), DOWN, current)
+    np.testing.assert_allclose(frame @ frame.T, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(frame), 1.0)
+    np.testing.assert_allclose(frame[:, 2], DOWN)
+    # the fingers are symmetric: of +-finger, the one nearer the current finger axis (x)
+    flipped = grip_frame(np.array([-1.0, 0.0, 0.0]), DOWN, current)
+    np.testing.assert_allclose(flipped[:, 0], [1.0, 0.0, 0.0])
+    sideways = grip_frame(np.array([0.0, 0.0, -1.0]), np.array([0.0, -1.0, 0.0]), None)
+    np.testing.assert_allclose(sideways[:, 0], [0.0, 0.0, -1.0])  # None: as asked, no flip
+    np.testing.assert_allclose(np.linalg.det(sideways), 1.0)
