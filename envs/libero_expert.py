@@ -1,4 +1,4 @@
-"""A privileged-state pick-and-place expert for LIBERO's pick-X-and-place-it tasks.
+"""A privileged-state expert for LIBERO's one-goal tasks (LIBERO-Object, -Spatial, -Goal).
 
 Usage: ``expert = envs.make_expert(gymnasium.make("robodecode/LIBERO-Object-Milk-v0"))``
 
@@ -12,6 +12,14 @@ keeps the most clearance from neighbours taller than the hand's lowest point: a 
 beside a flat box is what a yaw-blind grasp hits. Objects too wide for the fingers (bowls) are
 pinched at the rim. A grasp that comes up empty, or an object dropped on the way, is retried
 with a fresh plan made once the object has settled.
+
+The place is the task's BDDL goal region: an object (the plate, the basket's inside) or a
+region of a fixture or the table (the stove's cook region, the cabinet's top); the object is
+lowered onto whatever stands under it. Goals that are no pick and place go to the skills of
+``envs/libero_skills.py``: ``Turnon`` turns a stove's knob, ``Open`` pulls a drawer open, ``On``
+of a plate too flat to grasp on a table region slides it there, and ``In`` a closed drawer
+opens the drawer first. Under an overhang (the open drawer above the bowl) the hand comes
+down beside the grasp and moves across just above the object, and leaves the same way.
 """
 
 from __future__ import annotations
@@ -54,7 +62,7 @@ STALL_STEPS = 8  # a phase whose goal distance shrank < 2 mm over this many step
 
 
 class LiberoExpert:
-    """Scripted pick-and-place for LIBERO tasks whose goal puts one object in or on another.
+    """Scripted expert for LIBERO tasks with one goal predicate (see the module docstring).
 
     Args:
         env: The unwrapped LIBERO env (``LiberoTaskEnv`` or ``LiberoSuiteEnv``).

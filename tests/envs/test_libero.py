@@ -275,6 +275,26 @@ def test_expert_solves_libero_goal_tasks(task, init_state):
         env.close()
 
 
+def test_expert_turns_the_stove_off_on_libero_pro_goal_task():
+    # LIBERO-PRO's task copy of "turn on the stove" asks for Turnoff (the knob below 0 rad)
+    env = gymnasium.make(env_id("turn_on_the_stove"), images=False, perturbation="task")
+    try:
+        assert env.unwrapped.sim_env.parsed_problem["goal_state"] == [["turnoff", "flat_stove_1"]]
+        _expert_solves(env, 0)
+    finally:
+        env.close()
+
+
+def test_expert_refuses_a_goal_it_cannot_reach():
+    from types import SimpleNamespace
+
+    from envs.libero_skills import skill_for
+
+    sim_env = SimpleNamespace(parsed_problem={"goal_state": [["close", "microwave_1"]]})
+    with pytest.raises(ValueError, match="cannot reach a 'close' goal"):
+        skill_for(sim_env)
+
+
 def test_demonstrations_are_recorded_from_sampled_layouts(tmp_path):
     from envs.ids import demo_env_kwargs
     from envs.lerobot_dataset import RUN_SPEC_FILE, STAGING_DIR, collect
