@@ -1,13 +1,14 @@
-"""Non-grasping skills of the LIBERO expert: sliding a flat object, turning a stove's knob.
+"""Skills of the LIBERO expert beyond pick and place: slide a plate, turn a knob, open a drawer.
 
-Usage: ``skill = Slide(sim_env, "plate_1", "main_table_stove_front_region")`` (or
-``TurnKnob(sim_env, "flat_stove_1")``), then each step ``goal, yaw, gripper, speed =
-skill.step(grip_pos)``; ``envs/libero_expert.py`` turns that into an action.
+Usage: ``skill = skill_for(sim_env)`` (the skill the task's BDDL goal needs, or ``None`` for a
+pick and place), then each step ``goal, frame, gripper, speed = skill.step(grip_pos,
+grip_mat)``; ``envs/libero_expert.py`` turns that into an action.
 
-Both push with the closed fingers pointing down, the finger axis across the push (the two
-fingers side by side make a 2 cm wide pusher), after rising to a travel height and descending
-behind the contact point. The hand's lowest point is 3 cm above the pads, so it passes over a
-plate's rim or a knob while the pads press on them.
+``Slide`` and ``TurnKnob`` push with the closed fingers pointing down, the finger axis across
+the push (the two fingers side by side make a 2 cm wide pusher), after rising to a travel
+height and descending beside the contact point. The hand's lowest point is 3 cm above the
+pads, so it passes over a plate's rim or a knob while the pads press on them. ``OpenDrawer``
+turns the hand sideways to grasp the handle and pulls along the drawer's joint.
 """
 
 from __future__ import annotations
