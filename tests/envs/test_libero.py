@@ -285,6 +285,17 @@ def test_expert_turns_the_stove_off_on_libero_pro_goal_task():
         env.close()
 
 
+def test_libero_pro_goal_paraphrases_are_in_the_observation_space():
+    # LIBERO-PRO writes "the cabinet\u2019s middle drawer" (a typographic apostrophe)
+    env = gymnasium.make(env_id("open_the_middle_drawer_of_the_cabinet"), images=False,
+                         perturbation="language")
+    try:
+        obs, _ = env.reset(seed=0)
+        assert "\u2019" in obs["instruction"] and obs in env.observation_space
+    finally:
+        env.close()
+
+
 def test_expert_refuses_a_goal_it_cannot_reach():
     from types import SimpleNamespace
 

@@ -193,7 +193,10 @@ def test_with_rtc_training_starts_as_the_base_and_then_conditions(tmp_path):
     import torch
 
     with torch.no_grad():
-        model.head.prefix_in.bias.fill_(0.5)  # as if trained: the committed steps now matter
+        # as if trained: the committed steps now matter (not a constant shift, which every
+        # LayerNorm removes: a constant left the chunk equal up to float rounding)
+        bias = model.head.prefix_in.bias
+        bias.copy_(torch.linspace(-1.0, 1.0, bias.numel()))
     with_prefix, stats = model.predict_chunk(obs, prefix_actions=prev, frozen_steps=3)
     assert stats["decoder_frozen_conditioned"] == 3
     assert not np.allclose(with_prefix[:, 3:], base.predict_chunk(obs)[0][:, 3:])

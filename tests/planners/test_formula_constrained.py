@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_gpt2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ltl_random import formulas
+from tiny_lms import tiny_gpt2
 from transformers import PreTrainedTokenizerFast
 
 from envs.symbolic import BlocksWorld, DroneNav

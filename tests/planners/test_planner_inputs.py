@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from tiny_lms import TOKENIZERS, tiny_gpt2
 
 from envs.symbolic import BlocksState, BlocksWorld, DroneNav, InvalidStateError
 from planners.check import ProductGraph, check_plan, shortest_plan, spec_dfa
@@ -60,7 +61,6 @@ def test_raw_tokenizer_keeps_its_own_eos():
     The wrapper used to invent an ``<|endoftext|>`` token (id 32000, past the LM's vocabulary):
     an IndexError when masking.
     """
-    from conftest import TOKENIZERS, tiny_gpt2
     from tokenizers import Tokenizer, models
 
     raw = Tokenizer.from_file(str(TOKENIZERS / "unigram" / "tokenizer.json"))

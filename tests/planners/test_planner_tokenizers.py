@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from tiny_lms import domain_corpus
 
 from envs.symbolic import generate_tasks
 from planners.check import check_plan
@@ -64,14 +65,13 @@ def test_free_text_is_read_through_the_trie(tok_name, request):
 @pytest.fixture(scope="module")
 def spanning_tokenizer():
     """Byte-level BPE without the pre-tokenizer's word split: tokens like ``lab)Ġfly_to(``."""
-    from conftest import _domain_corpus
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(_domain_corpus(), trainers.BpeTrainer(
+    tok.train_from_iterator(domain_corpus(), trainers.BpeTrainer(
         vocab_size=1000, special_tokens=["<eos>"], show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>")

@@ -12,11 +12,9 @@ import numpy as np
 import pytest
 import torch
 from torch.utils.data import Dataset
+from vla_fakes import INSTRUCTIONS, fake_instruction_cache
 
 from vla.config import preset
-from vla.encoders import InstructionCache
-
-INSTRUCTIONS = ("put the red block in the blue zone", "push the green block left")
 
 
 class SyntheticChunks(Dataset):
@@ -57,16 +55,6 @@ class SyntheticChunks(Dataset):
                 "actions": torch.from_numpy(self._chunk(i)),
                 "action_is_pad": torch.zeros(self.horizon, dtype=torch.bool),
                 "episode_index": int(self.episode[i]), "frame_index": i}
-
-
-def fake_instruction_cache() -> InstructionCache:
-    """An encoder-free cache holding fixed random unit embeddings for ``INSTRUCTIONS``."""
-    cache = InstructionCache(allow_encoder=False)
-    g = torch.Generator().manual_seed(0)
-    for text in INSTRUCTIONS:
-        v = torch.randn(384, generator=g)
-        cache.put(text, v / v.norm())
-    return cache
 
 
 @pytest.fixture

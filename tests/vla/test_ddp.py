@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import fake_instruction_cache
+from vla_fakes import fake_instruction_cache
 
 from vla.checkpoint import TRAIN_META_FILE, TRAIN_STATE_FILE, read_tensors
 from vla.distributed import DistContext

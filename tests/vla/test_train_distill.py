@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import fake_instruction_cache
+from vla_fakes import fake_instruction_cache
 
 from decoding import jacobi
 from vla.checkpoint import from_pretrained, save_pretrained
