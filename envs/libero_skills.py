@@ -13,6 +13,7 @@ turns the hand sideways to grasp the handle and pulls along the drawer's joint.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / n if n > 1e-9 else np.array([1.0, 0.0])
 
 
-class _Push:
+class _Push(ABC):
     """The approach-then-push loop shared by the skills.
 
     Phases: rise, over, descend, push, retreat. Subclasses give the contact point, the push
@@ -58,13 +59,13 @@ class _Push:
         self.points = object_points(sim_env)
         self.phase, self.phase_steps = "rise", 0
 
+    @abstractmethod
     def contact(self) -> tuple[np.ndarray, np.ndarray, float]:
         """The pads' place (x, y: against the part to push), push direction and grip height."""
-        raise NotImplementedError
 
+    @abstractmethod
     def finished(self) -> bool:
         """Whether the goal of the push holds."""
-        raise NotImplementedError
 
     def step(self, grip_pos: np.ndarray, grip_mat: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray, float, float]:
@@ -73,9 +74,10 @@ class _Push:
         across = np.array([-direction[1], direction[0], 0.0])  # the finger axis
         frame = grip_frame(across, DOWN, grip_mat)
         start = point - direction * 0.03  # a little behind the contact: descend clear of it
-        prints = footprints(self.sim_env, self.points)
-        travel = path_top(list(prints.values()), grip_pos[:2], start, z) + TRAVEL_CLEARANCE
         self.phase_steps += 1
+        if self.phase in ("rise", "over"):  # the travel height: only these phases need it
+            prints = footprints(self.sim_env, self.points)
+            travel = path_top(list(prints.values()), grip_pos[:2], start, z) + TRAVEL_CLEARANCE
         if self.phase == "rise":
             goal, done = np.array([*grip_pos[:2], travel]), grip_pos[2] > travel - 0.02
         elif self.phase == "over":
@@ -215,7 +217,8 @@ class OpenDrawer:
         art = things[owner].object_properties["articulation"]
         opened, closed = np.mean(art["default_open_ranges"]), np.mean(art["default_close_ranges"])
         self.sign, self.opened = float(np.sign(opened - closed)), float(opened)
-        self.drawer = [(g, local) for g, local in object_points(sim_env)[owner]
+        self.points = object_points(sim_env)  # local geometry: read once
+        self.drawer = [(g, local) for g, local in self.points[owner]
                        if in_subtree(model, model.geom_bodyid[g], body)]
         self.phase, self.phase_steps, self.done = "rise", 0, False
 
@@ -244,9 +247,10 @@ class OpenDrawer:
         # fingers vertical; the wrist turned one way (the other is beyond its joint's limit)
         frame = grip_frame(np.array([0.0, 0.0, -1.0]), -pull, None)
         front = handle + pull * 0.10
-        prints = footprints(self.sim_env, object_points(self.sim_env))
-        travel = max(path_top(list(prints.values()), grip_pos[:2], front[:2], front[2]),
-                     front[2]) + TRAVEL_CLEARANCE
+        if self.phase in ("rise", "over"):  # the travel height: only these phases need it
+            prints = footprints(self.sim_env, self.points)
+            travel = max(path_top(list(prints.values()), grip_pos[:2], front[:2], front[2]),
+                         front[2]) + TRAVEL_CLEARANCE
         turned = float(np.linalg.norm(axis_angle_error(frame, grip_mat))) < 0.1
         gripper, speed, self.phase_steps = -1.0, 1.0, self.phase_steps + 1
         phase = self.phase
