@@ -9,10 +9,11 @@ types, shapes, NaN); the policy's own checks (``VLAModel.prepare``) come after t
 
 from __future__ import annotations
 
-import reprlib
 from typing import Any
 
 import numpy as np
+
+from policies.wire import excerpt
 
 MAX_INSTRUCTION_CHARS = 512
 MAX_ERROR_CHARS = 500
@@ -21,11 +22,6 @@ MAX_PREV_ACTIONS = 1024
 """Rows of ``prev_actions`` a request may carry (real-time chunking)."""
 
 _NUMBER_KINDS = "biuf"  # bool, int, uint, float: what torch takes from a numpy array
-
-
-_repr = reprlib.Repr()  # what a client sent, quoted in an error text: a bounded excerpt
-_repr.maxstring = _repr.maxother = 60
-_repr.maxlist = _repr.maxtuple = _repr.maxdict = 8
 
 
 class BadRequest(ValueError):
@@ -41,7 +37,7 @@ def clip_error(text: str) -> str:
 
 def _field(key: str) -> str:
     """A client-chosen key as error texts name it: as sent if short and plain, else quoted."""
-    return key if len(key) <= 60 and key.isprintable() else _repr.repr(key)
+    return key if len(key) <= 60 and key.isprintable() else excerpt(key)
 
 
 def _check_numbers(key: str, value: Any) -> np.ndarray:
@@ -112,4 +108,4 @@ def _check_committed(obs: dict[str, Any]) -> None:
     if frozen is not None and (isinstance(frozen, bool) or not isinstance(frozen, int | np.integer)
                                or not 0 <= frozen <= prev.shape[0]):
         raise BadRequest(f"frozen_steps must be an int in [0, {prev.shape[0]}], got "
-                         f"{_repr.repr(frozen)}")
+                         f"{excerpt(frozen)}")

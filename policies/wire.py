@@ -44,10 +44,11 @@ bounds what a message can expand into (~200 bytes of Python objects per msgpack 
 MAX_DEPTH = 32
 """Deepest nesting of lists and maps in one received message (an observation needs ~4)."""
 
-_repr = reprlib.Repr()  # error texts show a bounded excerpt of what was received
+_repr = reprlib.Repr()
 _repr.maxstring = _repr.maxother = 60
-_repr.maxlist = _repr.maxtuple = 8
-_short = _repr.repr
+_repr.maxlist = _repr.maxtuple = _repr.maxdict = 8
+excerpt = _repr.repr
+"""A bounded excerpt of what a client sent, as error texts quote it."""
 
 
 _BAD_KINDS = ("V", "O", "c")  # void, object and complex dtypes are not sent (as openpi)
@@ -75,11 +76,11 @@ def _dtype(value: Any) -> np.dtype:
     """The dtype named by a received map, refusing kinds that could carry Python objects."""
     if not isinstance(value, str | bytes) or len(value) > MAX_DTYPE_CHARS:
         raise WireError(f"a dtype must be a name of at most {MAX_DTYPE_CHARS} characters, "
-                        f"got {_short(value)}")
+                        f"got {excerpt(value)}")
     try:
         dtype = np.dtype(value.decode() if isinstance(value, bytes) else value)
     except Exception:  # noqa: BLE001 - numpy's parser also raises SyntaxError and others
-        raise WireError(f"unknown dtype {_short(value)}") from None
+        raise WireError(f"unknown dtype {excerpt(value)}") from None
     if dtype.kind in _BAD_KINDS:
         raise WireError(f"dtype {dtype} is refused (void, object and complex)")
     return dtype
@@ -93,11 +94,11 @@ def _decode(obj: dict) -> Any:
         except (KeyError, TypeError):
             raise WireError("an array map needs 'data', 'dtype' and 'shape'") from None
         if not all(isinstance(n, int) and n >= 0 for n in shape) or not isinstance(data, bytes):
-            raise WireError(f"bad array shape {_short(shape)} or data of type "
+            raise WireError(f"bad array shape {excerpt(shape)} or data of type "
                             f"{type(data).__name__}")
         need = dtype.itemsize * math.prod(shape)  # Python ints: a huge shape cannot wrap to 0
         if len(data) != need:
-            raise WireError(f"array of shape {_short(shape)} and dtype {dtype} needs {need} "
+            raise WireError(f"array of shape {excerpt(shape)} and dtype {dtype} needs {need} "
                             f"bytes, got {len(data)}")
         # a copy in this machine's byte order: torch refuses a '>f4' array another host sent
         array = np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
@@ -206,5 +207,5 @@ def unpack(data: bytes, max_objects: int = MAX_OBJECTS, max_depth: int = MAX_DEP
     except WireError:
         raise
     except (msgpack.UnpackException, ValueError, TypeError) as err:
-        raise WireError(f"not a msgpack message: {_short(str(err) or type(err).__name__)}") \
+        raise WireError(f"not a msgpack message: {excerpt(str(err) or type(err).__name__)}") \
             from None
