@@ -120,6 +120,7 @@ class VLAModel(nn.Module):
                              f"{self.config.state_dim}")
         if not torch.isfinite(state).all():
             raise ValueError(f"state has non-finite values: {state.tolist()}")
+        self.state_norm.check_range(state)
         if len(instr) != state.shape[0]:
             raise ValueError(f"{len(instr)} instructions for a batch of {state.shape[0]}")
         images = []

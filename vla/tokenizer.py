@@ -101,6 +101,10 @@ class ActionTokenizer(nn.Module):
         return self.unnormalize(z.unflatten(-1, (-1, self.action_dim)))
 
 
+MAX_STATE_DEVIATIONS = 1e6
+"""How far (in training standard deviations) a state may lie from the training mean."""
+
+
 class StateNormalizer(nn.Module):
     """Mean/std normalization of the proprioceptive state, statistics kept as buffers.
 
@@ -118,6 +122,26 @@ class StateNormalizer(nn.Module):
         n = self.mean.numel()
         self.mean.copy_(_as_tensor(mean, "state mean", n))
         self.std.copy_(_as_tensor(std, "state std", n).clamp_min(1e-3))
+
+    def check_range(self, state: torch.Tensor) -> None:
+        """Refuse a finite state too far from the training data for the network's arithmetic.
+
+        A reading more than ``MAX_STATE_DEVIATIONS`` standard deviations from the training mean
+        (wrong units, a corrupt sensor, 3e38) would overflow float32 inside the network and come
+        out as NaN actions; it is the caller's input that is wrong, so it is refused up front.
+
+        Raises:
+            ValueError: Naming the first such dimension, its value and its distance.
+        """
+        mean = self.mean.detach().to("cpu", torch.float64)
+        std = self.std.detach().to("cpu", torch.float64)
+        z = ((state.detach().to("cpu", torch.float64) - mean) / std).abs()
+        if bool((z > MAX_STATE_DEVIATIONS).any()):
+            row, dim = (int(i) for i in torch.nonzero(z > MAX_STATE_DEVIATIONS)[0])
+            raise ValueError(
+                f"state[{dim}] = {float(state[row, dim]):.6g} is {float(z[row, dim]):.3g} "
+                f"standard deviations from the training mean {float(mean[dim]):.6g} (at most "
+                f"{MAX_STATE_DEVIATIONS:.0e}): wrong units or a corrupt reading?")
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         """Normalize a state batch (B, S)."""

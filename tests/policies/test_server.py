@@ -130,11 +130,13 @@ def test_garbage_gets_an_error_and_the_server_keeps_serving(server, env):
            "float image": pack({**obs, "image": obs["image"].astype(np.float32)}),
            "not a map": pack([1, 2, 3])}
     bad |= {"image batch": pack({**obs, "image": np.zeros((64, 1, 1, 3), np.uint8)}),
-            "long instruction": pack({**obs, "instruction": "x" * 10_000})}
+            "long instruction": pack({**obs, "instruction": "x" * 10_000}),
+            "huge state": pack({**obs, "state": np.full_like(obs["state"], 3.4e38)})}
     expect = {"not msgpack": "msgpack", "missing key": "missing keys", "NaN state": "non-finite",
               "batch": "one observation", "short state": "dims", "float image": "uint8",
               "not a map": "must be a map", "image batch": "one (H, W, 3) frame",
-              "long instruction": "at most 512"}
+              "long instruction": "at most 512",
+              "huge state": "bad request: state[0] = 3.4e+38"}
     errors = server.errors
     with connect(f"ws://127.0.0.1:{server.port}", max_size=None) as ws:
         unpack(ws.recv())  # the metadata

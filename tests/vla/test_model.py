@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given
@@ -130,3 +131,20 @@ def test_wrong_head_decoder_raises(make_model):
     with pytest.raises(ValueError, match="does not apply to head 'flow'"):
         make_model("flow").predict_chunk({}, decoder="jacobi")
 
+
+
+def test_a_state_too_far_from_the_training_data_is_refused_before_it_becomes_nan(make_model):
+    """3.4e38 is a finite float32, but normalized it overflows: a clear error, not NaN actions."""
+    from vla_fakes import INSTRUCTIONS
+
+    model = make_model("oft").eval()
+    size = model.config.image_size
+    obs = {"image": np.zeros((size, size, 3), np.uint8), "instruction": INSTRUCTIONS[0]}
+    mean, std = model.state_norm.mean.numpy(), model.state_norm.std.numpy()
+    far = mean + 1e3 * std  # far out of distribution, yet served
+    actions, _ = model.predict_chunk({**obs, "state": far})
+    assert np.isfinite(actions).all()
+    huge = far.copy()
+    huge[2] = 3.4e38
+    with pytest.raises(ValueError, match=r"state\[2\] = 3\.4e\+38 is .* standard deviations"):
+        model.predict_chunk({**obs, "state": huge})
