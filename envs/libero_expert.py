@@ -1,4 +1,4 @@
-"""A privileged-state expert for LIBERO's one-goal tasks (LIBERO-Object, -Spatial, -Goal).
+"""A privileged-state expert for LIBERO's tasks (LIBERO-Object, -Spatial, -Goal, most of -10).
 
 Usage: ``expert = envs.make_expert(gymnasium.make("robodecode/LIBERO-Object-Milk-v0"))``
 
@@ -20,6 +20,11 @@ lowered onto whatever stands under it. Goals that are no pick and place go to th
 of a plate too flat to grasp on a table region slides it there, and ``In`` a closed drawer
 opens the drawer first. Under an overhang (the open drawer above the bowl) the hand comes
 down beside the grasp and moves across just above the object, and leaves the same way.
+
+A goal of several predicates (LIBERO-10: two objects into the basket, the knob turned and then
+the pot on the stove) is worked through in BDDL order: once a place or a skill has ended and its
+predicate holds, the expert moves on to the first predicate that does not; a place whose
+predicate still fails a while after the release is planned again.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from envs.libero_geometry import (
     site_frame,
     surface_under,
 )
-from envs.libero_skills import skill_for
+from envs.libero_skills import checked_goals, skill_for
 
 POS_SCALE = 0.05  # metres per unit of the OSC position action
 ROT_SCALE = 0.5  # radians per unit of the OSC rotation action
@@ -59,10 +64,12 @@ DROP_GAP = 0.04  # the object this much farther from the grip than when grasped:
 LIFT_START_SPEED = 0.3  # the first 3 cm of a lift, gently: a pinched rim slips on a jerk
 PHASE_LIMIT = 90  # steps before a phase that cannot converge gives up and moves on
 STALL_STEPS = 8  # a phase whose goal distance shrank < 2 mm over this many steps has stalled
+SETTLE_STEPS = 5  # after a place, wait this long before checking its goal (several goals)
+RETRY_AFTER = 40  # a place whose goal does not hold this long after it: planned again
 
 
 class LiberoExpert:
-    """Scripted expert for LIBERO tasks with one goal predicate (see the module docstring).
+    """Scripted expert for LIBERO tasks (see the module docstring).
 
     Args:
         env: The unwrapped LIBERO env (``LiberoTaskEnv`` or ``LiberoSuiteEnv``).
@@ -92,8 +99,10 @@ class LiberoExpert:
         if episode != self._episode:
             self._episode = episode
             self._start(env.sim_env)
-        if getattr(self.skill, "done", False) and self.goal_kind in ("in", "on"):
-            self._start(env.sim_env, skills=False)  # the drawer is open: now put it in
+        if getattr(self.skill, "done", False) and self.goal[0] in ("in", "on"):
+            self._begin(self.goal, skills=False)  # the drawer is open: now put it in
+        elif len(self.goals) > 1:
+            self._next_goal()
         if self.skill is not None:
             grip_pos, grip_mat = site_frame(self.sim_env, "gripper0_grip_site")
             goal, frame, gripper, speed = self.skill.step(grip_pos, grip_mat)
@@ -105,13 +114,36 @@ class LiberoExpert:
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
     # -------------------------------------------------------------------- planning
-    def _start(self, sim_env: Any, skills: bool = True) -> None:
+    def _start(self, sim_env: Any) -> None:
         self.sim_env = sim_env
-        self.goal_kind = sim_env.parsed_problem["goal_state"][0][0]
-        self.skill = skill_for(sim_env) if skills else None
+        self.goals = checked_goals(sim_env.parsed_problem["goal_state"])
+        self._begin(self.goals[0])
+
+    def _next_goal(self) -> None:
+        """With several goals: once this one holds and the hand is clear, go to the next.
+
+        The next is the first goal (in BDDL order) that does not hold; a pick and place
+        that ended without its goal holding (the object bounced off) is planned again.
+        """
+        over = (self.phase == "retreat" and self.phase_steps >= SETTLE_STEPS if self.skill is None
+                else getattr(self.skill, "done", False) or self.skill.phase == "retreat")
+        if not over:
+            return
+        holds = [bool(self.sim_env._eval_predicate(g)) for g in self.goals]
+        if all(holds):
+            return
+        if holds[self.goals.index(self.goal)]:
+            self._begin(self.goals[holds.index(False)])
+        elif self.skill is None and self.phase_steps >= RETRY_AFTER:
+            self._begin(self.goal)
+
+    def _begin(self, goal: list[str], skills: bool = True) -> None:
+        sim_env = self.sim_env
+        self.goal = goal
+        self.skill = skill_for(sim_env, goal) if skills else None
         if self.skill is not None:
             return
-        self.target, place = sim_env.obj_of_interest[:2]
+        self.target, place = goal[1:3]
         # A place is an object (the plate), an object's region ("basket_1_contain_region":
         # plan with the basket), or a region of a fixture or the table ("flat_stove_1_cook_region",
         # "main_table_stove_front_region"): aim at the region's site, land on what is under it.
@@ -256,7 +288,9 @@ class LiberoExpert:
         """Where the object's body must go: the container's region (``In``) or body (``On``)."""
         if self.place_site is not None:
             return site_frame(self.sim_env, self.place_site)[0][:2]
-        site = f"{self.container}_contain_region"
+        site = self.goal[2]  # "basket_1_contain_region", "desk_caddy_1_back_contain_region"
+        if site not in self.sim_env.object_sites_dict:
+            site = f"{self.container}_contain_region"
         if site in self.sim_env.object_sites_dict:
             return site_frame(self.sim_env, site)[0][:2]
         return self._body_xy(self.container)

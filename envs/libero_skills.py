@@ -298,24 +298,38 @@ class OpenDrawer:
         return goal, frame, gripper, speed
 
 SUPPORTED_GOALS = ("on", "in", "open", "turnon", "turnoff")
-"""BDDL goal predicates the expert reaches (the first predicate of the goal)."""
+"""BDDL goal predicates the expert reaches (each predicate of a task's goal)."""
 
 
-def skill_for(sim_env: Any) -> _Push | OpenDrawer | None:
-    """The skill that reaches the task's BDDL goal without a grasp, or ``None`` (pick and place).
+def checked_goals(goal_state: list[list[str]]) -> list[list[str]]:
+    """The task's goal predicates in the order the expert works through them (BDDL's).
+
+    Raises:
+        ValueError: If a predicate is none of ``SUPPORTED_GOALS``.
+    """
+    for kind, *_ in goal_state:
+        if kind not in SUPPORTED_GOALS:
+            raise ValueError(f"the LIBERO expert cannot reach a {kind!r} goal ({goal_state}); "
+                             f"it reaches {list(SUPPORTED_GOALS)}")
+    return [list(g) for g in goal_state]
+
+
+def skill_for(sim_env: Any, goal: list[str] | None = None) -> _Push | OpenDrawer | None:
+    """The skill that reaches a BDDL goal predicate without a grasp, or ``None`` (pick and place).
 
     ``Turnon`` / ``Turnoff`` of a fixture turns its knob; ``Open`` pulls a drawer open, and so
     does ``In`` a closed drawer (the pick and place follows); ``On`` of a flat object too wide
     for the fingers (a plate: lower than 3 cm) on a region of the table slides it there.
 
+    Args:
+        sim_env: LIBERO's robosuite env.
+        goal: One predicate of the task's goal (default: the first).
+
     Raises:
         ValueError: If the goal's predicate is none of ``SUPPORTED_GOALS``.
     """
-    kind, *args = sim_env.parsed_problem["goal_state"][0]
-    if kind not in SUPPORTED_GOALS:
-        raise ValueError(f"the LIBERO expert cannot reach a {kind!r} goal "
-                         f"({sim_env.parsed_problem['goal_state']}); it reaches "
-                         f"{list(SUPPORTED_GOALS)}")
+    goal_state = sim_env.parsed_problem["goal_state"]
+    kind, *args = checked_goals([goal if goal is not None else goal_state[0]])[0]
     if kind in ("turnon", "turnoff"):
         return TurnKnob(sim_env, args[0], on=kind == "turnon")
     if kind == "open":

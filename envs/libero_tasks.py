@@ -2,7 +2,7 @@
 
 Usage: ``env = gymnasium.make("robodecode/LIBERO-Object-CreamCheese-v0"); env.reset(seed=0)``
 
-The ten tasks of each suite of ``SUITES`` (LIBERO-Object, -Spatial and -Goal) are registered
+The ten tasks of each suite of ``SUITES`` (LIBERO-Object, -Spatial, -Goal and -10) are registered
 as ``robodecode/LIBERO-<Suite>-<Task>-v0`` (the task's name in CamelCase without the words
 every task of the suite shares, e.g. ``LIBERO-Object-CreamCheese-v0``,
 ``LIBERO-Goal-TurnOnStove-v0``) and each whole suite as ``robodecode/LIBERO-<Suite>-v0``
@@ -16,14 +16,15 @@ expert is ``envs/libero_expert.py``.
 LIBERO's evaluation protocol (LIBERO, OpenVLA, openpi): episode ``i`` of a task starts from the
 task's ``i``-th of 50 official initial states, the scene settles for 10 steps (arm still,
 gripper open) and the policy then gets at most 280 steps (LIBERO-Object; 220 for Spatial, 300
-for Goal), the limits of OpenVLA's ``run_libero_eval.py`` (its longest training demo plus a
-margin).
+for Goal, 520 for LIBERO-10), the limits of OpenVLA's ``run_libero_eval.py`` (its longest
+training demo plus a margin).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import string
 from dataclasses import dataclass
 
@@ -72,7 +73,22 @@ SUITES: dict[str, LiberoSuite] = {
          "put_the_bowl_on_top_of_the_cabinet", "push_the_plate_to_the_front_of_the_stove",
          "put_the_cream_cheese_in_the_bowl", "turn_on_the_stove", "put_the_bowl_on_the_plate",
          "put_the_wine_bottle_on_the_rack")),
+    "libero_10": LiberoSuite(  # LIBERO-Long: two goals per task (but the caddy), six scenes
+        "libero_10", "10", "", "", 520,
+        ("LIVING_ROOM_SCENE2_put_both_the_alphabet_soup_and_the_tomato_sauce_in_the_basket",
+         "LIVING_ROOM_SCENE2_put_both_the_cream_cheese_box_and_the_butter_in_the_basket",
+         "KITCHEN_SCENE3_turn_on_the_stove_and_put_the_moka_pot_on_it",
+         "KITCHEN_SCENE4_put_the_black_bowl_in_the_bottom_drawer_of_the_cabinet_and_close_it",
+         "LIVING_ROOM_SCENE5_put_the_white_mug_on_the_left_plate_and_put_the_yellow_and_white_"
+         "mug_on_the_right_plate",
+         "STUDY_SCENE1_pick_up_the_book_and_place_it_in_the_back_compartment_of_the_caddy",
+         "LIVING_ROOM_SCENE6_put_the_white_mug_on_the_plate_and_put_the_chocolate_pudding_to_"
+         "the_right_of_the_plate",
+         "LIVING_ROOM_SCENE1_put_both_the_alphabet_soup_and_the_cream_cheese_box_in_the_basket",
+         "KITCHEN_SCENE8_put_both_moka_pots_on_the_stove",
+         "KITCHEN_SCENE6_put_the_yellow_and_white_mug_in_the_microwave_and_close_it")),
 }
+_SCENE = re.compile(r"^[A-Z_]*SCENE\d+_")  # LIBERO-10's scene prefix: not part of the language
 
 SETTLE_STEPS = 10  # OpenVLA's num_steps_wait: objects fall onto the table before the policy acts
 INIT_STATES_PER_TASK = 50
@@ -100,7 +116,7 @@ def task_id_name(task: str) -> str:
         ValueError: If ``task`` is not a task of ``SUITES``.
     """
     suite = suite_of(task)
-    core = task[len(suite.prefix):len(task) - len(suite.suffix)]
+    core = _SCENE.sub("", task[len(suite.prefix):len(task) - len(suite.suffix)])
     return "".join(w.capitalize() for w in core.split("_") if w != "the")
 
 
@@ -134,9 +150,13 @@ def suite_id(suite: str) -> str:
 
 
 def instruction(task: str) -> str:
-    """LIBERO's own language for ``task`` (its benchmark derives it from the task name)."""
+    """LIBERO's own language for ``task`` (its benchmark derives it from the task name).
+
+    LIBERO-10's names start with their scene (``KITCHEN_SCENE3_turn_on_the_stove...``), which
+    LIBERO's language leaves out, as here.
+    """
     suite_of(task)
-    return task.replace("_", " ")
+    return _SCENE.sub("", task).replace("_", " ")
 
 
 def pro_suite_id(suite: str, perturbation: str) -> str:
