@@ -65,6 +65,7 @@ LIFT_START_SPEED = 0.3  # the first 3 cm of a lift, gently: a pinched rim slips 
 PHASE_LIMIT = 90  # steps before a phase that cannot converge gives up and moves on
 STALL_STEPS = 8  # a phase whose goal distance shrank < 2 mm over this many steps has stalled
 SETTLE_STEPS = 5  # after a place, wait this long before checking its goal (several goals)
+WRIST_MARGIN = 0.15  # radians short of the last joint's limit a turn may wind the wrist
 RETRY_AFTER = 40  # a place whose goal does not hold this long after it: planned again
 
 
@@ -157,6 +158,10 @@ class LiberoExpert:
         self.replan, self.hold = False, float("inf")
         robot = sim_env.robots[0]
         self.finger_dofs = list(robot._ref_gripper_joint_vel_indexes)
+        self.wrist_dof = robot._ref_joint_pos_indexes[-1]
+        model = sim_env.sim.model._model
+        self.wrist_limit = float(model.jnt_range[model.dof_jntid[
+            robot._ref_joint_vel_indexes[-1]], 1])
         self._plan_grasp()
 
     def _plan_grasp(self) -> None:
@@ -318,8 +323,21 @@ class LiberoExpert:
         return float(np.linalg.norm(self._rotation_error(grip_mat))) < 0.08
 
     def _rotation_error(self, grip_mat: np.ndarray) -> np.ndarray:
+        """The turn to the grasp yaw, the shorter way unless that winds the wrist past its limit.
+
+        Pointing down, turning the hand by ``a`` about the vertical turns the last joint by
+        about ``-a``; after a place the wrist can sit near its limit (a second pick of LIBERO-10),
+        and then the other finger direction, the long way round, is the reachable one.
+        """
         u = np.array([np.cos(self.yaw), np.sin(self.yaw), 0.0])
-        return axis_angle_error(grip_frame(u, DOWN, grip_mat), grip_mat)
+        err = axis_angle_error(grip_frame(u, DOWN, grip_mat), grip_mat)
+        wrist = float(self.sim_env.sim.data._data.qpos[self.wrist_dof])
+        if abs(wrist - err[2]) > self.wrist_limit - WRIST_MARGIN:
+            near = -u if float(grip_mat[:, 0] @ u) < 0.0 else u
+            other = axis_angle_error(grip_frame(-near, DOWN, None), grip_mat)
+            if abs(wrist - other[2]) < abs(wrist - err[2]):
+                return other
+        return err
 
     def _command(self, goal: np.ndarray, grip_pos: np.ndarray, grip_mat: np.ndarray,
                  gripper: float, speed: float, frame: np.ndarray | None = None) -> np.ndarray:

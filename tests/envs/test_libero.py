@@ -290,6 +290,8 @@ def test_expert_turns_the_stove_off_on_libero_pro_goal_task():
 @pytest.mark.parametrize("task_index", [
     1,  # two boxes into the basket, one after the other
     5,  # one goal: the book into the caddy's back compartment, not its centre
+    # after the mug, the wrist sits near its limit: the pudding's grasp turns the long way round
+    6,
     2,  # the knob turned, then a pick and place (the moka pot: fails until it has a grasp)
 ])
 def test_expert_works_through_the_goals_of_libero_10_tasks(task_index):
