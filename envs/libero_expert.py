@@ -37,17 +37,21 @@ from envs.libero_geometry import (
     DOWN,
     Footprint,
     axis_angle_error,
-    fits_between_pads,
     footprints,
-    grasp_yaw,
+    free_spot,
     grip_frame,
     object_points,
     path_top,
     region_owner,
+    site_frame,
+)
+from envs.libero_grasps import (
+    fits_between_pads,
+    grasp_yaw,
+    is_open_container,
+    part_grasp,
     rim_grasp,
     side_entry,
-    site_frame,
-    surface_under,
 )
 from envs.libero_skills import checked_goals, skill_for
 
@@ -175,6 +179,10 @@ class LiberoExpert:
                                target.top - HAND_ABOVE_GRIP + 0.008)
             self.yaw = grasp_yaw(target, others, self.grasp_z + HAND_ABOVE_GRIP, self.grasp_z)
             self.offset = np.zeros(2)
+        elif not is_open_container(target) and (
+                part := part_grasp(target, others, HAND_ABOVE_GRIP)) is not None:
+            point, self.grasp_z, self.yaw = part  # too wide, and closed: grasp a handle
+            self.offset = point - target.center
         else:  # too wide for the fingers: pinch the rim, elsewhere than where it failed
             point, self.grasp_z, angle = rim_grasp(target, others, HAND_ABOVE_GRIP,
                                                    self.failed_angles)
@@ -189,15 +197,18 @@ class LiberoExpert:
         self.entry_stage = 0 if self.entry.any() else 2
         # Travel only as high as what lies under the hand's way: a tall cabinet across the
         # table would otherwise lift the hand out of the arm's reach.
+        if self.place_site is not None:  # a free spot of the region, if another stands there
+            self.place_spot, self.container_top = free_spot(
+                self.sim_env, self.place_site, target, self._body_xy(self.target),
+                {n: p for n, p in prints.items() if n != self.target})
         grip_xy = site_frame(self.sim_env, "gripper0_grip_site")[0][:2]
         pick_xy, place_xy = target.center + self.offset, self._place_xy() + self.offset
         self.top_pick = path_top(others, grip_xy, pick_xy, target.top)
         self.top_carry = path_top([p for name, p in prints.items()
                                    if name not in (self.target, self.container)],
                                   pick_xy, place_xy, target.bottom)
-        self.container_top = (prints[self.container].top if self.place_site is None
-                              else surface_under(self.sim_env, self.place_site, {
-                                  n: p for n, p in prints.items() if n != self.target}))
+        if self.place_site is None:
+            self.container_top = prints[self.container].top
 
     def _step(self) -> np.ndarray:
         grip_pos, grip_mat = site_frame(self.sim_env, "gripper0_grip_site")
@@ -292,7 +303,7 @@ class LiberoExpert:
     def _place_xy(self) -> np.ndarray:
         """Where the object's body must go: the container's region (``In``) or body (``On``)."""
         if self.place_site is not None:
-            return site_frame(self.sim_env, self.place_site)[0][:2]
+            return self.place_spot
         site = self.goal[2]  # "basket_1_contain_region", "desk_caddy_1_back_contain_region"
         if site not in self.sim_env.object_sites_dict:
             site = f"{self.container}_contain_region"

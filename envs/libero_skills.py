@@ -21,7 +21,6 @@ import numpy as np
 from envs.libero_geometry import (
     DOWN,
     axis_angle_error,
-    fits_between_pads,
     footprints,
     grip_frame,
     in_subtree,
@@ -30,6 +29,7 @@ from envs.libero_geometry import (
     region_owner,
     site_frame,
 )
+from envs.libero_grasps import fits_between_pads
 
 PAD_HALF = 0.012  # the closed pads' half-thickness along the push, plus margin
 RIM_INSIDE = 0.012  # a plate rim's width: the pads press on its inner wall

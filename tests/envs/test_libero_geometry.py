@@ -5,10 +5,12 @@ import numpy as np
 from envs.libero_geometry import (
     DOWN,
     HAND_HALF_LENGTH,
-    WRIST_RADIUS,
     Footprint,
     grip_frame,
     path_top,
+)
+from envs.libero_grasps import (
+    WRIST_RADIUS,
     rim_grasp,
     side_entry,
     span_along,
