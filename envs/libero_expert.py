@@ -181,7 +181,7 @@ class LiberoExpert:
             self.offset = np.zeros(2)
         elif not is_open_container(target) and (
                 part := part_grasp(target, others, HAND_ABOVE_GRIP)) is not None:
-            point, self.grasp_z, self.yaw = part  # too wide, and closed: grasp a handle
+            point, self.grasp_z, self.yaw = part  # too wide, and closed: a part of it (a knob)
             self.offset = point - target.center
         else:  # too wide for the fingers: pinch the rim, elsewhere than where it failed
             point, self.grasp_z, angle = rim_grasp(target, others, HAND_ABOVE_GRIP,

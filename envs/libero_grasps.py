@@ -2,8 +2,8 @@
 
 Usage: ``yaw = grasp_yaw(prints[target], others, hand_bottom, grasp_z)`` for an object that fits
 between the pads (``fits_between_pads``); ``rim_grasp`` for a wide open one (a bowl),
-``part_grasp`` for a wide closed one (a moka pot's handle); ``side_entry`` for a grasp under an
-overhang. Footprints come from ``envs/libero_geometry.py``.
+``part_grasp`` for a wide closed one (a moka pot, by its lid knob); ``side_entry`` for a grasp
+under an overhang. Footprints come from ``envs/libero_geometry.py``.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def is_open_container(target: Footprint) -> bool:
 
 def part_grasp(target: Footprint, others: list[Footprint], hand_above: float
                ) -> tuple[np.ndarray, float, float] | None:
-    """Where, how high and at which yaw to grasp a narrow part of a closed object (a handle).
+    """Where, how high and at which yaw to grasp a narrow part of a closed object (a knob).
 
     For objects too wide to grasp whole that are no bowl (a moka pot): of grasp points every
     centimetre over the object and yaws every 15 degrees, those where the hand comes down just

@@ -10,7 +10,11 @@ from envs.libero_geometry import (
     path_top,
 )
 from envs.libero_grasps import (
+    MAX_GRASP_WIDTH,
     WRIST_RADIUS,
+    fits_between_pads,
+    is_open_container,
+    part_grasp,
     rim_grasp,
     side_entry,
     span_along,
@@ -104,3 +108,44 @@ def test_grip_frame_is_a_rotation_with_the_asked_axes():
     sideways = grip_frame(np.array([0.0, 0.0, -1.0]), np.array([0.0, -1.0, 0.0]), None)
     np.testing.assert_allclose(sideways[:, 0], [0.0, 0.0, -1.0])  # None: as asked, no flip
     np.testing.assert_allclose(np.linalg.det(sideways), 1.0)
+
+
+def _solid(center, half, bottom, top):
+    """Points filling a box, as ``object_points`` samples a primitive geom (a 9^3 grid)."""
+    grid = np.linspace(-1.0, 1.0, 9)
+    cube = np.stack(np.meshgrid(grid, grid, grid), -1).reshape(-1, 3)
+    mid = np.array([*center, (bottom + top) / 2])
+    return mid + cube * np.array([*half, (top - bottom) / 2])
+
+
+def _pot():
+    """A closed round pot (8 cm across, 15 cm tall) with a 1.3 cm thick handle out along -y."""
+    angle, radius, z = np.meshgrid(np.linspace(0, 2 * np.pi, 72, endpoint=False),
+                                   np.linspace(0.0, 0.04, 9), np.linspace(0.0, 0.15, 16))
+    body = np.stack([radius * np.cos(angle), radius * np.sin(angle), z], -1).reshape(-1, 3)
+    points = np.concatenate([body, _solid((0.0, -0.07), (0.0065, 0.03), 0.06, 0.14)])
+    return Footprint(points, np.array([0.0, -0.025]), 0.0, 0.15)
+
+
+def test_a_closed_object_too_wide_to_grasp_whole_is_grasped_by_a_part_that_fits():
+    pot = _pot()
+    assert not fits_between_pads(pot) and not is_open_container(pot)
+    point, z, yaw = part_grasp(pot, [], hand_above=0.03)
+    u = np.array([np.cos(yaw), np.sin(yaw)])
+    rel = pot.points[:, :2] - point
+    along, across = rel @ u, rel @ np.array([-u[1], u[0]])
+    under_hand = (np.abs(along) <= HAND_HALF_LENGTH) & (np.abs(across) <= 0.034)
+    assert pot.points[under_hand, 2].max() <= z + 0.03  # the hand comes down above it
+    pads = (np.abs(across) <= 0.01) & (np.abs(along) <= 0.042) & (
+        np.abs(pot.points[:, 2] - z) <= 0.01)
+    assert 0.008 <= np.ptp(along[pads]) <= MAX_GRASP_WIDTH  # what the pads close on fits
+    thin = Footprint(pot.points[np.abs(pot.points[:, 0]) < 0.02], pot.center, 0.0, 0.15)
+    assert fits_between_pads(thin)
+
+
+def test_a_bowl_is_an_open_container():
+    angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    rim = np.stack([0.08 * np.cos(angles), 0.08 * np.sin(angles), np.full(24, 0.05)], -1)
+    bottom = np.array([[0.0, 0.0, 0.005]])
+    bowl = Footprint(np.concatenate([rim, bottom]), np.zeros(2), 0.0, 0.05)
+    assert is_open_container(bowl) and not is_open_container(_pot())
