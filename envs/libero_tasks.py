@@ -73,7 +73,7 @@ SUITES: dict[str, LiberoSuite] = {
          "put_the_bowl_on_top_of_the_cabinet", "push_the_plate_to_the_front_of_the_stove",
          "put_the_cream_cheese_in_the_bowl", "turn_on_the_stove", "put_the_bowl_on_the_plate",
          "put_the_wine_bottle_on_the_rack")),
-    "libero_10": LiberoSuite(  # LIBERO-Long: two goals per task (but the caddy), six scenes
+    "libero_10": LiberoSuite(  # LIBERO-Long: a conjunction of goals per task (the caddy: one)
         "libero_10", "10", "", "", 520,
         ("LIVING_ROOM_SCENE2_put_both_the_alphabet_soup_and_the_tomato_sauce_in_the_basket",
          "LIVING_ROOM_SCENE2_put_both_the_cream_cheese_box_and_the_butter_in_the_basket",
