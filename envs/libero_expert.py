@@ -122,6 +122,13 @@ class LiberoExpert:
     def _start(self, sim_env: Any) -> None:
         self.sim_env = sim_env
         self.goals = checked_goals(sim_env.parsed_problem["goal_state"])
+        self.points = object_points(sim_env)  # the episode's geometry: read once, every goal
+        robot = sim_env.robots[0]
+        self.finger_dofs = list(robot._ref_gripper_joint_vel_indexes)
+        self.wrist_dof = robot._ref_joint_pos_indexes[-1]
+        model = sim_env.sim.model._model
+        self.wrist_limit = float(model.jnt_range[model.dof_jntid[
+            robot._ref_joint_vel_indexes[-1]], 1])
         self._begin(self.goals[0])
 
     def _next_goal(self) -> None:
@@ -155,17 +162,10 @@ class LiberoExpert:
         self.container, self.place_site = region_owner(sim_env, place), None
         if self.container not in sim_env.objects_dict:
             self.place_site = place
-        self.points = object_points(sim_env)
         self.phase, self.phase_steps, self.attempts = "rise", 0, 0
         self.distances: list[float] = []
         self.failed_angles: tuple[float, ...] = ()
         self.replan, self.hold = False, float("inf")
-        robot = sim_env.robots[0]
-        self.finger_dofs = list(robot._ref_gripper_joint_vel_indexes)
-        self.wrist_dof = robot._ref_joint_pos_indexes[-1]
-        model = sim_env.sim.model._model
-        self.wrist_limit = float(model.jnt_range[model.dof_jntid[
-            robot._ref_joint_vel_indexes[-1]], 1])
         self._plan_grasp()
 
     def _plan_grasp(self) -> None:

@@ -149,16 +149,14 @@ def free_spot(sim_env: Any, site: str, target: Footprint, body_xy: np.ndarray,
         margin: How far inside the region's edge the body must land.
     """
     owner = region_owner(sim_env, site)
-    surface = surface_under(sim_env, site, prints)
-    own = surface_under(sim_env, site, {owner: prints[owner]} if owner in prints else {})
-    prints = {n: p for n, p in prints.items() if n != owner}
+    others = {n: p for n, p in prints.items() if n != owner}
     pos, mat = site_frame(sim_env, site)
     half = np.abs(mat @ sim_env.sim.model._model.site_size[
         sim_env.sim.model.site_name2id(site)])[:2]
     rel = target.points[::max(1, len(target.points) // 300), :2] - body_xy
     reach = float(np.linalg.norm(rel, axis=1).max())
     near = [p.points[np.all(np.abs(p.points[:, :2] - pos[:2]) <= half + reach, axis=1)
-                     & (p.points[:, 2] > pos[2] + 0.01)] for p in prints.values()]
+                     & (p.points[:, 2] > pos[2] + 0.01)] for p in others.values()]
     occupied = np.concatenate([np.zeros((0, 3)), *near])[::1 + sum(map(len, near)) // 500]
 
     def room(at: np.ndarray) -> float:
@@ -168,12 +166,13 @@ def free_spot(sim_env: Any, site: str, target: Footprint, body_xy: np.ndarray,
         return float(np.sqrt((d ** 2).sum(-1)).min())
 
     if room(pos[:2]) > 0.01:
-        return pos[:2], surface
+        return pos[:2], surface_under(sim_env, site, prints)
     spans = [np.arange(-h + margin, h - margin + 1e-9, 0.01) for h in half]
     spots = pos[:2] + np.stack(np.meshgrid(*spans), -1).reshape(-1, 2)
     best = max(spots, key=room)
     d = np.linalg.norm(occupied[:, None, :2] - (best + rel)[None], axis=-1).min(axis=1)
     under = occupied[d < 0.01]
+    own = surface_under(sim_env, site, {owner: prints[owner]} if owner in prints else {})
     return best, max(own, float(under[:, 2].max()) if len(under) else own)
 
 
