@@ -198,9 +198,11 @@ class LiberoExpert:
         # Travel only as high as what lies under the hand's way: a tall cabinet across the
         # table would otherwise lift the hand out of the arm's reach.
         if self.place_site is not None:  # a free spot of the region, if another stands there
-            self.place_spot, self.container_top = free_spot(
+            spot, self.container_top = free_spot(
                 self.sim_env, self.place_site, target, self._body_xy(self.target),
                 {n: p for n, p in prints.items() if n != self.target})
+            # kept relative to the site: a drawer's region moves when the hand bumps the drawer
+            self.place_shift = spot - site_frame(self.sim_env, self.place_site)[0][:2]
         grip_xy = site_frame(self.sim_env, "gripper0_grip_site")[0][:2]
         pick_xy, place_xy = target.center + self.offset, self._place_xy() + self.offset
         self.top_pick = path_top(others, grip_xy, pick_xy, target.top)
@@ -303,7 +305,7 @@ class LiberoExpert:
     def _place_xy(self) -> np.ndarray:
         """Where the object's body must go: the container's region (``In``) or body (``On``)."""
         if self.place_site is not None:
-            return self.place_spot
+            return site_frame(self.sim_env, self.place_site)[0][:2] + self.place_shift
         site = self.goal[2]  # "basket_1_contain_region", "desk_caddy_1_back_contain_region"
         if site not in self.sim_env.object_sites_dict:
             site = f"{self.container}_contain_region"
