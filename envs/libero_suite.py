@@ -5,7 +5,8 @@ Usage: ``env = gymnasium.make("robodecode/LIBERO-Object-v0"); obs, _ = env.reset
 ``reset(seed=s)`` runs task ``s % 10`` (LIBERO's benchmark order) from official initial state
 ``(s // 10) % 50``, so seeds 0..499 are LIBERO's whole protocol (10 tasks x 50 initial states)
 and any prefix of them is balanced over the tasks. Each task's env is built the first time an
-episode needs it (a few seconds each) and kept.
+episode needs it (a few seconds each) and kept: ~0.8 GB each, so ``max_task_envs`` (or
+``ROBODECODE_MAX_TASK_ENVS``) bounds a process's memory at the cost of rebuilding.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class LiberoSuiteEnv(TaskSwitchingEnv):
         wrist_camera: bool = True,
         images: bool = True,
         perturbation: str = "none",
+        max_task_envs: int | None = None,
     ) -> None:
         """Build the suite's first task env (the others are built on demand).
 
@@ -69,6 +71,8 @@ class LiberoSuiteEnv(TaskSwitchingEnv):
             wrist_camera: Also return ``wrist_image``.
             images: Include camera images in observations.
             perturbation: ``"none"`` or one of LIBERO-PRO's perturbations (``LiberoTaskEnv``).
+            max_task_envs: Task envs kept built at once (~0.8 GB each), the least recently
+                used closed beyond it (default: ``ROBODECODE_MAX_TASK_ENVS``, else all ten).
 
         Raises:
             ValueError: If ``suite`` is unknown or another argument is invalid.
@@ -76,9 +80,9 @@ class LiberoSuiteEnv(TaskSwitchingEnv):
         if suite not in SUITES:
             raise ValueError(f"suite must be one of {sorted(SUITES)}, got {suite!r}")
         self.suite = suite
-        self._setup(SUITES[suite].tasks, render_mode, split=split, init_states=init_states,
-                    image_size=image_size, wrist_camera=wrist_camera, images=images,
-                    perturbation=perturbation)
+        self._setup(SUITES[suite].tasks, render_mode, max_task_envs, split=split,
+                    init_states=init_states, image_size=image_size, wrist_camera=wrist_camera,
+                    images=images, perturbation=perturbation)
         self.state_names = self._current.state_names
         self.action_names = self._current.action_names
 

@@ -50,6 +50,7 @@ class MetaWorldMultiTaskEnv(TaskSwitchingEnv):
         camera: str = "corner",
         wrist_camera: bool = False,
         images: bool = True,
+        max_task_envs: int | None = None,
     ) -> None:
         """Build the first task's env (the others are built on demand).
 
@@ -61,6 +62,8 @@ class MetaWorldMultiTaskEnv(TaskSwitchingEnv):
             camera: Main camera name (see ``envs.metaworld_tasks.CAMERAS``).
             wrist_camera: Also return ``wrist_image``.
             images: Include camera images in observations.
+            max_task_envs: Task envs kept built at once, the least recently used closed
+                beyond it (default: ``ROBODECODE_MAX_TASK_ENVS``, else all).
 
         Raises:
             ValueError: If ``tasks`` is empty, repeats or names an unknown task, or another
@@ -72,8 +75,8 @@ class MetaWorldMultiTaskEnv(TaskSwitchingEnv):
         unknown = [t for t in tasks if t not in TASKS]
         if unknown:
             raise ValueError(f"tasks {unknown} unknown; known: {sorted(TASKS)}")
-        self._setup(tasks, render_mode, split=split, image_size=image_size, camera=camera,
-                    wrist_camera=wrist_camera, images=images)
+        self._setup(tasks, render_mode, max_task_envs, split=split, image_size=image_size,
+                    camera=camera, wrist_camera=wrist_camera, images=images)
 
     @property
     def privileged_obs(self) -> np.ndarray:

@@ -216,6 +216,24 @@ def test_suite_env_picks_task_and_init_state_from_seed():
         env.close()
 
 
+
+def test_suite_env_with_one_task_env_rebuilds_the_same_episode():
+    # max_task_envs=1: every task switch closes the old task's env (~0.8 GB) and builds anew;
+    # a rebuilt env starts an official initial state exactly as the first one did
+    env = gymnasium.make(suite_id("libero_object"), image_size=32, wrist_camera=False,
+                         max_task_envs=1)
+    try:
+        first, _ = env.reset(seed=3)
+        env.step(np.zeros(7, np.float32))
+        assert env.reset(seed=4)[1]["task"] == OBJECT_TASKS[4]
+        assert list(env.unwrapped._envs) == [OBJECT_TASKS[4]]
+        again, info = env.reset(seed=3)
+        assert info["task"] == OBJECT_TASKS[3] and list(env.unwrapped._envs) == [OBJECT_TASKS[3]]
+        assert np.array_equal(again["image"], first["image"])
+        np.testing.assert_array_equal(again["state"], first["state"])
+    finally:
+        env.close()
+
 def test_first_import_is_non_interactive(tmp_path):
     # A fresh HOME, stdin closed: no prompt, no hang, no LIBERO config written.
     code = ("import gymnasium, envs; e = gymnasium.make('robodecode/LIBERO-Object-Milk-v0', "

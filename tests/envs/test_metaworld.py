@@ -250,6 +250,25 @@ def test_multitask_samples_tasks_and_names_them():
         gymnasium.make(MT10_ID, tasks=("fly-v3",))
 
 
+
+def test_multitask_bounded_cache_rebuilds_the_same_episode():
+    env = gymnasium.make(MT10_ID, tasks=("reach-v3", "pick-place-v3"), image_size=32,
+                         max_task_envs=1)
+    try:
+        seen = {}
+        for seed in range(8):
+            obs, info = env.reset(seed=seed)
+            seen.setdefault(info["task"], (seed, obs))
+            assert list(env.unwrapped._envs) == [info["task"]]
+        assert set(seen) == {"reach-v3", "pick-place-v3"}
+        for task in sorted(seen, key=lambda t: t == env.unwrapped.task):  # each one rebuilt
+            seed, obs = seen[task]
+            again, info = env.reset(seed=seed)
+            assert info["task"] == task and np.array_equal(again["image"], obs["image"])
+            np.testing.assert_array_equal(again["state"], obs["state"])
+    finally:
+        env.close()
+
 @pytest.mark.slow
 def test_multitask_check_env_all_ten():
     env = gymnasium.make(MT10_ID, image_size=64)
