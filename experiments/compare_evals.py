@@ -5,11 +5,14 @@ run's ``eval_info.json`` summary.
 
 Conditions: ``train`` (train instructions, no latency), ``heldout`` (held-out instructions,
 env seeds shifted by ``HELDOUT_SEED_OFFSET``) and ``latency`` (latency-aware, train
-instructions). Runs go to ``scratch/compare/runs/<Env>/<model hash>/`` so a rerun resumes them.
+instructions). Runs go to ``scratch/compare/runs/<Env>/<model hash>/`` so a rerun resumes them,
+and a rerun with more (or fewer) episodes starts from the episodes the same runs already have.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import nullcontext
@@ -57,6 +60,54 @@ def run_folder(cfg: CompareConfig, sets: dict[int, Path],
             / f"{decoder}-{cond}-s{ecfg.seed}-n{cfg.episodes}")
 
 
+def take_over_episodes(ecfg: Any, out: Path) -> tuple[int, Path | None]:
+    """Start an empty run folder from the same eval run with another episode count.
+
+    A comparison grown from 100 to 500 episodes keeps the 100 it has (episode ``i`` is env
+    seed ``seed + i`` at any count); one cut to fewer keeps a prefix. Of ``out``'s siblings
+    named like it but for the ``-n<count>`` suffix, whose saved settings match ``ecfg`` (the
+    run identity of :func:`experiments.evaluate.identity_diff`), the one with the most
+    episodes below ``ecfg.episodes`` gives them: its records and settings are copied into
+    ``out`` (atomically), and the run resumes from there.
+
+    Returns:
+        ``(episodes taken over, the folder they came from)``; ``(0, None)`` when ``out``
+        already holds episodes or no sibling matches.
+    """
+    from envs.files import read_json_object, temporary_path, write_json_atomic
+    from experiments.evaluate import CONFIG_FILE, EPISODES_FILE, identity_diff, load_records
+
+    stem, _, count = out.name.rpartition("-n")
+    if not count.isdigit() or load_records(out) or not out.parent.is_dir():
+        return 0, None
+    best: tuple[int, Path | None, dict[int, Any], dict[str, Any]] = (0, None, {}, {})
+    for other in sorted(out.parent.iterdir()):
+        rest = other.name.removeprefix(stem + "-n")
+        if other == out or rest == other.name or not rest.isdigit():
+            continue
+        try:
+            saved = read_json_object(other / CONFIG_FILE)
+        except ValueError:
+            continue
+        if identity_diff(saved, ecfg):
+            continue
+        records = {i: r for i, r in load_records(other).items() if i < ecfg.episodes}
+        if len(records) > best[0]:
+            best = (len(records), other, records, saved)
+    n, source, records, saved = best
+    if n:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / CONFIG_FILE, saved)
+        target, tmp = out / EPISODES_FILE, temporary_path(out / EPISODES_FILE)
+        try:
+            tmp.write_text("".join(json.dumps(records[i]) + "\n" for i in sorted(records)))
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    return n, source
+
+
 def _finished(folder: Path, episodes: int) -> int:
     """Episodes recorded so far in an eval run's folder (its ``episodes.jsonl`` lines)."""
     from experiments.evaluate import EPISODES_FILE
@@ -95,6 +146,10 @@ def run_evals(cfg: CompareConfig, sets: dict[int, Path], log=print,
 
     def one(item: tuple[str, str, int, Any], out: Path) -> dict[str, Any]:
         decoder, cond, seed, ecfg = item
+        taken, source = take_over_episodes(ecfg, out)
+        if taken:
+            say(f"  {decoder:<12} {cond:<8} seed {seed}: {taken} episodes taken over from "
+                f"{source.name}")
         summary = evaluate(ecfg, out, resume=True, progress=False,
                            **({"runner": runner} if runner else {}))
         say(f"  {decoder:<12} {cond:<8} seed {seed}: {summary['pc_success']:5.1f}% "

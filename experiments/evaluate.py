@@ -271,6 +271,19 @@ def _same_weights(old: str | None, new: str, decoder: str | None) -> bool:
         return False
 
 
+def identity_diff(old: dict[str, Any], config: EvalConfig) -> list[str]:
+    """The run-identity fields in which a saved run's settings ``old`` differ from ``config``.
+
+    The episode count is not one of them; nor is the checkpoint path when both paths serve
+    byte-identical weights (a copied set).
+    """
+    defaults = {f.name: f.default for f in fields(EvalConfig)}  # keys older runs lack
+    diff = [f for f in _RUN_IDENTITY if old.get(f, defaults[f]) != asdict(config).get(f)]
+    if diff == ["policy"] and _same_weights(old["policy"], config.policy, config.decoder):
+        diff = []
+    return diff
+
+
 def _prepare_out(config: EvalConfig, out: Path, resume: bool) -> dict[int, dict[str, Any]]:
     from envs.files import read_json_object, write_json_atomic
 
@@ -286,10 +299,7 @@ def _prepare_out(config: EvalConfig, out: Path, resume: bool) -> dict[int, dict[
         except ValueError as err:
             raise ValueError(f"cannot resume: {err}; remove it (the run's settings) or choose "
                              "another --out") from None
-        defaults = {f.name: f.default for f in fields(EvalConfig)}  # keys older runs lack
-        diff = [f for f in _RUN_IDENTITY if old.get(f, defaults[f]) != asdict(config).get(f)]
-        if diff == ["policy"] and _same_weights(old["policy"], config.policy, config.decoder):
-            diff = []  # the same weights reached through another path (a copied set)
+        diff = identity_diff(old, config)
         if diff:
             raise ValueError(f"cannot resume {out}: it was run with different {', '.join(diff)}")
     write_json_atomic(saved, asdict(config))

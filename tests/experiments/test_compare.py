@@ -458,3 +458,31 @@ def test_rtc_condition_runs_latency_aware_with_real_time_chunking(tmp_path, monk
     assert row["rtc_episodes"] == 1 and row["rtc_pc_success"] in (0.0, 100.0)
     md = (tmp_path / "out" / "compare.md").read_text()
     assert "latency-aware + RTC success" in md
+
+
+def test_a_run_with_more_episodes_starts_from_the_same_run_with_fewer(tmp_path):
+    from dataclasses import replace
+
+    from experiments.compare_evals import take_over_episodes
+    from experiments.evaluate import EvalConfig, evaluate, load_records
+
+    runs = tmp_path / "runs"
+    cfg = EvalConfig(policy="expert", env_id="robodecode/TabletopPickPlace-v0", episodes=3,
+                     seed=5, workers=1)
+    evaluate(cfg, runs / "expert-train-s5-n3", progress=False)
+    first = load_records(runs / "expert-train-s5-n3")
+    assert take_over_episodes(replace(cfg, k=4, episodes=5), runs / "expert-train-s5-n5") == (
+        0, None)  # other settings: not the same run
+    grown = replace(cfg, episodes=5)
+    taken = take_over_episodes(grown, runs / "expert-train-s5-n5")
+    assert taken == (3, runs / "expert-train-s5-n3")
+    summary = evaluate(grown, runs / "expert-train-s5-n5", resume=True, progress=False)
+    assert summary["resumed_episodes"] == 3 and summary["episodes"] == 5
+    assert [e["seed"] for e in summary["per_episode"]] == [5, 6, 7, 8, 9]
+    again = load_records(runs / "expert-train-s5-n5")
+    assert all(again[i] == first[i] for i in range(3)) and set(again) == set(range(5))
+    # fewer: a prefix of the run with the most; a folder that has episodes is left alone
+    assert take_over_episodes(replace(cfg, episodes=4), runs / "expert-train-s5-n4") == (
+        4, runs / "expert-train-s5-n5")
+    assert set(load_records(runs / "expert-train-s5-n4")) == {0, 1, 2, 3}
+    assert take_over_episodes(replace(cfg, episodes=5), runs / "expert-train-s5-n4") == (0, None)
