@@ -13,6 +13,10 @@ McNemar's mid-p test on those seeds (episodes only one of the two solved). ``--p
 grouped bars with the Wilson intervals; ``--published`` adds the anchors' published LIBERO
 success (averaged over four suites; billion-parameter pretrained backbones fine-tuned on LIBERO's
 human demonstrations) as a grey group of bars, for scale, not as a like-for-like comparison.
+
+``--labels A B ...`` (one per comparison) names the columns instead of the perturbations: the
+same table for comparisons of one env under different checkpoints (heads trained longer, on
+other demos), paired against the first comparison on the same env seeds.
 """
 
 from __future__ import annotations
@@ -39,23 +43,33 @@ def perturbation_of(env_id: str) -> str:
     return name.rsplit("-", 1)[1].lower() if name.startswith("LIBERO-PRO-") else BASE
 
 
-def load(paths: list[Path]) -> tuple[str, dict[str, dict[str, dict[int, bool]]], dict[str, Any]]:
+def load(paths: list[Path], labels: list[str] | None = None
+         ) -> tuple[str, dict[str, dict[str, dict[int, bool]]], dict[str, Any]]:
     """Read the comparisons.
+
+    Args:
+        paths: ``compare.json`` files.
+        labels: One column name per file instead of its perturbation; the first file is then
+            the paired baseline (keyed ``BASE``).
 
     Returns:
         The suite label, ``outcomes[perturbation][decoder] = {seed: success}`` and
         ``rows[perturbation][decoder]`` (the comparison's row: passes, ms per chunk).
 
     Raises:
-        ValueError: If two files are the same perturbation, the suites differ, or none is the
-            unperturbed suite.
+        ValueError: If two files are the same perturbation (or label), the labels do not match
+            the files, the suites differ, or none is the unperturbed suite.
     """
+    if labels is not None and (len(labels) != len(paths) or len(set(labels)) != len(labels)):
+        raise ValueError(f"give one distinct label per comparison, got {labels} for "
+                         f"{len(paths)} files")
     outcomes: dict[str, dict[str, dict[int, bool]]] = {}
     rows: dict[str, dict[str, dict[str, Any]]] = {}
     suites = set()
-    for path in paths:
+    for i, path in enumerate(paths):
         data = json.loads(Path(path).read_text())
-        pert = perturbation_of(data["env_id"])
+        pert = perturbation_of(data["env_id"]) if labels is None else (
+            BASE if i == 0 else labels[i])
         suites.add(data["env_id"].split("/")[-1].replace("PRO-", "").split("-")[1])
         if pert in outcomes:
             raise ValueError(f"two comparisons of perturbation {pert!r} ({path})")
@@ -102,13 +116,15 @@ def summarize(outcomes: dict[str, dict[str, dict[int, bool]]]) -> dict[str, dict
     return cells
 
 
-def markdown(suite: str, cells: dict[str, dict[str, dict]], rows: dict[str, Any]) -> str:
-    """The table: one row per decoder, one column per perturbation."""
+def markdown(suite: str, cells: dict[str, dict[str, dict]], rows: dict[str, Any],
+             base_label: str | None = None) -> str:
+    """The table: one row per decoder, one column per perturbation (or labelled comparison)."""
     perts = _order(next(iter(cells.values())))
     n = next(iter(cells.values()))[BASE]["episodes"]
-    head = ["decoder", f"LIBERO-{suite}", *perts[1:], "passes / chunk (unperturbed)"]
-    lines = [f"Success % (95% Wilson), {n} paired episodes per cell; perturbations: change "
-             "against the unperturbed suite in points, McNemar mid-p.", "",
+    base = base_label or f"LIBERO-{suite}"
+    head = ["decoder", base, *perts[1:], f"passes / chunk ({base_label or 'unperturbed'})"]
+    lines = [f"Success % (95% Wilson), {n} paired episodes per cell; other columns: change "
+             f"against {base} in points, McNemar mid-p.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for dec, by_pert in cells.items():
         out = [dec]
@@ -127,8 +143,34 @@ def markdown(suite: str, cells: dict[str, dict[str, dict]], rows: dict[str, Any]
     return "\n".join(lines) + "\n"
 
 
+def task_table(suite: str, outcomes: dict[str, dict[int, bool]]) -> str:
+    """Successes per task (rows) and decoder (columns) of one comparison.
+
+    Env seed ``s`` is task ``s % 10`` of the suite in LIBERO's order (``LiberoSuiteEnv``).
+
+    Raises:
+        ValueError: If no suite of ``envs.libero_tasks.SUITES`` has the label ``suite``.
+    """
+    from envs.libero_tasks import SUITES, task_id_name
+
+    tasks = next((s.tasks for s in SUITES.values() if s.label == suite), None)
+    if tasks is None:
+        raise ValueError(f"no LIBERO suite is labelled {suite!r}")
+    decoders = list(outcomes)
+    lines = ["| task | " + " | ".join(decoders) + " |", "|" + "---|" * (len(decoders) + 1)]
+    for i, task in enumerate((*tasks, None)):
+        cells = []
+        for dec in decoders:
+            runs = [ok for seed, ok in outcomes[dec].items() if task is None
+                    or seed % len(tasks) == i]
+            cells.append(f"{sum(runs)}/{len(runs)}")
+        name = "**all**" if task is None else task_id_name(task)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(suite: str, cells: dict[str, dict[str, dict]], path: Path,
-         published: dict[str, float] | None = None) -> None:
+         published: dict[str, float] | None = None, base_label: str | None = None) -> None:
     """Grouped bars: success per perturbation (groups) and decoder (bars), Wilson whiskers.
 
     ``published``: ``{label: success %}`` (e.g. ``PUBLISHED``), drawn as one more group of
@@ -155,7 +197,7 @@ def plot(suite: str, cells: dict[str, dict[str, dict]], path: Path,
             lo.append(c["pc"] - c["ci"][0])
             hi.append(c["ci"][1] - c["pc"])
         ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=dec)
-    groups = [f"LIBERO-{suite}" if p == BASE else p for p in perts]
+    groups = [(base_label or f"LIBERO-{suite}") if p == BASE else p for p in perts]
     if published:  # one more group: the anchors' numbers, grey, named inside their bars
         names = sorted(published, key=lambda k: -published[k])
         step = 0.8 / len(names)
@@ -169,8 +211,8 @@ def plot(suite: str, cells: dict[str, dict[str, dict]], path: Path,
     n = cells[decoders[0]][BASE]["episodes"]
     ax.set_ylabel(f"success % ({n} episodes, 95% Wilson)")
     ax.set_ylim(0, 105)
-    ax.set_title(f"LIBERO-PRO perturbations of LIBERO-{suite}: one backbone, "
-                 f"{len(decoders)} decoders", fontsize=10)
+    what = f"LIBERO-{suite}" if base_label else f"LIBERO-PRO perturbations of LIBERO-{suite}"
+    ax.set_title(f"{what}: one backbone, {len(decoders)} decoders", fontsize=10)
     ax.legend(fontsize=8, ncols=len(decoders), loc="upper center", bbox_to_anchor=(0.5, -0.16))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -185,15 +227,26 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--plot", type=Path, help="PNG of the grouped bars")
     p.add_argument("--published", action="store_true",
                    help="Draw the anchors' published LIBERO averages on the plot")
+    p.add_argument("--labels", nargs="+",
+                   help="Column names, one per comparison (the first is the paired baseline)")
+    p.add_argument("--per-task", action="store_true",
+                   help="Add each comparison's successes per task and decoder")
     args = p.parse_args(argv)
-    suite, outcomes, rows = load(args.compares)
+    suite, outcomes, rows = load(args.compares, args.labels)
     cells = summarize(outcomes)
-    args.out.write_text(markdown(suite, cells, rows))
+    base_label = args.labels[0] if args.labels else None
+    text = markdown(suite, cells, rows, base_label)
+    if args.per_task:
+        for key in _order(outcomes):
+            name = base_label if key == BASE and base_label else key
+            text += f"\n{'LIBERO-' + suite if name == BASE else name}, per task:\n\n"
+            text += task_table(suite, outcomes[key])
+    args.out.write_text(text)
     args.out.with_suffix(".json").write_text(json.dumps(
-        {"suite": suite, "sources": [str(c) for c in args.compares], "cells": cells},
-        indent=1) + "\n")
+        {"suite": suite, "sources": [str(c) for c in args.compares], "labels": args.labels,
+         "cells": cells}, indent=1) + "\n")
     if args.plot:
-        plot(suite, cells, args.plot, PUBLISHED if args.published else None)
+        plot(suite, cells, args.plot, PUBLISHED if args.published else None, base_label)
     print(args.out.read_text())
 
 

@@ -67,3 +67,22 @@ def test_bad_inputs_are_refused(tmp_path):
         table.load([swap, other])
     with pytest.raises(ValueError, match="two comparisons of perturbation 'swap'"):
         table.load([swap, swap])
+
+
+def test_labels_compare_checkpoints_on_one_env_with_per_task_counts(tmp_path):
+    env = "robodecode/LIBERO-Object-v0"
+    early = _compare(tmp_path / "a.json", env, {"ar": [1] * 10 + [0] * 10, "oft": [1] * 20})
+    late = _compare(tmp_path / "b.json", env, {"ar": [1] * 20, "oft": [1] * 20})
+    out = tmp_path / "t.md"
+    table.main([str(early), str(late), "--labels", "earlier", "recipe", "--out", str(out),
+                "--per-task"])
+    text = out.read_text()
+    assert text.splitlines()[2].startswith("| decoder | earlier | recipe |")
+    assert "| ar | 50 (30–70) | 100 (84–100) +50, p=" in text
+    assert "recipe, per task:" in text and "earlier, per task:" in text
+    # seeds 10-19 are tasks 0-9 again: the earlier AR failed them all once
+    assert "| AlphabetSoup | 1/2 | 2/2 |" in text and "| **all** | 10/20 | 20/20 |" in text
+    with pytest.raises(ValueError, match="one distinct label per comparison"):
+        table.load([early, late], ["same", "same"])
+    with pytest.raises(ValueError, match="no LIBERO suite"):
+        table.task_table("Kitchen", {"ar": {0: True}})
