@@ -279,7 +279,7 @@ def identity_diff(old: dict[str, Any], config: EvalConfig) -> list[str]:
     """
     defaults = {f.name: f.default for f in fields(EvalConfig)}  # keys older runs lack
     diff = [f for f in _RUN_IDENTITY if old.get(f, defaults[f]) != asdict(config).get(f)]
-    if diff == ["policy"] and _same_weights(old["policy"], config.policy, config.decoder):
+    if diff == ["policy"] and _same_weights(old.get("policy"), config.policy, config.decoder):
         diff = []
     return diff
 
