@@ -1,7 +1,7 @@
 """Atomic file writes and bounded reads: a crash or a reader never sees half a file.
 
-Usage: ``write_json_atomic(path, data)``; ``append_jsonl_atomic(path, record)``;
-``read_json_object(path)``
+Usage: ``write_json_atomic(path, data)``; ``write_text_atomic(path, text)``;
+``append_jsonl_atomic(path, record)``; ``read_json_object(path)``
 
 Everything long-running in this project (dataset collection, evaluation, comparisons, result
 tables) writes through these: a temporary sibling (``.<name>.tmp-<pid>``) renamed over the
@@ -39,6 +39,28 @@ def remove_temporary_files(folder: Path) -> None:
             path.unlink(missing_ok=True)
 
 
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically: a crash leaves the old file or the new one.
+
+    Args:
+        path: Target file; its folder is created.
+        text: The whole content.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def write_json_atomic(path: str | Path, data: Any, *, indent: int = 2) -> Path:
     """Write ``data`` as JSON to ``path`` (mode 0644 under the usual umask), atomically.
 
@@ -50,17 +72,7 @@ def write_json_atomic(path: str | Path, data: Any, *, indent: int = 2) -> Path:
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)
-    try:
-        tmp.write_text(json.dumps(data, indent=indent, ensure_ascii=False) + "\n",
-                       encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
 
 
 def append_jsonl_atomic(path: str | Path, record: Any) -> None:

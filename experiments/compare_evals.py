@@ -12,7 +12,6 @@ and a rerun with more (or fewer) episodes starts from the episodes the same runs
 from __future__ import annotations
 
 import json
-import os
 import sys
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import nullcontext
@@ -74,7 +73,7 @@ def take_over_episodes(ecfg: Any, out: Path) -> tuple[int, Path | None]:
         ``(episodes taken over, the folder they came from)``; ``(0, None)`` when ``out``
         already holds episodes or no sibling matches.
     """
-    from envs.files import read_json_object, temporary_path, write_json_atomic
+    from envs.files import read_json_object, write_json_atomic, write_text_atomic
     from experiments.evaluate import CONFIG_FILE, EPISODES_FILE, identity_diff, load_records
 
     stem, _, count = out.name.rpartition("-n")
@@ -98,13 +97,8 @@ def take_over_episodes(ecfg: Any, out: Path) -> tuple[int, Path | None]:
     if n:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / CONFIG_FILE, saved)
-        target, tmp = out / EPISODES_FILE, temporary_path(out / EPISODES_FILE)
-        try:
-            tmp.write_text("".join(json.dumps(records[i]) + "\n" for i in sorted(records)))
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        write_text_atomic(out / EPISODES_FILE,
+                          "".join(json.dumps(records[i]) + "\n" for i in sorted(records)))
     return n, source
 
 
