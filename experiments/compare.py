@@ -64,7 +64,13 @@ from experiments.compare_evals import eval_plan, run_evals
 from experiments.compare_gpu import chunk_timing, merge_gpu_timing, write_gpu_timing
 from experiments.compare_plot import plot
 from experiments.compare_report import print_table, write_markdown
-from experiments.compare_rows import decoder_row, fill_heldout_ci, headline, runs_from_episodes
+from experiments.compare_rows import (
+    decoder_row,
+    fill_heldout_ci,
+    headline,
+    machines_of,
+    runs_from_episodes,
+)
 from experiments.compare_shipped import attach_shipped, recorded_models, shipped_seed
 from experiments.compare_videos import write_videos
 
@@ -140,6 +146,7 @@ def compare(cfg: CompareConfig, log=print) -> dict[str, Any]:
         "episodes": {d: {c: {str(s): [[e["seed"], int(bool(e["success"]))]
                                       for e in r["per_episode"]] for s, r in by.items()}
                          for c, by in runs[d].items()} for d in cfg.decoders},
+        "machines": machines_of(runs),
         "plot": "compare.png",
         "videos": videos,
         "quick": cfg.quick,

@@ -15,7 +15,7 @@ import json
 import sys
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import nullcontext
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,27 +59,57 @@ def run_folder(cfg: CompareConfig, sets: dict[int, Path],
             / f"{decoder}-{cond}-s{ecfg.seed}-n{cfg.episodes}")
 
 
+def _same_run(saved: dict[str, Any], ecfg: Any) -> bool:
+    """Whether a run folder's saved settings are the run ``ecfg`` describes.
+
+    The checkpoint path may differ: a run folder sits under the fingerprint of the weights it
+    evaluated (:func:`run_folder`), so its siblings and itself evaluated these weights, from
+    wherever the set was copied (run folders brought back from the GPU box name its paths).
+    """
+    from experiments.evaluate import identity_diff
+
+    return all(field == "policy" for field in identity_diff(saved, ecfg))
+
+
+def adopt_run(ecfg: Any, out: Path) -> None:
+    """Point a run folder's saved settings at this checkpoint path (see :func:`_same_run`).
+
+    Then ``evaluate(..., resume=True)`` accepts a run made from another copy of the set;
+    a folder with other settings is left for ``evaluate`` to refuse.
+    """
+    from envs.files import read_json_object, write_json_atomic
+    from experiments.evaluate import CONFIG_FILE
+
+    try:
+        saved = read_json_object(out / CONFIG_FILE)
+    except ValueError:
+        return
+    if saved.get("policy") != ecfg.policy and _same_run(saved, ecfg):
+        write_json_atomic(out / CONFIG_FILE, {**saved, "policy": ecfg.policy})
+
+
 def take_over_episodes(ecfg: Any, out: Path) -> tuple[int, Path | None]:
     """Start an empty run folder from the same eval run with another episode count.
 
     A comparison grown from 100 to 500 episodes keeps the 100 it has (episode ``i`` is env
     seed ``seed + i`` at any count); one cut to fewer keeps a prefix. Of ``out``'s siblings
     named like it but for the ``-n<count>`` suffix, whose saved settings match ``ecfg`` (the
-    run identity of :func:`experiments.evaluate.identity_diff`), the one with the most
-    episodes below ``ecfg.episodes`` gives them: its records and settings are copied into
-    ``out`` (atomically), and the run resumes from there.
+    run identity of :func:`experiments.evaluate.identity_diff`, any checkpoint path: see
+    :func:`_same_run`), the one with the most episodes below ``ecfg.episodes`` gives them:
+    its records are copied into ``out`` with ``ecfg``'s settings (atomically), and the run
+    resumes from there.
 
     Returns:
         ``(episodes taken over, the folder they came from)``; ``(0, None)`` when ``out``
         already holds episodes or no sibling matches.
     """
     from envs.files import read_json_object, write_json_atomic, write_text_atomic
-    from experiments.evaluate import CONFIG_FILE, EPISODES_FILE, identity_diff, load_records
+    from experiments.evaluate import CONFIG_FILE, EPISODES_FILE, load_records
 
     stem, _, count = out.name.rpartition("-n")
     if not count.isdigit() or load_records(out) or not out.parent.is_dir():
         return 0, None
-    best: tuple[int, Path | None, dict[int, Any], dict[str, Any]] = (0, None, {}, {})
+    best: tuple[int, Path | None, dict[int, Any]] = (0, None, {})
     for other in sorted(out.parent.iterdir()):
         rest = other.name.removeprefix(stem + "-n")
         if other == out or rest == other.name or not rest.isdigit():
@@ -88,15 +118,15 @@ def take_over_episodes(ecfg: Any, out: Path) -> tuple[int, Path | None]:
             saved = read_json_object(other / CONFIG_FILE)
         except ValueError:
             continue
-        if identity_diff(saved, ecfg):
+        if not _same_run(saved, ecfg):
             continue
         records = {i: r for i, r in load_records(other).items() if i < ecfg.episodes}
         if len(records) > best[0]:
-            best = (len(records), other, records, saved)
-    n, source, records, saved = best
+            best = (len(records), other, records)
+    n, source, records = best
     if n:
         out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / CONFIG_FILE, saved)
+        write_json_atomic(out / CONFIG_FILE, asdict(ecfg))
         write_text_atomic(out / EPISODES_FILE,
                           "".join(json.dumps(records[i]) + "\n" for i in sorted(records)))
     return n, source
@@ -140,6 +170,7 @@ def run_evals(cfg: CompareConfig, sets: dict[int, Path], log=print,
 
     def one(item: tuple[str, str, int, Any], out: Path) -> dict[str, Any]:
         decoder, cond, seed, ecfg = item
+        adopt_run(ecfg, out)
         taken, source = take_over_episodes(ecfg, out)
         if taken:
             say(f"  {decoder:<12} {cond:<8} seed {seed}: {taken} episodes taken over from "

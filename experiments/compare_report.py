@@ -239,6 +239,18 @@ def vs_ar_lines(tests: dict[str, list[dict[str, Any]]], what: str) -> list[str]:
     return lines
 
 
+def machines_text(result: dict[str, Any]) -> str:
+    """Where the episodes ran: ``result["machines"]`` in words, or the report's own CPU.
+
+    A comparison written before episodes named their machine falls back to the CPU of the
+    process that wrote it (which then also ran the episodes, unless they were taken over).
+    """
+    machines = result.get("machines")
+    if not machines:
+        return f"CPU {result['provenance'].get('cpu')}"
+    return "episodes ran on " + "; ".join(f"{m} ({n})" for m, n in machines.items())
+
+
 def write_markdown(result: dict[str, Any], path: Path) -> None:
     """Write ``compare.md``: the table, the paired tests, the floor ratio and provenance."""
     prov = result["provenance"]
@@ -249,8 +261,8 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
              f"{result['seeds']['describe']}; k = {result['k']} actions per chunk; latency-aware "
              f"mode: {result['latency']}. Success pools the training seeds (95% Wilson "
              "interval); ms per chunk is the median wall time of `Policy.infer` "
-             f"({prov.get('torch_threads')} torch thread(s) per worker, CPU "
-             f"{prov.get('cpu')}).", "", *([pool_line(result), ""] if pool_line(result) else []),
+             f"({prov.get('torch_threads')} torch thread(s) per worker; {machines_text(result)}"
+             ").", "", *([pool_line(result), ""] if pool_line(result) else []),
              "| " + " | ".join(columns(result)) + " |", "|" + "---|" * len(columns(result))]
     lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(result["rows"])]
     timing = result.get("gpu_timing")
@@ -275,6 +287,6 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
                   ""]
     shipped = shipped_lines(result)
     lines += shipped[1:] + ([""] if shipped else [])  # the lines before end with a blank one
-    lines += [f"git {prov.get('git_sha')}, python {prov.get('python')}, torch "
+    lines += [f"Written with git {prov.get('git_sha')}, python {prov.get('python')}, torch "
               f"{prov.get('versions', {}).get('torch')}, {prov.get('cpu_count')} CPU cores."]
     path.write_text("\n".join(lines) + "\n")

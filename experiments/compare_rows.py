@@ -12,6 +12,7 @@ the report files are written by :mod:`experiments.compare_report`.
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from typing import Any
 
 from experiments.compare_config import CONDITIONS
@@ -188,6 +189,21 @@ def runs_from_episodes(result: dict[str, Any]) -> dict[str, Any]:
     return {d: {c: {int(s): {"per_episode": [{"seed": e, "success": bool(x)} for e, x in eps]}
                     for s, eps in by_seed.items()} for c, by_seed in by_cond.items()}
             for d, by_cond in result["episodes"].items()}
+
+
+def machines_of(runs: dict[str, Any]) -> dict[str, int]:
+    """Episodes per machine over every run (``runs[decoder][condition][seed]`` summaries).
+
+    A summary written before summaries counted machines adds its episodes as not recorded.
+    """
+    from experiments.eval_summary import NOT_RECORDED
+
+    total: Counter[str] = Counter()
+    for by_cond in runs.values():
+        for by_seed in by_cond.values():
+            for summary in by_seed.values():
+                total.update(summary.get("machines") or {NOT_RECORDED: summary["episodes"]})
+    return dict(total.most_common())
 
 
 def headline(rows: list[dict[str, Any]], runs: dict[str, Any]) -> dict[str, Any]:

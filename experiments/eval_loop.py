@@ -39,6 +39,7 @@ import typer
 
 from experiments.eval_loop_planning import GoalPlacements, hold, plan_steps, residual_spec
 from experiments.evaluate import parse_latency
+from experiments.provenance import machine
 
 __all__ = ["ExpertSkill", "GoalPlacements", "LoopResult", "PolicySkill", "default_planner",
            "make_env", "plan_steps", "residual_spec", "run_task", "summarize"]
@@ -314,7 +315,7 @@ def run_condition_task(condition: dict[str, str], seed: int) -> dict[str, Any]:
     lm = _WORKER.get("planner") if planner != "oracle" else None
     record = run_task(env, seed, lm, _WORKER[key], mode=planner,
                       planner_latency=latency is not None).to_dict()
-    return {**record, "pid": os.getpid()}
+    return {**record, "pid": os.getpid(), "machine": machine()}
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:

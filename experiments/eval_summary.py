@@ -16,6 +16,8 @@ import numpy as np
 
 from experiments.stats import wilson_interval
 
+NOT_RECORDED = "not recorded"  # the machine of an episode recorded before records named it
+
 
 def failure_kind(reason: str | None) -> str | None:
     """Group a failure reason: ``policy output``, ``time limit``, ``terminated`` or the text."""
@@ -43,6 +45,9 @@ def summarize(config: Any, records: list[dict[str, Any]], *, eval_s: float,
     first; ``decode_ms_per_chunk`` is the decoder alone, when the policy reports it), and
     ``hz = k * 1000 / ms_per_chunk``. ``avg_switch_jump``, ``avg_step_jump`` and ``avg_jerk``
     average the episodes' action smoothness (:func:`policies.rollout.smoothness`).
+    ``machines`` counts the episodes by the machine they ran on
+    (:func:`experiments.provenance.machine`), which ``provenance`` (the machine writing this
+    summary) need not be when a run was resumed or grown elsewhere.
 
     Args:
         config: The :class:`~experiments.evaluate.EvalConfig`.
@@ -104,6 +109,7 @@ def summarize(config: Any, records: list[dict[str, Any]], *, eval_s: float,
         "eval_s": eval_s,
         "eval_ep_s": float(np.mean([r["episode_s"] for r in records if "episode_s" in r] or [0])),
         "resumed_episodes": resumed,
+        "machines": dict(Counter(r.get("machine", NOT_RECORDED) for r in records)),
         "workers": config.workers,
         "threads_per_worker": config.threads,
         "config": asdict(config),

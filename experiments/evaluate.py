@@ -27,6 +27,7 @@ from typing import Any
 from envs.ids import DEFAULT_ENV_ID, check_env_id
 from envs.workers import worker_pool
 from experiments.eval_summary import summarize, write_video
+from experiments.provenance import machine
 
 EPISODES_FILE = "episodes.jsonl"
 CONFIG_FILE = "config.json"
@@ -214,7 +215,7 @@ def _run_episode(index: int) -> dict[str, Any]:
                      latency=cfg.latency, max_steps=cfg.max_steps, video=index < cfg.videos,
                      rtc=cfg.rtc)
     data = {"episode": index, **record.to_dict(), "episode_s": time.perf_counter() - tic,
-            "pid": os.getpid()}
+            "pid": os.getpid(), "machine": machine()}
     if record.frames:
         fps = env.metadata.get("render_fps") or 1.0 / _control_dt_or(env, 0.1)
         data["video"] = str(write_video(_WORKER["out"] / "videos" / f"episode_{index:04d}.mp4",

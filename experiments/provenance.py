@@ -5,6 +5,7 @@ The atomic writers results go through live in :mod:`envs.files` (re-exported her
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import platform
@@ -16,7 +17,7 @@ from typing import Any
 
 from envs.files import append_jsonl_atomic, write_json_atomic
 
-__all__ = ["append_jsonl_atomic", "provenance", "write_json_atomic"]
+__all__ = ["append_jsonl_atomic", "machine", "provenance", "write_json_atomic"]
 
 _PACKAGES = ("robodecode", "torch", "numpy", "transformers", "mujoco", "gymnasium", "metaworld")
 
@@ -54,6 +55,30 @@ def _gpu_model() -> str | None:
     except ImportError:
         pass
     return None
+
+
+def _nvidia_gpu() -> str | None:
+    """The first NVIDIA GPU's model from the driver's ``/proc`` files (no CUDA context made)."""
+    for info in sorted(Path("/proc/driver/nvidia/gpus").glob("*/information")):
+        try:
+            for line in info.read_text().splitlines():
+                if line.startswith("Model:"):
+                    return line.split(":", 1)[1].strip()
+        except OSError:
+            continue
+    return None
+
+
+@functools.cache
+def machine() -> str:
+    """Where this process runs, in one line: CPU model, core count and NVIDIA GPU if any.
+
+    Every evaluated episode records it, so a run resumed or grown on another machine (this
+    CPU, then the GPU box) says where each of its episodes and timings came from. The GPU
+    matters even for a CPU policy: it renders the camera images (NVIDIA EGL, not Mesa).
+    """
+    gpu = _nvidia_gpu()
+    return f"{_cpu_model()} x{os.cpu_count()}" + (f", {gpu}" if gpu else "")
 
 
 def provenance(**extra: Any) -> dict[str, Any]:

@@ -123,8 +123,10 @@ def markdown(suite: str, cells: dict[str, dict[str, dict]], rows: dict[str, Any]
     n = next(iter(cells.values()))[BASE]["episodes"]
     base = base_label or f"LIBERO-{suite}"
     head = ["decoder", base, *perts[1:], f"passes / chunk ({base_label or 'unperturbed'})"]
-    lines = [f"Success % (95% Wilson), {n} paired episodes per cell; other columns: change "
-             f"against {base} in points, McNemar mid-p.", "",
+    paired = (f"; other columns: change against {base} in points, McNemar mid-p"
+              if len(perts) > 1 else "")
+    lines = [f"Success % (95% Wilson), {n} {'paired ' if paired else ''}episodes per "
+             f"cell{paired}.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for dec, by_pert in cells.items():
         out = [dec]
@@ -211,7 +213,8 @@ def plot(suite: str, cells: dict[str, dict[str, dict]], path: Path,
     n = cells[decoders[0]][BASE]["episodes"]
     ax.set_ylabel(f"success % ({n} episodes, 95% Wilson)")
     ax.set_ylim(0, 105)
-    what = f"LIBERO-{suite}" if base_label else f"LIBERO-PRO perturbations of LIBERO-{suite}"
+    what = (f"LIBERO-{suite}" if base_label or len(perts) == 1
+            else f"LIBERO-PRO perturbations of LIBERO-{suite}")
     ax.set_title(f"{what}: one backbone, {len(decoders)} decoders", fontsize=10)
     ax.legend(fontsize=8, ncols=len(decoders), loc="upper center", bbox_to_anchor=(0.5, -0.16))
     fig.tight_layout()

@@ -125,8 +125,12 @@ def test_markdown_and_plot_are_written(tmp_path):
               "plot": "compare.png", "command": "robodecode compare",
               "provenance": {"cpu": "test", "torch_threads": 1}}
     write_markdown(result, tmp_path / "compare.md")
+    assert "CPU test" in (tmp_path / "compare.md").read_text()  # older results: the writer's
+    result["machines"] = {"Xeon x16, NVIDIA H100": 3, "not recorded": 1}
+    write_markdown(result, tmp_path / "compare.md")
     plot(result, tmp_path / "compare.png")
     text = (tmp_path / "compare.md").read_text()
+    assert "episodes ran on Xeon x16, NVIDIA H100 (3); not recorded (1)" in text
     assert "| decoder | success % (95% CI) |" in text and "| oft |" in text
     assert "McNemar ar vs oft" in text
     assert "requirement" not in text.lower() and "PASS" not in text
@@ -486,3 +490,39 @@ def test_a_run_with_more_episodes_starts_from_the_same_run_with_fewer(tmp_path):
         4, runs / "expert-train-s5-n5")
     assert set(load_records(runs / "expert-train-s5-n4")) == {0, 1, 2, 3}
     assert take_over_episodes(replace(cfg, episodes=5), runs / "expert-train-s5-n4") == (0, None)
+
+
+def test_runs_made_from_another_copy_of_the_weights_are_taken_over_and_resumed(tmp_path):
+    """Run folders brought back from another machine name a checkpoint path missing here."""
+    from dataclasses import replace
+
+    from envs.files import read_json_object, write_json_atomic
+    from experiments.compare_evals import adopt_run, take_over_episodes
+    from experiments.evaluate import CONFIG_FILE, EvalConfig, evaluate, load_records
+
+    runs = tmp_path / "runs"
+    cfg = EvalConfig(policy="expert", env_id="robodecode/TabletopPickPlace-v0", episodes=2,
+                     seed=5, workers=1)
+    for n in (2, 3):
+        evaluate(replace(cfg, episodes=n), runs / f"expert-train-s5-n{n}", progress=False)
+        saved = read_json_object(runs / f"expert-train-s5-n{n}" / CONFIG_FILE)
+        write_json_atomic(runs / f"expert-train-s5-n{n}" / CONFIG_FILE,
+                          {**saved, "policy": "/elsewhere/ckpt/seed0"})
+    with pytest.raises(ValueError, match="different policy"):  # evaluate alone refuses it
+        evaluate(replace(cfg, episodes=3), runs / "expert-train-s5-n3", resume=True,
+                 progress=False)
+    adopt_run(replace(cfg, episodes=3), runs / "expert-train-s5-n3")
+    assert read_json_object(runs / "expert-train-s5-n3" / CONFIG_FILE)["policy"] == "expert"
+    assert evaluate(replace(cfg, episodes=3), runs / "expert-train-s5-n3", resume=True,
+                    progress=False)["resumed_episodes"] == 3
+    grown = replace(cfg, episodes=4)
+    assert take_over_episodes(grown, runs / "expert-train-s5-n4") == (
+        3, runs / "expert-train-s5-n3")
+    assert read_json_object(runs / "expert-train-s5-n4" / CONFIG_FILE)["policy"] == "expert"
+    assert evaluate(grown, runs / "expert-train-s5-n4", resume=True,
+                    progress=False)["resumed_episodes"] == 3
+    assert set(load_records(runs / "expert-train-s5-n4")) == {0, 1, 2, 3}
+    other = runs / "expert-train-s5-n2"  # another setting besides the path: left alone
+    saved = read_json_object(other / CONFIG_FILE)
+    adopt_run(replace(cfg, k=4), other)
+    assert read_json_object(other / CONFIG_FILE) == saved

@@ -6,6 +6,7 @@ from typer.testing import CliRunner
 
 from experiments.cli import build_app
 from experiments.evaluate import EPISODES_FILE, SUMMARY_FILE, EvalConfig, evaluate, load_records
+from experiments.provenance import machine
 
 ENV = f"fake_reach_env:{fake_reach_env.ENV_ID}"
 
@@ -30,6 +31,8 @@ def test_expert_summary_has_lerobot_keys_and_ci(tmp_path):
         assert key in summary
     assert summary["k"] == 1 and summary["hz"] == pytest.approx(1000 / summary["ms_per_chunk"])
     assert summary["provenance"]["torch_threads"] == 1
+    assert summary["machines"] == {machine(): 6} and "x" in machine()
+    assert {line["machine"] for line in lines(tmp_path)} == {machine()}
     assert json.loads((tmp_path / SUMMARY_FILE).read_text())["pc_success"] == 100.0
     # k = 1: every step after the first takes its action from a new chunk
     assert summary["avg_switch_jump"] > 0 and summary["avg_step_jump"] is None
