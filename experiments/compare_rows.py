@@ -194,7 +194,8 @@ def runs_from_episodes(result: dict[str, Any]) -> dict[str, Any]:
 def machines_of(runs: dict[str, Any]) -> dict[str, int]:
     """Episodes per machine over every run (``runs[decoder][condition][seed]`` summaries).
 
-    A summary written before summaries counted machines adds its episodes as not recorded.
+    A summary written before summaries counted machines adds its episodes as not recorded;
+    those come last, the machines named before them by episodes.
     """
     from experiments.eval_summary import NOT_RECORDED
 
@@ -203,7 +204,7 @@ def machines_of(runs: dict[str, Any]) -> dict[str, int]:
         for by_seed in by_cond.values():
             for summary in by_seed.values():
                 total.update(summary.get("machines") or {NOT_RECORDED: summary["episodes"]})
-    return dict(total.most_common())
+    return dict(sorted(total.items(), key=lambda kv: (kv[0] == NOT_RECORDED, -kv[1])))
 
 
 def headline(rows: list[dict[str, Any]], runs: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from experiments.stats import wilson_interval
 
-NOT_RECORDED = "not recorded"  # the machine of an episode recorded before records named it
+NOT_RECORDED = "machine not recorded"  # episodes recorded before records named their machine
 
 
 def failure_kind(reason: str | None) -> str | None:

@@ -126,11 +126,11 @@ def test_markdown_and_plot_are_written(tmp_path):
               "provenance": {"cpu": "test", "torch_threads": 1}}
     write_markdown(result, tmp_path / "compare.md")
     assert "CPU test" in (tmp_path / "compare.md").read_text()  # older results: the writer's
-    result["machines"] = {"Xeon x16, NVIDIA H100": 3, "not recorded": 1}
+    result["machines"] = {"Xeon x16, NVIDIA H100": 3, "machine not recorded": 1}
     write_markdown(result, tmp_path / "compare.md")
     plot(result, tmp_path / "compare.png")
     text = (tmp_path / "compare.md").read_text()
-    assert "episodes ran on Xeon x16, NVIDIA H100 (3); not recorded (1)" in text
+    assert "episodes ran on Xeon x16, NVIDIA H100 (3); machine not recorded (1)" in text
     assert "| decoder | success % (95% CI) |" in text and "| oft |" in text
     assert "McNemar ar vs oft" in text
     assert "requirement" not in text.lower() and "PASS" not in text
@@ -526,3 +526,14 @@ def test_runs_made_from_another_copy_of_the_weights_are_taken_over_and_resumed(t
     saved = read_json_object(other / CONFIG_FILE)
     adopt_run(replace(cfg, k=4), other)
     assert read_json_object(other / CONFIG_FILE) == saved
+
+
+def test_machines_pool_every_run_and_older_runs_count_as_not_recorded():
+    from experiments.compare_rows import machines_of
+    from experiments.eval_summary import NOT_RECORDED
+
+    runs = {"ar": {"train": {0: {"machines": {"Xeon x16, NVIDIA H100": 2}, "episodes": 2}},
+                   "latency": {0: {"episodes": 3}}},  # summarized before machines were counted
+            "oft": {"train": {0: {"machines": {"EPYC x2": 5}, "episodes": 5}}, "latency": {}}}
+    assert list(machines_of(runs).items()) == [
+        ("EPYC x2", 5), ("Xeon x16, NVIDIA H100", 2), (NOT_RECORDED, 3)]
